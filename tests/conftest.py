@@ -1,0 +1,53 @@
+"""Every test runs isolated from the machine: its own HOME, gcloud config and XDG dirs; no Google/OpenAI variables."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_CLEARED_PREFIXES = ("GOOGLE_", "GCE_", "CLOUDSDK_", "OPENAI_", "VERTEX_ENV_")
+
+
+@pytest.fixture(autouse=True)
+def isolated_machine(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("home")
+    for name in list(os.environ):
+        if name.startswith(_CLEARED_PREFIXES) and name != "VERTEX_ENV_REQUIRE_TOOLS":
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(home / ".config" / "gcloud"))
+    for var, sub in (
+        ("XDG_CONFIG_HOME", ".config"),
+        ("XDG_CACHE_HOME", ".cache"),
+        ("XDG_DATA_HOME", ".local/share"),
+        ("XDG_STATE_HOME", ".local/state"),
+        ("XDG_RUNTIME_DIR", "run"),
+    ):
+        path = home / sub
+        path.mkdir(parents=True, exist_ok=True)
+        monkeypatch.setenv(var, str(path))
+    (home / "run").chmod(0o700)
+    monkeypatch.setenv("NO_GCE_CHECK", "true")
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.delenv("BASH_ENV", raising=False)
+    monkeypatch.delenv("ENV", raising=False)
+    monkeypatch.delenv("SHELL", raising=False)
+    monkeypatch.chdir(home)
+    yield home
+
+
+def require_tool(name: str) -> str:
+    """Path of an external program; skip (locally) or fail (CI: VERTEX_ENV_REQUIRE_TOOLS=1) when missing."""
+    path = shutil.which(name)
+    if path:
+        return path
+    message = f"{name} is not installed (CI installs it via .ci/run)"
+    if os.environ.get("VERTEX_ENV_REQUIRE_TOOLS") == "1":
+        pytest.fail(message)
+    pytest.skip(message)

@@ -1,0 +1,200 @@
+"""Configuration: precedence of sources, validation messages, base URLs, profiles in the config file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from vertex_env import config
+from vertex_env.cli import main
+from vertex_env.config import Profile, base_url, resolve
+from vertex_env.errors import ConfigError
+
+
+def make_profile(**values: object) -> Profile:
+    base: dict[str, object] = {
+        "name": None,
+        "project": "P",
+        "location": "us-central1",
+        "endpoint": "openapi",
+        "api_version": "v1",
+        "host": None,
+        "credentials": None,
+        "impersonate": None,
+        "lifetime": 3600,
+        "quota_project": None,
+        "scopes": (config.CLOUD_PLATFORM_SCOPE,),
+        "min_ttl": 300,
+    }
+    base.update(values)
+    return Profile(**base)  # type: ignore[arg-type]
+
+
+# Every example of ../shared/reference/vertex-openai-compat.md, plus the override and the emulator.
+@pytest.mark.parametrize(
+    ("values", "emulator", "expected"),
+    [
+        (
+            {"api_version": "v1beta1"},
+            None,
+            "https://us-central1-aiplatform.googleapis.com/v1beta1/projects/P/locations/us-central1/endpoints/openapi",
+        ),
+        (
+            {"location": "global"},
+            None,
+            "https://aiplatform.googleapis.com/v1/projects/P/locations/global/endpoints/openapi",
+        ),
+        (
+            {"endpoint": "1234567890"},
+            None,
+            "https://us-central1-aiplatform.googleapis.com/v1/projects/P/locations/us-central1/endpoints/1234567890",
+        ),
+        (
+            {"location": "europe-west4"},
+            None,
+            "https://europe-west4-aiplatform.googleapis.com/v1/projects/P/locations/europe-west4/endpoints/openapi",
+        ),
+        (
+            {"host": "vertex.p.googleapis.com"},
+            None,
+            "https://vertex.p.googleapis.com/v1/projects/P/locations/us-central1/endpoints/openapi",
+        ),
+        (
+            {},
+            "127.0.0.1:8089",
+            "http://127.0.0.1:8089/v1/projects/P/locations/us-central1/endpoints/openapi",
+        ),
+    ],
+)
+def test_base_url_matches_the_reference(
+    values: dict[str, object], emulator: str | None, expected: str
+) -> None:
+    assert base_url(make_profile(**values), emulator) == expected
+
+
+def test_flag_beats_vertex_env_var_beats_google_var_beats_profile(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        '[profiles.default]\nproject = "from-profile"\nlocation = "asia-east1"\nendpoint = "42"\n'
+    )
+    env = {
+        "VERTEX_ENV_CONFIG": str(cfg),
+        "VERTEX_ENV_PROJECT": "from-vertex-env",
+        "GOOGLE_CLOUD_PROJECT": "from-google",
+        "GOOGLE_CLOUD_LOCATION": "europe-west1",
+    }
+    p = resolve({"project": "from-flag"}, env)
+    assert (p.project, p.sources["project"]) == ("from-flag", "flag --project")
+    p = resolve({}, env)
+    assert (p.project, p.sources["project"]) == ("from-vertex-env", "env VERTEX_ENV_PROJECT")
+    del env["VERTEX_ENV_PROJECT"]
+    p = resolve({}, env)
+    assert (p.project, p.sources["project"]) == ("from-google", "env GOOGLE_CLOUD_PROJECT")
+    assert (p.location, p.sources["location"]) == ("europe-west1", "env GOOGLE_CLOUD_LOCATION")
+    del env["GOOGLE_CLOUD_PROJECT"]
+    p = resolve({}, env)
+    assert p.project == "from-profile" and p.sources["project"].startswith("profile default")
+    assert p.endpoint == "42" and p.location == "europe-west1"
+
+
+def test_gcloud_configured_project_is_read_from_its_files_without_a_subprocess(
+    tmp_path: Path,
+) -> None:
+    gcloud = tmp_path / "gcloud"
+    (gcloud / "configurations").mkdir(parents=True)
+    (gcloud / "active_config").write_text("work\n")
+    (gcloud / "configurations" / "config_work").write_text(
+        "[core]\nproject = gcloud-project\naccount = a@b.c\n"
+    )
+    p = resolve({}, {"CLOUDSDK_CONFIG": str(gcloud), "PATH": ""})
+    assert p.project == "gcloud-project"
+    assert "config_work" in p.sources["project"]
+
+
+def test_credential_project_comes_before_gcloud_but_after_everything_else(tmp_path: Path) -> None:
+    p = resolve({}, {}, credential_project=lambda _p: ("sa-project-1", "credential file"))
+    assert (p.project, p.sources["project"]) == ("sa-project-1", "credential file")
+    p = resolve(
+        {},
+        {"CLOUDSDK_CORE_PROJECT": "core-project"},
+        credential_project=lambda _p: ("sa-project-1", "x"),
+    )
+    assert p.project == "core-project"
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"project": "Bad_Project"}, "invalid project 'Bad_Project': expected a project id"),
+        ({"location": "mars"}, "invalid location 'mars': expected 'global' or a region"),
+        (
+            {"endpoint": "gemini"},
+            "invalid endpoint 'gemini': expected 'openapi' (Gemini) or a numeric endpoint id",
+        ),
+        ({"api_version": "v2"}, "invalid api version 'v2': expected one of v1, v1beta1"),
+        (
+            {"host": "https://x.example.com/path"},
+            "invalid host 'https://x.example.com/path': expected a host name",
+        ),
+        ({"lifetime": "13h"}, "invalid lifetime 46800s: expected 1s to 12h"),
+        ({"impersonate": "not-an-email"}, "invalid service account 'not-an-email'"),
+        ({"min_ttl": "soon"}, "invalid min TTL 'soon'"),
+        ({"scopes": "cloud-platform"}, "invalid scope 'cloud-platform'"),
+    ],
+)
+def test_bad_values_are_refused_with_what_is_accepted(flags: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        resolve(flags, {})
+    assert message in str(err.value)
+    assert "(from flag --" in str(err.value)
+
+
+def test_unknown_profile_lists_the_known_ones(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        '[profiles.dev]\nproject = "dev-project"\n[profiles.prod]\nproject = "prod-project"\n'
+    )
+    with pytest.raises(ConfigError, match=r"unknown profile 'stage' \(known profiles: dev, prod"):
+        resolve({}, {"VERTEX_ENV_CONFIG": str(cfg)}, profile="stage")
+
+
+def test_durations_accept_units() -> None:
+    assert [config.parse_duration(v, "x") for v in ("300", "5m", "1h", "90s", 7)] == [
+        300,
+        300,
+        3600,
+        90,
+        7,
+    ]
+
+
+def test_profile_commands_edit_the_file_and_keep_comments(
+    isolated_machine: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = config.config_path()
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text(
+        '# my settings\ncolour = true  # keep me\n\n[profiles.old]\nproject = "old-project"\n'
+    )
+    assert (
+        main(["profile", "set", "dev", "project=dev-project", "location=global", "min-ttl=10m"])
+        == 0
+    )
+    text = cfg.read_text()
+    assert text.startswith("# my settings\ncolour = true  # keep me\n")
+    assert main(["profile", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"profiles": ["dev", "old"], "default": None}
+    assert main(["profile", "default", "dev"]) == 0
+    p = resolve({}, dict(__import__("os").environ))
+    assert (p.name, p.project, p.location, p.min_ttl) == ("dev", "dev-project", "global", 600)
+    assert main(["profile", "set", "dev", "location=nowhere"]) == 3
+    assert "invalid location 'nowhere'" in capsys.readouterr().err
+    assert main(["profile", "remove", "dev", "location"]) == 0
+    assert main(["profile", "show", "dev", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"project": "dev-project", "min_ttl": 600}
+    assert main(["profile", "remove", "old"]) == 0
+    assert main(["profile", "show", "old"]) == 3
+    assert "unknown profile 'old' (known profiles: dev" in capsys.readouterr().err
+    assert "colour = true  # keep me" in cfg.read_text()

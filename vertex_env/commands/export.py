@@ -1,0 +1,97 @@
+"""`vertex-env export`: the variables as shell code, dotenv, JSON, or a CI job's setup."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+from vertex_env.commands.options import environment_from, profile_options
+from vertex_env.errors import VertexEnvError
+
+CI_FORMATS = ("github", "gitlab", "circleci")
+SHELL_FORMATS = ("sh", "fish", "powershell", "cmd", "dotenv", "json")
+
+
+@click.command()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(SHELL_FORMATS + CI_FORMATS),
+    default=None,
+    help="Output format; default follows $SHELL (fish, powershell) else sh. [env: VERTEX_ENV_FORMAT]",
+)
+@click.option("--unset", is_flag=True, help="Print what removes the variables again.")
+@click.option(
+    "--google",
+    "google",
+    is_flag=True,
+    default=None,
+    help="Also set GOOGLE_CLOUD_PROJECT and GOOGLE_CLOUD_LOCATION. [env: VERTEX_ENV_GOOGLE]",
+)
+@click.option(
+    "--legacy",
+    "legacy",
+    is_flag=True,
+    default=None,
+    help="Also set OPENAI_API_BASE for older clients. [env: VERTEX_ENV_LEGACY]",
+)
+@profile_options
+def export(
+    options: dict[str, Any], fmt: str | None, unset: bool, google: bool | None, legacy: bool | None
+) -> int:
+    """Print the variables OPENAI_API_KEY, OPENAI_BASE_URL and VERTEX_ENV_EXPIRES_AT.
+
+    On failure stdout carries only `false`, so `eval "$(vertex-env export)"` fails too.
+
+    \b
+    Examples:
+      eval "$(vertex-env export)"
+      vertex-env export --format fish | source
+      vertex-env export --format github      # in a GitHub Actions step
+    """
+    from vertex_env import render
+
+    fmt = fmt or os.environ.get("VERTEX_ENV_FORMAT") or render.default_format(os.environ)
+    if fmt not in SHELL_FORMATS + CI_FORMATS:
+        fmt = "sh"
+    google = google if google is not None else _env_flag("VERTEX_ENV_GOOGLE")
+    legacy = legacy if legacy is not None else _env_flag("VERTEX_ENV_LEGACY")
+    if unset:
+        from vertex_env.environment import ALL_NAMES
+
+        click.echo(render.render_unset(ALL_NAMES, fmt if fmt in SHELL_FORMATS else "sh"), nl=False)
+        return 0
+    try:
+        env = environment_from(options)
+        token = env.token()
+        variables = env.variables(token, google=google, legacy=legacy)
+        if fmt in CI_FORMATS:
+            output = _ci(fmt, variables, token.value)
+        else:
+            output = render.render(variables, fmt)
+    except VertexEnvError as err:
+        from vertex_env.cli import report
+
+        click.echo(render.failure_output(fmt if fmt in SHELL_FORMATS else "sh"), nl=False)
+        report(err)
+        return err.exit_code
+    click.echo(output, nl=False)
+    return 0
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes", "on")
+
+
+def _ci(fmt: str, variables: dict[str, str], token: str) -> str:
+    from vertex_env import ci
+
+    if fmt == "github":
+        return str(ci.write_github(variables, token, os.environ))
+    if fmt == "gitlab":
+        click.echo(f"vertex-env: warning: {ci.GITLAB_WARNING}", err=True)
+        return str(ci.render_gitlab(variables))
+    ci.write_circleci(variables, os.environ)
+    return ""

@@ -1,0 +1,23 @@
+"""`vertex-env token`: the access token alone, like `gcloud auth application-default print-access-token`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from vertex_env.commands.options import environment_from, profile_options
+
+
+@click.command()
+@profile_options
+def token(options: dict[str, Any]) -> None:
+    """Print a fresh access token (from the shared cache when it has enough life left).
+
+    \b
+    Examples:
+      vertex-env token
+      curl -H "Authorization: Bearer $(vertex-env token)" "$OPENAI_BASE_URL/chat/completions" ...
+    """
+    env = environment_from(options)
+    click.echo(env.token().value)

@@ -1,0 +1,346 @@
+"""Where the credential comes from (no google-auth import), and turning it into a fresh token (google-auth).
+
+`locate()` follows ADC's order — explicit file or keyring entry, GOOGLE_APPLICATION_CREDENTIALS, gcloud's
+well-known file, then the metadata server — and gives each source a stable identity for the token cache.
+`mint()` is the only function that talks to Google, always through `vertex_env.transport.make_request()`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vertex_env.config import Profile
+from vertex_env.errors import (
+    AuthError,
+    CredentialFileError,
+    InvalidGrantError,
+    NoCredentialsError,
+    ReauthRequiredError,
+    TransientError,
+    VertexEnvError,
+)
+
+KNOWN_TYPES = (
+    "authorized_user",
+    "service_account",
+    "external_account",
+    "external_account_authorized_user",
+    "impersonated_service_account",
+)
+REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
+    "authorized_user": ("client_id", "client_secret", "refresh_token"),
+    "service_account": ("client_email", "private_key", "token_uri"),
+    "external_account": ("audience", "subject_token_type", "token_url"),
+    "external_account_authorized_user": (
+        "refresh_token",
+        "token_url",
+        "client_id",
+        "client_secret",
+    ),
+    "impersonated_service_account": ("service_account_impersonation_url", "source_credentials"),
+}
+_TOKENISH = re.compile(r"(ya29\.[A-Za-z0-9._~+/=-]+|eyJ[A-Za-z0-9._-]{20,}|1//[A-Za-z0-9._-]{10,})")
+_NO_GCE_VALUES = ("true", "1", "yes")
+
+
+def redact(text: str) -> str:
+    """Remove anything shaped like an access token, JWT or refresh token from a message."""
+    return _TOKENISH.sub("[redacted]", text)
+
+
+def well_known_file(environ: Mapping[str, str]) -> Path:
+    config_dir = environ.get("CLOUDSDK_CONFIG") or str(
+        Path(environ.get("HOME") or Path.home()) / ".config" / "gcloud"
+    )
+    return Path(config_dir) / "application_default_credentials.json"
+
+
+@dataclass(frozen=True)
+class CredentialSource:
+    """A located credential: a JSON document (file or keyring) or the metadata server."""
+
+    kind: str  # "file" | "keyring" | "metadata"
+    origin: str  # how it was found, for `status` and error messages
+    path: str | None = None
+    keyring_name: str | None = None
+    content: bytes | None = None
+    metadata_host: str | None = None
+
+    @property
+    def identity(self) -> str:
+        if self.kind == "metadata":
+            return f"metadata:{self.metadata_host or 'default'}"
+        digest = hashlib.sha256(self.content or b"").hexdigest()
+        where = self.path if self.kind == "file" else f"keyring:{self.keyring_name}"
+        return f"{self.kind}:{where}:{digest}"
+
+    def info(self) -> dict[str, Any]:
+        """The parsed credential JSON, checked for the fields google-auth needs."""
+        label = self.path or f"keyring entry {self.keyring_name!r}"
+        try:
+            data = json.loads(self.content or b"")
+        except (ValueError, UnicodeDecodeError):
+            raise CredentialFileError(
+                f"malformed credential file {label}: not valid JSON"
+            ) from None
+        if not isinstance(data, dict):
+            raise CredentialFileError(f"malformed credential file {label}: expected a JSON object")
+        cred_type = data.get("type")
+        if cred_type not in KNOWN_TYPES:
+            raise CredentialFileError(
+                f"malformed credential file {label}: field 'type' is {cred_type!r}, expected one of {', '.join(KNOWN_TYPES)}"
+            )
+        for name in REQUIRED_FIELDS[cred_type]:
+            if not data.get(name):
+                raise CredentialFileError(
+                    f"malformed credential file {label}: {cred_type} credential lacks field {name!r}"
+                )
+        return data
+
+    @property
+    def credential_type(self) -> str:
+        if self.kind == "metadata":
+            return "compute_engine"
+        try:
+            return str(json.loads(self.content or b"").get("type", "unknown"))
+        except (ValueError, AttributeError):
+            return "unknown"
+
+    def principal(self) -> str | None:
+        """The account or service account this credential acts as, when the document says."""
+        if self.kind == "metadata":
+            return None
+        try:
+            data = json.loads(self.content or b"")
+        except ValueError:
+            return None
+        if not isinstance(data, dict):
+            return None
+        if data.get("client_email"):
+            return str(data["client_email"])
+        url = str(data.get("service_account_impersonation_url") or "")
+        match = re.search(r"serviceAccounts/([^:/]+):generateAccessToken", url)
+        if match:
+            return match.group(1)
+        if data.get("account"):
+            return str(data["account"])
+        if data.get("type") == "authorized_user":
+            return "(gcloud user credentials)"
+        if data.get("audience"):
+            return f"(workload identity {data['audience']})"
+        return None
+
+
+def _read_file(path: str, origin: str) -> CredentialSource:
+    real = os.path.realpath(os.path.expanduser(path))
+    try:
+        with open(real, "rb") as fh:
+            content = fh.read()
+    except FileNotFoundError:
+        raise CredentialFileError(
+            f"credential file {path} does not exist (from {origin})"
+        ) from None
+    except OSError as err:
+        raise CredentialFileError(f"cannot read credential file {path}: {err.strerror}") from None
+    return CredentialSource(kind="file", origin=origin, path=real, content=content)
+
+
+def _metadata_host(environ: Mapping[str, str]) -> str | None:
+    return environ.get("GCE_METADATA_HOST") or environ.get("GCE_METADATA_ROOT") or None
+
+
+def locate(profile: Profile, environ: Mapping[str, str] | None = None) -> CredentialSource:
+    """The credential to use, in ADC order. Metadata is returned unprobed (probing costs a round trip)."""
+    env = os.environ if environ is None else environ
+    spec = profile.credentials
+    if spec:
+        origin = profile.sources.get("credentials", "configuration")
+        if spec.startswith("keyring:"):
+            from vertex_env.keyring_store import load_entry
+
+            name = spec[len("keyring:") :]
+            return CredentialSource(
+                kind="keyring", origin=origin, keyring_name=name, content=load_entry(name)
+            )
+        return _read_file(spec, origin)
+    explicit = env.get("GOOGLE_APPLICATION_CREDENTIALS")
+    if explicit:
+        return _read_file(explicit, "env GOOGLE_APPLICATION_CREDENTIALS")
+    known = well_known_file(env)
+    if known.is_file():
+        return _read_file(str(known), "gcloud application-default login")
+    return CredentialSource(
+        kind="metadata", origin="metadata server", metadata_host=_metadata_host(env)
+    )
+
+
+def credential_project(
+    profile: Profile, environ: Mapping[str, str] | None = None
+) -> tuple[str, str] | None:
+    """The project a credential file names (service account, or quota project of user credentials)."""
+    try:
+        source = locate(profile, environ)
+    except VertexEnvError:
+        return None
+    if source.kind != "file":
+        return None
+    try:
+        data = json.loads(source.content or b"")
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    for key in ("project_id", "quota_project_id"):
+        if isinstance(data.get(key), str) and data[key]:
+            return data[key], f"credential file {source.path} ({key})"
+    return None
+
+
+@dataclass(frozen=True)
+class Minted:
+    value: str
+    expires_at: float
+    principal: str | None
+    credential_type: str
+
+
+def _expiry(creds: Any) -> float:
+    expiry = getattr(creds, "expiry", None)
+    if expiry is None:
+        import time
+
+        return time.time() + 3600.0
+    if expiry.tzinfo is None:
+        expiry = expiry.replace(tzinfo=dt.timezone.utc)
+    return float(expiry.timestamp())
+
+
+def metadata_probe_settings(environ: Mapping[str, str]) -> tuple[float, int]:
+    """(timeout, retries) for the metadata probe: short unless the user configured metadata explicitly."""
+    from vertex_env.config import emulator_host
+
+    if _metadata_host(environ) or environ.get("GCE_METADATA_IP") or emulator_host(environ):
+        return 3.0, 2
+    return 0.3, 1
+
+
+def load_google_credentials(
+    profile: Profile, source: CredentialSource, request: Any, environ: Mapping[str, str]
+) -> Any:
+    """google-auth credentials for the source, with impersonation applied."""
+    import google.auth
+    import google.auth.exceptions
+
+    scopes = list(profile.scopes)
+    if source.kind == "metadata":
+        if environ.get("NO_GCE_CHECK", "").lower() in _NO_GCE_VALUES:
+            raise _no_credentials(environ, "metadata server check disabled by NO_GCE_CHECK")
+        from google.auth.compute_engine import _metadata
+        from google.auth.compute_engine import credentials as gce
+
+        timeout, retries = metadata_probe_settings(environ)
+        if not _metadata.ping(request, timeout=timeout, retry_count=retries):
+            raise _no_credentials(environ, "no metadata server answered")
+        creds: Any = gce.Credentials(scopes=scopes)
+    else:
+        info = source.info()
+        try:
+            creds, _project = google.auth.load_credentials_from_dict(info, scopes=scopes)
+        except google.auth.exceptions.DefaultCredentialsError as err:
+            label = source.path or f"keyring entry {source.keyring_name!r}"
+            raise CredentialFileError(
+                f"malformed credential file {label}: {redact(str(err))}"
+            ) from None
+        except ValueError as err:
+            label = source.path or f"keyring entry {source.keyring_name!r}"
+            raise CredentialFileError(
+                f"malformed credential file {label}: {redact(str(err))}"
+            ) from None
+    if profile.impersonate:
+        from google.auth import impersonated_credentials
+
+        if hasattr(creds, "with_scopes") and getattr(creds, "requires_scopes", False):
+            creds = creds.with_scopes(["https://www.googleapis.com/auth/cloud-platform"])
+        creds = impersonated_credentials.Credentials(
+            source_credentials=creds,
+            target_principal=profile.impersonate,
+            target_scopes=scopes,
+            lifetime=profile.lifetime,
+        )
+    return creds
+
+
+def _no_credentials(environ: Mapping[str, str], why: str) -> NoCredentialsError:
+    tried = [
+        "--credentials / VERTEX_ENV_CREDENTIALS (not set)",
+        "GOOGLE_APPLICATION_CREDENTIALS (not set)",
+        f"{well_known_file(environ)} (not found)",
+        f"metadata server ({why})",
+    ]
+    return NoCredentialsError(
+        "no Google credentials found; tried " + "; ".join(tried),
+        hint="run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS",
+    )
+
+
+def mint(
+    profile: Profile, source: CredentialSource, environ: Mapping[str, str] | None = None
+) -> Minted:
+    """Ask Google for a new access token. Every failure becomes a VertexEnvError with its exit code."""
+    env = os.environ if environ is None else environ
+    import google.auth.exceptions
+
+    from vertex_env.transport import make_request
+
+    request = make_request()
+    creds = load_google_credentials(profile, source, request, env)
+    try:
+        creds.refresh(request)
+    except google.auth.exceptions.RefreshError as err:
+        raise classify_refresh_error(err, source) from None
+    except google.auth.exceptions.TransportError as err:
+        raise TransientError(
+            f"could not reach Google to refresh the token: {redact(str(err))}"
+        ) from None
+    principal = source.principal()
+    if profile.impersonate:
+        principal = profile.impersonate
+    elif source.kind == "metadata":
+        principal = getattr(creds, "service_account_email", None) or "default"
+    return Minted(
+        value=str(creds.token),
+        expires_at=_expiry(creds),
+        principal=principal,
+        credential_type=source.credential_type + (" → impersonated" if profile.impersonate else ""),
+    )
+
+
+def classify_refresh_error(err: Exception, source: CredentialSource) -> VertexEnvError:
+    text = redact(str(err))
+    short = text if len(text) < 300 else text[:300] + "…"
+    if "invalid_rapt" in text or "reauth" in text.lower():
+        return ReauthRequiredError(
+            "Google requires you to reauthenticate (invalid_rapt)",
+            hint="run `gcloud auth application-default login` again",
+        )
+    if "invalid_grant" in text:
+        what = (
+            "refresh token"
+            if source.credential_type in ("authorized_user", "external_account_authorized_user")
+            else "credential"
+        )
+        return InvalidGrantError(
+            f"the {what} was revoked or has expired (invalid_grant)",
+            hint="run `gcloud auth application-default login`, or create a new key for the service account",
+        )
+    if getattr(err, "retryable", False) or re.search(r"\b(5\d\d|429)\b", text):
+        return TransientError(f"Google's token service kept failing: {short}")
+    return AuthError(f"Google refused the credential: {short}")

@@ -1,0 +1,93 @@
+"""Profile + Token → the variables every sink delivers (OPENAI_API_KEY, OPENAI_BASE_URL, VERTEX_ENV_EXPIRES_AT, …)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from vertex_env import config
+from vertex_env.config import Profile, emulator_host
+from vertex_env.tokens import Token, TokenSource
+
+API_KEY = "OPENAI_API_KEY"
+BASE_URL = "OPENAI_BASE_URL"
+EXPIRES_AT = "VERTEX_ENV_EXPIRES_AT"
+LEGACY_BASE = "OPENAI_API_BASE"
+#: Every name any sink may set (what `--unset` removes).
+ALL_NAMES = (
+    API_KEY,
+    BASE_URL,
+    EXPIRES_AT,
+    "GOOGLE_CLOUD_PROJECT",
+    "GOOGLE_CLOUD_LOCATION",
+    LEGACY_BASE,
+)
+
+
+@dataclass(frozen=True)
+class Environment:
+    """A resolved profile with its base URL and the token source every consumer shares."""
+
+    profile: Profile
+    token_source: TokenSource
+    environ: Mapping[str, str]
+
+    @property
+    def base_url(self) -> str:
+        return config.base_url(self.profile, emulator_host(self.environ))
+
+    @property
+    def project(self) -> str:
+        return self.profile.require_project()
+
+    @property
+    def location(self) -> str:
+        return self.profile.location
+
+    def token(self, min_ttl: float | None = None) -> Token:
+        return self.token_source.get(min_ttl)
+
+    def variables(
+        self, token: Token | None = None, *, google: bool = False, legacy: bool = False
+    ) -> dict[str, str]:
+        return variables(
+            self.profile, token or self.token(), self.base_url, google=google, legacy=legacy
+        )
+
+
+def variables(
+    profile: Profile, token: Token, base_url: str, *, google: bool = False, legacy: bool = False
+) -> dict[str, str]:
+    result = {API_KEY: token.value, BASE_URL: base_url, EXPIRES_AT: str(int(token.expires_at))}
+    if google:
+        result["GOOGLE_CLOUD_PROJECT"] = profile.require_project()
+        result["GOOGLE_CLOUD_LOCATION"] = profile.location
+    if legacy:
+        result[LEGACY_BASE] = base_url
+    return result
+
+
+def resolve(
+    profile: str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    use_cache: bool = True,
+    **overrides: Any,
+) -> Environment:
+    """The same resolution the CLI does; keyword arguments are the command-line flags (project=, location=, …)."""
+    env = dict(os.environ if environ is None else environ)
+    unknown = set(overrides) - set(config.OPTIONS_BY_NAME)
+    if unknown:
+        raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+
+    def from_credential(p: Profile) -> tuple[str, str] | None:
+        from vertex_env.credentials import credential_project
+
+        return credential_project(p, env)
+
+    prof = config.resolve(overrides, env, profile=profile, credential_project=from_credential)
+    return Environment(
+        profile=prof, token_source=TokenSource(prof, environ=env, use_cache=use_cache), environ=env
+    )

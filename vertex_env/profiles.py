@@ -1,0 +1,112 @@
+"""Editing profiles in the config file without losing the user's other settings or comments (tomlkit)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Any
+
+from vertex_env.cache import atomic_write
+from vertex_env.config import (
+    OPTIONS_BY_NAME,
+    PROFILE_KEYS,
+    config_path,
+    read_config,
+    validate_profile_name,
+)
+from vertex_env.errors import ConfigError
+
+
+def list_profiles(path: Path | None = None) -> tuple[list[str], str | None]:
+    path = path or config_path()
+    data = read_config(path)
+    names = sorted(data.get("profiles", {}))
+    default = data.get("default_profile") or ("default" if "default" in names else None)
+    return names, default
+
+
+def show_profile(name: str, path: Path | None = None) -> dict[str, Any]:
+    path = path or config_path()
+    profiles = read_config(path).get("profiles", {})
+    if name not in profiles:
+        known = ", ".join(sorted(profiles)) or "none"
+        raise ConfigError(f"unknown profile {name!r} (known profiles: {known}; config file {path})")
+    return dict(profiles[name])
+
+
+def _coerce(key: str, raw: str) -> Any:
+    if key not in PROFILE_KEYS:
+        raise ConfigError(f"unknown profile key {key!r}: expected one of {', '.join(PROFILE_KEYS)}")
+    if key == "write":
+        return [p for p in raw.split(",") if p]
+    value = OPTIONS_BY_NAME[key].validate(raw)
+    return list(value) if isinstance(value, tuple) else value
+
+
+def set_values(name: str, assignments: list[str], path: Path | None = None) -> Path:
+    """`key=value` pairs into [profiles.NAME], validated; everything else in the file is kept."""
+    import tomlkit
+
+    validate_profile_name(name)
+    path = path or config_path()
+    values: dict[str, Any] = {}
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep:
+            raise ConfigError(
+                f"invalid assignment {item!r}: expected KEY=VALUE (e.g. project=my-project)"
+            )
+        values[key] = _coerce(key, raw.strip())
+    read_config(path)  # refuses a broken file before we rewrite it
+    doc = _load(path)
+    profiles = doc.setdefault("profiles", tomlkit.table(is_super_table=True))
+    table = profiles.setdefault(name, tomlkit.table())
+    for key, value in values.items():
+        table[key] = value
+    _save(path, doc)
+    return path
+
+
+def remove(name: str, keys: list[str], path: Path | None = None) -> Path:
+    path = path or config_path()
+    show_profile(name, path)
+    doc = _load(path)
+    if keys:
+        for key in keys:
+            doc["profiles"][name].pop(key.replace("-", "_"), None)
+    else:
+        del doc["profiles"][name]
+        if doc.get("default_profile") == name:
+            del doc["default_profile"]
+    _save(path, doc)
+    return path
+
+
+def set_default(name: str, path: Path | None = None) -> Path:
+    path = path or config_path()
+    show_profile(name, path)
+    doc = _load(path)
+    doc["default_profile"] = name
+    _save(path, doc)
+    return path
+
+
+def _load(path: Path) -> Any:
+    import tomlkit
+
+    try:
+        return tomlkit.parse(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return tomlkit.document()
+
+
+def _save(path: Path, doc: Any) -> None:
+    import tomlkit
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = 0o600
+    with contextlib.suppress(FileNotFoundError):
+        mode = os.stat(path).st_mode & 0o777
+    atomic_write(path, tomlkit.dumps(doc).encode("utf-8"), mode=mode)

@@ -1,0 +1,114 @@
+"""The one seam for Google's HTTP: explicit timeouts, bounded retries, and emulator routing.
+
+Every request vertex-env makes to Google (oauth2, sts, iamcredentials, metadata) goes through
+`make_request()`. When `VERTEX_ENV_EMULATOR_HOST=HOST:PORT` is set, every Google host is rewritten to
+`http://HOST:PORT` with the path kept, so google-auth runs unmodified against the emulator (its
+authorized_user credentials ignore `token_uri`; rewriting here is the clean way in).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import google.auth.exceptions
+import google.auth.transport.requests
+import requests
+
+from vertex_env.config import EMULATOR_HOST_ENV, emulator_host
+
+__all__ = ["EMULATOR_HOST_ENV", "RoutedRequest", "emulator_host", "make_request", "route"]
+
+ORIGINAL_HOST_HEADER = "X-Vertex-Env-Original-Host"
+
+#: Seconds per attempt when the caller did not choose (google-auth's own default is 120 s).
+DEFAULT_TIMEOUT = 15.0
+#: Extra attempts after a connection error or timeout (google-auth never retries those).
+DEFAULT_RETRIES = 2
+BACKOFF_SECONDS = 0.2
+
+_METADATA_HOSTS = frozenset(
+    {"metadata.google.internal", "metadata.google.internal.", "169.254.169.254", "metadata"}
+)
+
+
+def is_google_host(host: str) -> bool:
+    host = host.lower()
+    return (
+        host.endswith(".googleapis.com")
+        or host == "googleapis.com"
+        or host == "accounts.google.com"
+        or host in _METADATA_HOSTS
+    )
+
+
+def route(url: str, emulator: str | None) -> tuple[str, str | None]:
+    """The URL to actually call, and the original host when it was rewritten to the emulator."""
+    if not emulator:
+        return url, None
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if not is_google_host(host):
+        return url, None
+    return urlunsplit(("http", emulator, parts.path, parts.query, parts.fragment)), parts.netloc
+
+
+class RoutedRequest(google.auth.transport.requests.Request):  # type: ignore[misc]
+    """google-auth's requests transport with timeouts, retries and emulator routing."""
+
+    def __init__(
+        self,
+        session: requests.Session | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        emulator: str | None = None,
+    ) -> None:
+        super().__init__(session=session)
+        self.default_timeout = timeout
+        self.retries = retries
+        self.emulator = emulator
+
+    def __call__(  # type: ignore[override]
+        self,
+        url: str,
+        method: str = "GET",
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        timeout: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        target, original = route(url, self.emulator)
+        if original is not None:
+            headers = dict(headers or {})
+            headers[ORIGINAL_HOST_HEADER] = original
+        if timeout is None or timeout == google.auth.transport.requests._DEFAULT_TIMEOUT:
+            timeout = self.default_timeout
+        attempt = 0
+        while True:
+            try:
+                return super().__call__(
+                    target, method=method, body=body, headers=headers, timeout=timeout, **kwargs
+                )
+            except google.auth.exceptions.TransportError:
+                if attempt >= self.retries:
+                    raise
+                time.sleep(BACKOFF_SECONDS * (2**attempt))
+                attempt += 1
+
+
+_SESSION: requests.Session | None = None
+_SESSION_PID: int | None = None
+
+
+def make_request(
+    *, timeout: float = DEFAULT_TIMEOUT, retries: int = DEFAULT_RETRIES
+) -> RoutedRequest:
+    """The transport every google-auth call in vertex-env uses."""
+    global _SESSION, _SESSION_PID
+    if _SESSION is None or os.getpid() != _SESSION_PID:  # a forked child must not share sockets
+        _SESSION = requests.Session()
+        _SESSION_PID = os.getpid()
+    return RoutedRequest(_SESSION, timeout=timeout, retries=retries, emulator=emulator_host())
