@@ -236,7 +236,6 @@ def load_google_credentials(
     profile: Profile, source: CredentialSource, request: Any, environ: Mapping[str, str]
 ) -> Any:
     """google-auth credentials for the source, with impersonation applied."""
-    import google.auth
     import google.auth.exceptions
 
     scopes = list(profile.scopes)
@@ -253,13 +252,8 @@ def load_google_credentials(
     else:
         info = source.info()
         try:
-            creds, _project = google.auth.load_credentials_from_dict(info, scopes=scopes)
-        except google.auth.exceptions.DefaultCredentialsError as err:
-            label = source.path or f"keyring entry {source.keyring_name!r}"
-            raise CredentialFileError(
-                f"malformed credential file {label}: {redact(str(err))}"
-            ) from None
-        except ValueError as err:
+            creds = credentials_from_info(info, scopes)
+        except (google.auth.exceptions.DefaultCredentialsError, ValueError, KeyError) as err:
             label = source.path or f"keyring entry {source.keyring_name!r}"
             raise CredentialFileError(
                 f"malformed credential file {label}: {redact(str(err))}"
@@ -276,6 +270,42 @@ def load_google_credentials(
             lifetime=profile.lifetime,
         )
     return creds
+
+
+def credentials_from_info(info: dict[str, Any], scopes: list[str]) -> Any:
+    """google-auth credentials through the loader for the (already validated) type, as google-auth recommends
+    over its generic `load_credentials_from_dict`."""
+    cred_type = info["type"]
+    if cred_type == "authorized_user":
+        from google.oauth2 import credentials as user
+
+        return user.Credentials.from_authorized_user_info(info, scopes=scopes)
+    if cred_type == "service_account":
+        from google.oauth2 import service_account
+
+        return service_account.Credentials.from_service_account_info(info, scopes=scopes)
+    if cred_type == "external_account_authorized_user":
+        from google.auth import external_account_authorized_user
+
+        return external_account_authorized_user.Credentials.from_info(info)
+    if cred_type == "impersonated_service_account":
+        from google.auth import impersonated_credentials
+
+        return impersonated_credentials.Credentials.from_impersonated_service_account_info(
+            info, scopes=scopes
+        )
+    source = info.get("credential_source") or {}
+    if info.get("subject_token_type") == "urn:ietf:params:aws:token-type:aws4_request":
+        from google.auth import aws
+
+        return aws.Credentials.from_info(info, scopes=scopes)
+    if isinstance(source, dict) and source.get("executable") is not None:
+        from google.auth import pluggable
+
+        return pluggable.Credentials.from_info(info, scopes=scopes)
+    from google.auth import identity_pool
+
+    return identity_pool.Credentials.from_info(info, scopes=scopes)
 
 
 def _no_credentials(environ: Mapping[str, str], why: str) -> NoCredentialsError:
@@ -300,7 +330,7 @@ def mint(
 
     from vertex_env.transport import make_request
 
-    request = make_request()
+    request = make_request(environ=env)
     creds = load_google_credentials(profile, source, request, env)
     try:
         creds.refresh(request)
@@ -309,6 +339,11 @@ def mint(
     except google.auth.exceptions.TransportError as err:
         raise TransientError(
             f"could not reach Google to refresh the token: {redact(str(err))}"
+        ) from None
+    except (ValueError, TypeError, KeyError) as err:  # google-auth choking on a non-token body
+        raise TransientError(
+            "Google's token endpoint gave an answer that is not a token response "
+            f"({type(err).__name__}); a proxy or captive portal may be in the way"
         ) from None
     principal = source.principal()
     if profile.impersonate:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -104,11 +105,16 @@ _SESSION_PID: int | None = None
 
 
 def make_request(
-    *, timeout: float = DEFAULT_TIMEOUT, retries: int = DEFAULT_RETRIES
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    retries: int = DEFAULT_RETRIES,
+    environ: Mapping[str, str] | None = None,
 ) -> RoutedRequest:
-    """The transport every google-auth call in vertex-env uses."""
+    """The transport every google-auth call in vertex-env uses (routing read from `environ`, default os.environ)."""
     global _SESSION, _SESSION_PID
     if _SESSION is None or os.getpid() != _SESSION_PID:  # a forked child must not share sockets
         _SESSION = requests.Session()
         _SESSION_PID = os.getpid()
-    return RoutedRequest(_SESSION, timeout=timeout, retries=retries, emulator=emulator_host())
+    return RoutedRequest(
+        _SESSION, timeout=timeout, retries=retries, emulator=emulator_host(environ)
+    )

@@ -1,0 +1,47 @@
+"""The offline Google + Vertex emulator: server, its state, the admin client and synthetic credential files.
+
+`EmulatorServer` runs it on a background thread (tests, the demo); `vertex-env emulator` in the foreground.
+"""
+
+from __future__ import annotations
+
+from vertex_env.emulator.admin import EmulatorAdmin, EmulatorAdminError
+from vertex_env.emulator.credfiles import (
+    authorized_user_info,
+    write_authorized_user,
+    write_external_account,
+    write_external_account_authorized_user,
+    write_impersonated_service_account,
+    write_service_account,
+)
+from vertex_env.emulator.server import (
+    TOKEN_PREFIX,
+    EmulatorError,
+    EmulatorServer,
+    EmulatorState,
+    Fault,
+    ScriptedReply,
+    build_app,
+    run,
+    serve_forever,
+)
+
+__all__ = [
+    "TOKEN_PREFIX",
+    "EmulatorAdmin",
+    "EmulatorAdminError",
+    "EmulatorError",
+    "EmulatorServer",
+    "EmulatorState",
+    "Fault",
+    "ScriptedReply",
+    "authorized_user_info",
+    "build_app",
+    "run",
+    "serve_forever",
+    "write_authorized_user",
+    "write_external_account",
+    "write_external_account_authorized_user",
+    "write_impersonated_service_account",
+    "write_service_account",
+]
