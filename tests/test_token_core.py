@@ -140,6 +140,10 @@ def test_metadata_server_in_a_subprocess(emu: EmulatorServer, isolated_machine: 
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["credential"]["type"] == "compute_engine"
+    assert report["values"]["project"] == {
+        "value": "test-project",
+        "source": "env VERTEX_ENV_PROJECT",
+    }
     assert report["credential"]["principal"].endswith(".iam.gserviceaccount.com")
     token = subprocess.run(
         [sys.executable, "-m", "vertex_env", "token"],
@@ -151,6 +155,19 @@ def test_metadata_server_in_a_subprocess(emu: EmulatorServer, isolated_machine: 
     ).stdout.strip()
     assert accepted(emu, token)
     assert emu.state.stats()["requests"]["metadata"] >= 2
+    del env["VERTEX_ENV_PROJECT"]  # the metadata server knows the project when nothing else says
+    result = subprocess.run(
+        [sys.executable, "-m", "vertex_env", "status", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert json.loads(result.stdout)["values"]["project"] == {
+        "value": "emulated-project",
+        "source": "metadata server",
+    }
 
 
 def test_repeat_calls_are_served_from_the_cache_with_zero_token_requests(

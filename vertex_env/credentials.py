@@ -185,11 +185,15 @@ def locate(profile: Profile, environ: Mapping[str, str] | None = None) -> Creden
 def credential_project(
     profile: Profile, environ: Mapping[str, str] | None = None
 ) -> tuple[str, str] | None:
-    """The project a credential file names (service account, or quota project of user credentials)."""
+    """The project the credential knows: a file's project_id / quota_project_id, or the metadata server's."""
+    env = os.environ if environ is None else environ
     try:
-        source = locate(profile, environ)
+        source = locate(profile, env)
     except VertexEnvError:
         return None
+    if source.kind == "metadata":
+        project = metadata_project(env)
+        return (project, "metadata server") if project else None
     if source.kind != "file":
         return None
     try:
@@ -202,6 +206,32 @@ def credential_project(
         if isinstance(data.get(key), str) and data[key]:
             return data[key], f"credential file {source.path} ({key})"
     return None
+
+
+def metadata_project(environ: Mapping[str, str]) -> str | None:
+    """project/project-id from the metadata server, probed as briefly as the credential itself."""
+    if environ.get("NO_GCE_CHECK", "").lower() in _NO_GCE_VALUES:
+        return None
+    import google.auth.exceptions
+
+    from vertex_env.transport import make_request
+
+    timeout, retries = metadata_probe_settings(environ)
+    host = _metadata_host(environ) or "metadata.google.internal"
+    request = make_request(timeout=timeout, retries=retries - 1, environ=environ)
+    try:
+        response = request(
+            f"http://{host}/computeMetadata/v1/project/project-id",
+            headers={"Metadata-Flavor": "Google"},
+            timeout=timeout,
+        )
+    except google.auth.exceptions.TransportError:
+        return None
+    if response.status != 200:
+        return None
+    data = response.data
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+    return text.strip() or None
 
 
 @dataclass(frozen=True)
