@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -150,6 +149,8 @@ def _parse(data: Any, key: str) -> CachedToken | None:
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
     """Temp file in the same folder, fsync, rename; the temp file never survives a failure."""
+    import tempfile  # not on the warm read path
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, mode)

@@ -6,7 +6,6 @@ Nothing here imports google-auth; this module is on the warm `export` path.
 
 from __future__ import annotations
 
-import configparser
 import os
 import re
 import sys
@@ -347,6 +346,8 @@ def select_profile(
 
 def gcloud_project(environ: Mapping[str, str]) -> tuple[str, str] | None:
     """gcloud's configured project, read from its config files (no 0.8 s subprocess)."""
+    import configparser  # only when no other source named a project
+
     config_dir = Path(
         environ.get("CLOUDSDK_CONFIG")
         or Path(environ.get("HOME") or Path.home()) / ".config" / "gcloud"

@@ -12,24 +12,14 @@ def cache() -> None:
     """Manage the shared token cache (short-lived access tokens, 0600 files in a 0700 directory)."""
 
 
-@cache.command("clear")
+@cache.command("clear", epilog="\b\nExample:\n  vertex-env cache clear")
 def clear() -> None:
-    """Remove every cached token; the next call mints a new one.
-
-    \b
-    Example:
-      vertex-env cache clear
-    """
+    """Remove every cached token; the next call mints a new one."""
     removed = TokenCache().clear()
     click.echo(f"removed {removed} cached token(s) from {cache_dir()}", err=True)
 
 
-@cache.command("path")
+@cache.command("path", epilog='\b\nExample:\n  ls -l "$(vertex-env cache path)"')
 def path() -> None:
-    """Print the cache directory.
-
-    \b
-    Example:
-      ls -l "$(vertex-env cache path)"
-    """
+    """Print the cache directory."""
     click.echo(str(cache_dir()))

@@ -12,15 +12,11 @@ from vertex_env.credentials import CredentialSource, well_known_file
 from vertex_env.errors import CredentialFileError
 
 
-@click.group()
+@click.group(
+    epilog="\b\nExamples:\n  vertex-env credentials import key.json --name ci --remove-source\n  vertex-env profile set ci credentials=keyring:ci"
+)
 def credentials() -> None:
-    """Keep long-lived credentials (ADC files, service-account keys) in the OS keyring.
-
-    \b
-    Examples:
-      vertex-env credentials import key.json --name ci --remove-source
-      vertex-env profile set ci credentials=keyring:ci
-    """
+    """Keep long-lived credentials (ADC files, service-account keys) in the OS keyring."""
 
 
 @credentials.command("import")
@@ -66,15 +62,10 @@ def import_(file: str | None, name: str, remove_source: bool) -> None:
         click.echo(f"removed {label}", err=True)
 
 
-@credentials.command("remove")
+@credentials.command("remove", epilog="\b\nExample:\n  vertex-env credentials remove prod")
 @click.argument("name")
 def remove(name: str) -> None:
-    """Delete a credential from the OS keyring.
-
-    \b
-    Example:
-      vertex-env credentials remove prod
-    """
+    """Delete a credential from the OS keyring."""
     if keyring_store.delete_entry(name):
         click.echo(f"removed keyring:{name}", err=True)
     else:

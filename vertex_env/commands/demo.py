@@ -5,14 +5,9 @@ from __future__ import annotations
 import click
 
 
-@click.command()
+@click.command(epilog="\b\nExample:\n  vertex-env demo")
 def demo() -> int:
-    """Run the whole flow offline against the embedded emulator and exit 0 when every step worked.
-
-    \b
-    Example:
-      vertex-env demo
-    """
+    """Run the whole flow offline against the embedded emulator and exit 0 when every step worked."""
     from vertex_env.demo import run_demo
 
     return run_demo(click.echo)

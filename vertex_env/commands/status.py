@@ -112,17 +112,13 @@ def _daemon_state(env: Any) -> dict[str, Any] | None:
         return None
 
 
-@click.command()
+@click.command(
+    epilog="\b\nExamples:\n  vertex-env status\n  vertex-env status --profile prod --json"
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @profile_options
 def status(options: dict[str, Any], as_json: bool) -> int:
-    """Show the resolved configuration and where each value came from, the credential, and the token's life.
-
-    \b
-    Examples:
-      vertex-env status
-      vertex-env status --profile prod --json
-    """
+    """Show the resolved configuration and where each value came from, the credential, and the token's life."""
     report, error = collect(options)
     if as_json:
         click.echo(json.dumps(report, indent=2))

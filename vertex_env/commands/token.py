@@ -9,15 +9,11 @@ import click
 from vertex_env.commands.options import environment_from, profile_options
 
 
-@click.command()
+@click.command(
+    epilog='\b\nExamples:\n  vertex-env token\n  curl -H "Authorization: Bearer $(vertex-env token)" "$OPENAI_BASE_URL/chat/completions" ...'
+)
 @profile_options
 def token(options: dict[str, Any]) -> None:
-    """Print a fresh access token (from the shared cache when it has enough life left).
-
-    \b
-    Examples:
-      vertex-env token
-      curl -H "Authorization: Bearer $(vertex-env token)" "$OPENAI_BASE_URL/chat/completions" ...
-    """
+    """Print a fresh access token (from the shared cache when it has enough life left)."""
     env = environment_from(options)
     click.echo(env.token().value)
