@@ -1,0 +1,20 @@
+"""Run every benchmark in bench/ and print their tables (each measures ratios side by side in one run)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+
+def main() -> int:
+    here = Path(__file__).parent
+    failures = 0
+    for script in sorted(here.glob("bench_*.py")):
+        print(f"== {script.name}", flush=True)
+        failures += subprocess.run([sys.executable, str(script), *sys.argv[1:]], check=False).returncode != 0
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
