@@ -94,6 +94,25 @@ EXIT_CODES: dict[int, str] = {
     KeyringUnavailableError.exit_code: "no usable OS keyring",
     AlreadyRunningError.exit_code: "a daemon is already running for this profile",
     AuthError.exit_code: "Google refused the credential",
+    13: "run: already inside `vertex-env run` (use --force)",
     126: "run: command not executable",
     127: "run: command not found",
 }
+
+
+class NestedRunError(VertexEnvError):
+    """`vertex-env run` inside another `vertex-env run` (VERTEX_ENV_ACTIVE is set) without --force."""
+
+    exit_code = 13
+
+
+class CommandNotExecutableError(VertexEnvError):
+    """`run`: the command exists but cannot be executed (permission, not a program)."""
+
+    exit_code = 126
+
+
+class CommandNotFoundError(VertexEnvError):
+    """`run`: no such command on PATH."""
+
+    exit_code = 127

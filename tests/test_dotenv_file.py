@@ -1,0 +1,569 @@
+"""dotenv writer: every reader reads our values, every other byte is kept, writes are atomic and locked."""
+
+from __future__ import annotations
+
+import http.server
+import io
+import json
+import os
+import random
+import re
+import signal
+import socketserver
+import stat
+import string
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import require_tool
+from dotenv import dotenv_values
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from vertex_env.dotenv_file import ALLOWED_VALUE_CHARS, update_dotenv_text, write_dotenv
+from vertex_env.errors import SinkError
+
+TOKEN = "ya29.a0AfB_byC-1x2Y3z_ABCdef-GHI.jkl_MNO-pqr"
+URL = "https://us-central1-aiplatform.googleapis.com/v1/projects/p/locations/us-central1/endpoints/openapi"
+REAL = {"OPENAI_API_KEY": TOKEN, "OPENAI_BASE_URL": URL, "VERTEX_ENV_EXPIRES_AT": "1767225600"}
+OURS = tuple(REAL)
+
+# Refused although every reader below takes them literally: they are glob or brace characters elsewhere.
+CONSERVATIVELY_REFUSED = set("*^{}")
+
+
+def allowed_samples() -> dict[str, str]:
+    """Each allowed character alone, first, inside, last; plus the real values and the empty value."""
+    values = ["", TOKEN, URL, "1767225600", "".join(sorted(ALLOWED_VALUE_CHARS - {"="})) + "="]
+    for c in sorted(ALLOWED_VALUE_CHARS):
+        values += [f"a{c}b", f"ab{c}", f"a:{c}", f"x{c}{c}"] + ([] if c == "=" else [c, f"{c}ab"])
+    return {f"K{i}": v for i, v in enumerate(values)}
+
+
+# --- the readers ---------------------------------------------------------------------------------
+
+
+def read_python_dotenv(path: Path) -> dict[str, str | None]:
+    return dict(dotenv_values(path))
+
+
+def read_env0(out: bytes) -> dict[str, str]:
+    pairs = (item.split("=", 1) for item in out.decode("utf-8").split("\0") if "=" in item)
+    return {k: v for k, v in pairs}
+
+
+def read_posix_sh(path: Path, shell: str = "dash") -> dict[str, str]:
+    proc = subprocess.run(
+        [require_tool(shell), "-c", 'set -a; . "$1" && exec env -0', shell, str(path)],
+        env={"PATH": os.environ["PATH"], "HOME": os.environ["HOME"]},
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return read_env0(proc.stdout)
+
+
+def read_direnv(path: Path) -> dict[str, str]:
+    direnv = require_tool("direnv")
+    (path.parent / ".envrc").write_text(f"dotenv {path.name}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIRENV_")}
+    subprocess.run([direnv, "allow", str(path.parent)], env=env, check=True, capture_output=True)
+    proc = subprocess.run(
+        [direnv, "exec", str(path.parent), "env", "-0"],
+        env=env,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return read_env0(proc.stdout)
+
+
+def read_docker_model(path: Path) -> dict[str, str]:
+    """docker's documented --env-file rule: leading blanks trimmed, `#` lines skipped, value = text after `=`."""
+    result = {}
+    for line in path.read_bytes().decode("utf-8").splitlines():
+        line = line.lstrip()
+        if line and not line.startswith("#") and "=" in line:
+            name, value = line.split("=", 1)
+            result[name] = value
+    return result
+
+
+class _FakeDockerDaemon(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    created: list[dict[str, object]]
+
+
+class _FakeDockerHandler(http.server.BaseHTTPRequestHandler):
+    """Just enough of the Engine API for `docker create`: it records the container config, then refuses."""
+
+    protocol_version = "HTTP/1.1"
+    server: _FakeDockerDaemon
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _reply(self, code: int, body: object) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Api-Version", "1.43")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_HEAD(self) -> None:
+        self.send_response(200)
+        self.send_header("Api-Version", "1.43")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        self._reply(200, "OK" if self.path.endswith("/_ping") else {})
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path.endswith("/containers/create"):
+            self.server.created.append(json.loads(body))
+        self._reply(400, {"message": "fake daemon: recorded"})
+
+
+def read_docker(path: Path) -> dict[str, str]:
+    """The real docker CLI parses --env-file; a fake daemon on a unix socket receives the resulting Env."""
+    docker = require_tool("docker")
+    sock = path.parent / "docker.sock"
+    server = _FakeDockerDaemon(str(sock), _FakeDockerHandler)
+    server.created = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        proc = subprocess.run(
+            [docker, "create", "--env-file", str(path), "vertex-env-test-image"],
+            env={
+                "PATH": os.environ["PATH"],
+                "HOME": os.environ["HOME"],
+                "DOCKER_HOST": f"unix://{sock}",
+            },
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert server.created, proc.stderr
+    env = server.created[0]["Env"]
+    assert isinstance(env, list)
+    return dict(item.split("=", 1) for item in env)
+
+
+READERS = {
+    "python-dotenv": read_python_dotenv,
+    "dash": read_posix_sh,
+    "direnv": read_direnv,
+    "docker": read_docker,
+    "docker-rule": read_docker_model,
+}
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_every_reader_reads_every_allowed_value(reader: str, tmp_path: Path) -> None:
+    values = {**allowed_samples(), **REAL}
+    target = write_dotenv(tmp_path / ".env", values)
+    got = READERS[reader](target)
+    assert {k: got.get(k) for k in values} == values
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh"])
+def test_bash_and_zsh_read_every_allowed_value(shell: str, tmp_path: Path) -> None:
+    values = {**allowed_samples(), **REAL}
+    got = read_posix_sh(write_dotenv(tmp_path / ".env", values), shell)
+    assert {k: got.get(k) for k in values} == values
+
+
+def test_each_refused_character_is_misread_by_some_reader(tmp_path: Path) -> None:
+    """The allowed set is not arbitrary: every other printable ASCII character breaks a reader."""
+    refused = sorted(
+        set(string.printable) - ALLOWED_VALUE_CHARS - CONSERVATIVELY_REFUSED - set("\n\r\x0b\x0c")
+    )
+    misread: set[str] = set()
+    for c in refused:
+        directory = tmp_path / f"c{ord(c)}"
+        directory.mkdir()
+        path = directory / ".env"
+        values = {"K0": f"a{c}b", "K1": c, "K2": f"{c}ab", "K3": f"ab{c}", "K4": f"a:{c}"}
+        path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+        for reader in ("python-dotenv", "dash", "direnv"):
+            try:
+                got = READERS[reader](path)
+            except AssertionError:  # the reader failed outright
+                misread.add(c)
+                break
+            if {k: got.get(k) for k in values} != values:
+                misread.add(c)
+                break
+    assert misread == set(refused)
+
+
+def test_a_value_starting_with_equals_is_refused_for_zsh(tmp_path: Path) -> None:
+    with pytest.raises(SinkError):
+        write_dotenv(tmp_path / ".env", {"A": "=x"})
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "a b",
+        " a",
+        "a ",
+        "a#b",
+        "$HOME",
+        "${HOME}",
+        "a'b",
+        'a"b',
+        "a\\b",
+        "`id`",
+        "a;b",
+        "~",
+        "a\nb",
+        "a\rb",
+        "\t",
+        "caf\u00e9",
+        "a&b",
+        "a|b",
+        "(a)",
+        "<a>",
+        "a*",
+        "^a",
+        "{a}",
+        "\0",
+    ],
+)
+def test_refused_values_raise_without_touching_the_file(value: str, tmp_path: Path) -> None:
+    path = tmp_path / ".env"
+    path.write_bytes(b"# mine\nOPENAI_API_KEY=old\n")
+    before = path.stat()
+    with pytest.raises(SinkError) as info:
+        write_dotenv(path, {"OPENAI_BASE_URL": URL, "OPENAI_API_KEY": f"ya29.{value}"})
+    message = str(info.value)
+    assert "OPENAI_API_KEY" in message
+    assert "ya29" not in message
+    assert "allowed:" in message
+    assert path.read_bytes() == b"# mine\nOPENAI_API_KEY=old\n"
+    assert path.stat().st_mtime_ns == before.st_mtime_ns
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".env"]
+
+
+def test_invalid_name_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SinkError):
+        write_dotenv(tmp_path / ".env", {"A-B": "x"})
+    assert not (tmp_path / ".env").exists()
+
+
+# --- byte preservation -------------------------------------------------------------------------
+
+garbage_chars = st.characters(
+    blacklist_categories=("Cs",),
+    blacklist_characters="\0\r\n'\"\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029",
+)
+OUR_LINE = re.compile(r"\s*(?:export\s+)?'?(?:" + "|".join(OURS) + ")")
+
+
+@st.composite
+def dotenv_files(draw: st.DrawFn) -> tuple[str, list[tuple[str | None, str, str]]]:
+    """A file as (our key or None, text, line ending) lines; our-key lines keep indent + `export ` prefix."""
+    lines: list[tuple[str | None, str, str]] = []
+    for _ in range(draw(st.integers(0, 12))):
+        kind = draw(st.sampled_from(["comment", "blank", "other", "export", "garbage", "ours"]))
+        eol = draw(st.sampled_from(["\n", "\r\n"]))
+        if kind == "comment":
+            text = "#" + draw(st.text(garbage_chars, max_size=20))
+        elif kind == "blank":
+            text = draw(st.sampled_from(["", "  ", "\t"]))
+        elif kind == "other":
+            text = (
+                draw(st.sampled_from(["OTHER", "PATH", "openai_api_key", "OPENAI_API_KEY_2"]))
+                + "="
+                + draw(st.sampled_from(["x", "'quoted # not comment'", '"a b"', "v # comment", ""]))
+            )
+        elif kind == "export":
+            text = (
+                "export OTHER_"
+                + str(draw(st.integers(0, 9)))
+                + "="
+                + draw(st.text(garbage_chars, max_size=10))
+            )
+        elif kind == "garbage":
+            text = draw(st.text(garbage_chars, max_size=30))
+            if OUR_LINE.match(text):
+                text = "#" + text
+        else:
+            key = draw(st.sampled_from(OURS))
+            prefix = draw(st.sampled_from(["", "export ", "export\t", "  ", "  export  "]))
+            old = draw(st.sampled_from(["old", "'old'", '"old value"', "", "old # comment"]))
+            sep = draw(st.sampled_from(["=", " = "]))
+            lines.append((key, prefix, eol))
+            text = f"{prefix}{key}{sep}{old}"
+        if kind != "ours":
+            lines.append((None, text, eol))
+        else:
+            lines[-1] = (lines[-1][0], text, eol)
+    bom = draw(st.sampled_from(["", "\ufeff"]))
+    if lines and draw(st.booleans()):
+        key, text, _ = lines[-1]
+        lines[-1] = (key, text, "")  # no newline at end of file
+    return bom, lines
+
+
+def expected_after_write(
+    bom: str, lines: list[tuple[str | None, str, str]], values: dict[str, str]
+) -> str:
+    out = []
+    for key, text, eol in lines:
+        if key is None:
+            out.append(text + eol)
+        else:
+            prefix = re.match(r"\s*(?:export\s+)?", text)
+            assert prefix
+            out.append(prefix.group(0) + f"{key}={values[key]}" + eol)
+    body = "".join(out)
+    missing = [k for k in values if k not in {key for key, _, _ in lines}]
+    newline = next((eol for _, _, eol in lines if eol), "\n")
+    if missing:
+        if body and not body.endswith("\n"):
+            body += newline
+        body += "".join(f"{k}={values[k]}{newline}" for k in missing)
+    return bom + body
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(file=dotenv_files())
+def test_only_our_lines_change(
+    file: tuple[str, list[tuple[str | None, str, str]]], tmp_path: Path
+) -> None:
+    bom, lines = file
+    original = bom + "".join(text + eol for _, text, eol in lines)
+    path = tmp_path / "prop.env"
+    path.write_bytes(original.encode("utf-8"))
+    write_dotenv(path, REAL)
+    written = path.read_bytes().decode("utf-8")
+    assert written == expected_after_write(bom, lines, REAL)
+    read_back = dotenv_values(path)
+    before = dotenv_values(stream=io.StringIO(original))
+    assert {k: read_back[k] for k in REAL} == REAL
+    assert {k: v for k, v in read_back.items() if k not in REAL} == {
+        k: v for k, v in before.items() if k not in REAL
+    }
+
+
+def test_example_file_keeps_comments_crlf_and_export_prefix(tmp_path: Path) -> None:
+    path = tmp_path / ".env"
+    path.write_bytes(
+        b"# header\r\n\r\nexport OPENAI_API_KEY=ya29.old\r\nOTHER='x y' # keep\r\nnot a binding\r\n"
+        b"OPENAI_BASE_URL=http://old # stale\r\nLAST=1"
+    )
+    write_dotenv(path, REAL)
+    assert (
+        path.read_bytes()
+        == (
+            f"# header\r\n\r\nexport OPENAI_API_KEY={TOKEN}\r\nOTHER='x y' # keep\r\nnot a binding\r\n"
+            f"OPENAI_BASE_URL={URL}\r\nLAST=1\r\nVERTEX_ENV_EXPIRES_AT=1767225600\r\n"
+        ).encode()
+    )
+
+
+def test_every_binding_of_a_repeated_key_gets_the_new_value(tmp_path: Path) -> None:
+    path = tmp_path / ".env"
+    path.write_bytes(b"OPENAI_API_KEY=first\nA=1\nexport OPENAI_API_KEY=second\n")
+    write_dotenv(path, {"OPENAI_API_KEY": TOKEN})
+    assert (
+        path.read_bytes()
+        == f"OPENAI_API_KEY={TOKEN}\nA=1\nexport OPENAI_API_KEY={TOKEN}\n".encode()
+    )
+
+
+def test_bytes_that_are_not_utf8_are_kept(tmp_path: Path) -> None:
+    path = tmp_path / ".env"
+    path.write_bytes(b"# caf\xe9 \xff\xfe\nOPENAI_API_KEY=old\n")
+    write_dotenv(path, {"OPENAI_API_KEY": TOKEN})
+    assert path.read_bytes() == b"# caf\xe9 \xff\xfe\nOPENAI_API_KEY=" + TOKEN.encode() + b"\n"
+
+
+def test_key_inside_a_multiline_value_is_not_a_binding() -> None:
+    text = 'NOTE="line\nOPENAI_API_KEY=inside\n"\n'
+    assert update_dotenv_text(text, {"OPENAI_API_KEY": "new"}) == text + "OPENAI_API_KEY=new\n"
+
+
+def test_unchanged_file_is_not_rewritten(tmp_path: Path) -> None:
+    path = tmp_path / ".env"
+    path.write_bytes(f"OPENAI_API_KEY={TOKEN}\n".encode())
+    inode = path.stat().st_ino
+    write_dotenv(path, {"OPENAI_API_KEY": TOKEN})
+    assert path.stat().st_ino == inode
+
+
+# --- file system behaviour ---------------------------------------------------------------------
+
+
+def test_new_file_is_0600(tmp_path: Path) -> None:
+    target = write_dotenv(tmp_path / ".env", REAL)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert dotenv_values(target) == REAL
+
+
+def test_existing_mode_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / ".env"
+    path.write_text("A=1\n")
+    path.chmod(0o640)
+    write_dotenv(path, REAL)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def test_lock_file_is_0600_beside_the_target(tmp_path: Path) -> None:
+    write_dotenv(tmp_path / ".env", REAL)
+    lock = tmp_path / "..env.vertex-env.lock"
+    assert stat.S_IMODE(lock.stat().st_mode) == 0o600
+
+
+def test_symlink_is_followed_and_stays_a_link(tmp_path: Path) -> None:
+    real_dir = tmp_path / "real"
+    real_dir.mkdir()
+    real = real_dir / "shared.env"
+    real.write_text("A=1\n")
+    real.chmod(0o644)
+    link = tmp_path / ".env"
+    link.symlink_to(real)
+    assert write_dotenv(link, REAL) == real
+    assert link.is_symlink()
+    assert dotenv_values(real) == {"A": "1", **REAL}
+    assert stat.S_IMODE(real.stat().st_mode) == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".env", "real"]
+
+
+def test_dangling_symlink_creates_its_target(tmp_path: Path) -> None:
+    link = tmp_path / ".env"
+    link.symlink_to(tmp_path / "target.env")
+    assert write_dotenv(link, REAL) == tmp_path / "target.env"
+    assert link.is_symlink()
+    assert dotenv_values(link) == REAL
+
+
+FAILING_WRITER = textwrap.dedent(
+    """
+    import resource, signal, sys
+    from vertex_env.dotenv_file import write_dotenv
+    from vertex_env.errors import SinkError
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+    try:
+        write_dotenv(sys.argv[1], {"OPENAI_API_KEY": "x" * 100000})
+    except SinkError as exc:
+        print(exc)
+        sys.exit(9)
+    """
+)
+
+
+def test_failed_write_leaves_old_file_and_no_temp_file(tmp_path: Path) -> None:
+    """A real failure after the temp file exists (the file size limit), no mocks."""
+    path = tmp_path / ".env"
+    path.write_bytes(b"OPENAI_API_KEY=old\n")
+    proc = subprocess.run(
+        [sys.executable, "-c", FAILING_WRITER, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 9, proc.stderr
+    assert "cannot write" in proc.stdout
+    assert "xxxx" not in proc.stdout
+    assert path.read_bytes() == b"OPENAI_API_KEY=old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["..env.vertex-env.lock", ".env"]
+
+
+def test_missing_directory_is_a_sink_error(tmp_path: Path) -> None:
+    with pytest.raises(SinkError, match="cannot write"):
+        write_dotenv(tmp_path / "nope" / ".env", REAL)
+
+
+CONCURRENT_WRITER = textwrap.dedent(
+    """
+    import sys
+    from vertex_env.dotenv_file import write_dotenv
+    path, i = sys.argv[1], int(sys.argv[2])
+    for j in range(20):
+        write_dotenv(path, {f"W{i}_{j}": f"v{i}.{j}", "SHARED": f"w{i}"})
+    """
+)
+
+
+def test_concurrent_writer_processes_lose_no_key(tmp_path: Path) -> None:
+    path = tmp_path / ".env"
+    path.write_text("# shared by 8 writers\n")
+    procs = [
+        subprocess.Popen([sys.executable, "-c", CONCURRENT_WRITER, str(path), str(i)])
+        for i in range(8)
+    ]
+    assert [p.wait(timeout=60) for p in procs] == [0] * 8
+    values = dotenv_values(path)
+    assert {k: v for k, v in values.items() if k.startswith("W")} == {
+        f"W{i}_{j}": f"v{i}.{j}" for i in range(8) for j in range(20)
+    }
+    assert path.read_text().startswith("# shared by 8 writers\n")
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+LOOPING_WRITER = textwrap.dedent(
+    """
+    import sys
+    from vertex_env.dotenv_file import write_dotenv
+    path = sys.argv[1]
+    print("ready", flush=True)
+    version = 0
+    while True:
+        version += 1
+        write_dotenv(path, {f"K{k}": f"v{version}." + "x" * 20000 for k in range(10)})
+    """
+)
+
+
+def complete_versions(path: Path) -> Iterator[int]:
+    values = dotenv_values(path)
+    versions = {v.split(".")[0] for v in values.values() if v}
+    assert len(versions) == 1, "a mix of two versions"
+    assert set(values) == {f"K{k}" for k in range(10)}
+    assert all(
+        v is not None and len(v) == len(next(iter(versions))) + 20001 for v in values.values()
+    )
+    yield int(versions.pop()[1:])
+
+
+def test_sigkill_mid_write_leaves_a_complete_file(tmp_path: Path) -> None:
+    path = tmp_path / ".env"
+    write_dotenv(path, {f"K{k}": "v0." + "x" * 20000 for k in range(10)})
+    rng = random.Random(1)
+    seen: list[int] = []
+    for _ in range(8):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", LOOPING_WRITER, str(path)], stdout=subprocess.PIPE, text=True
+        )
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "ready\n"
+        time.sleep(rng.uniform(0.0, 0.15))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        proc.stdout.close()
+        seen += complete_versions(path)
+    assert seen[-1] > 0, "the writer never completed a write: the kills proved nothing"
