@@ -89,6 +89,11 @@ def validate_api_version(value: str) -> str:
 
 
 def validate_host(value: str) -> str:
+    if value.split(":")[0] in ("0.0.0.0", "::", "[::]"):
+        raise ConfigError(
+            f"invalid host {value!r}: an unspecified address is not an API host "
+            "(to choose where `serve` listens, use --listen)"
+        )
     return _check(
         _HOST_RE,
         value,

@@ -1,0 +1,634 @@
+"""The authenticated loopback proxy: a per-run local key in, a fresh Google token out, to the Vertex base only.
+
+A client (any OpenAI SDK) talks to `http://127.0.0.1:PORT/v1/projects/P/locations/L/endpoints/E/...` with
+`Authorization: Bearer KEY`. The proxy checks the key in constant time, swaps it for a Google access token
+from the shared token core, adds `x-goog-user-project` when a quota project is set, and forwards the request
+to the configured Vertex base URL only — never anywhere else, so it is not an open proxy. Bodies pass through
+byte for byte both ways; server-sent events are relayed chunk by chunk as they arrive. An upstream 401
+(a token Google no longer accepts) invalidates the token, mints once and retries once, before any byte of the
+answer has reached the client.
+
+`LoopbackProxy` is the asyncio server; `BackgroundProxy` runs one on its own thread and event loop (for
+`run --proxy` and tests); `vertex-env serve` runs one in the foreground.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import ipaddress
+import json
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from vertex_env.errors import ConfigError, VertexEnvError
+from vertex_env.tokens import Token, margin_for
+
+if TYPE_CHECKING:
+    from vertex_env.environment import Environment
+    from vertex_env.tokens import TokenSource
+
+__all__ = [
+    "DEFAULT_HOST",
+    "KEY_ENV",
+    "MAX_BODY",
+    "BackgroundProxy",
+    "FreshToken",
+    "LoopbackProxy",
+    "ProxyStats",
+    "check_loopback",
+    "describe",
+    "new_key",
+]
+
+log = logging.getLogger("vertex_env.proxy")
+
+DEFAULT_HOST = "127.0.0.1"
+#: The variable that fixes the local key (never a command-line argument: argv is world-readable).
+KEY_ENV = "VERTEX_ENV_PROXY_KEY"
+#: Largest request body accepted (413 beyond): room for several inline images, not for abuse.
+MAX_BODY = 32 * 1024 * 1024
+#: Idle keep-alive connections from clients are closed after this many seconds.
+KEEPALIVE_TIMEOUT = 75.0
+#: Shortest local key accepted from a file or the environment (token_urlsafe(32) makes 43 characters).
+MIN_KEY_LENGTH = 32
+
+# RFC 9110 §7.6.1 hop-by-hop fields, plus Proxy-Connection (non-standard, still sent by some clients).
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# Never forwarded upstream: the local key, the client's idea of our host, and a length recomputed from the body.
+_REQUEST_DROP = HOP_BY_HOP | {"authorization", "host", "content-length"}
+_RESPONSE_DROP = HOP_BY_HOP
+# Headers aiohttp's client would otherwise invent: only what the client sent goes upstream.
+_NO_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
+_REFUSED_METHODS = frozenset({"CONNECT", "TRACE"})
+# Answers of known length up to this size are relayed in one write; longer ones, and every stream, chunk by chunk.
+_WHOLE_BODY_LIMIT = 1024 * 1024
+
+
+def new_key() -> str:
+    """A random local key for one proxy run: 32 bytes from `secrets`, URL-safe (43 characters)."""
+    return secrets.token_urlsafe(32)
+
+
+def check_loopback(host: str) -> str:
+    """The address to bind for `host` if it is loopback (127.0.0.0/8, ::1, localhost); ConfigError otherwise."""
+    name = host.strip()
+    if name.startswith("[") and name.endswith("]"):
+        name = name[1:-1]
+    if name.lower() == "localhost":
+        return (
+            DEFAULT_HOST  # one address: an ephemeral port is not shared between 127.0.0.1 and ::1
+        )
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        address = None
+    if address is None or not address.is_loopback:
+        raise ConfigError(
+            f"refusing to listen on {host!r}: the proxy serves this machine only",
+            hint="use 127.0.0.1, ::1 or localhost; anyone who reaches it spends your Google credentials",
+        )
+    return str(address)
+
+
+def _check_key(key: str) -> str:
+    if len(key) < MIN_KEY_LENGTH or any(c.isspace() for c in key) or not key.isascii():
+        raise ConfigError(
+            f"invalid proxy key: expected at least {MIN_KEY_LENGTH} printable ASCII characters without spaces",
+            hint="generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
+        )
+    return key
+
+
+@dataclass
+class ProxyStats:
+    """Counters for tests, `serve` and the benchmark. Never holds a key or a token."""
+
+    requests: int = 0
+    forwarded: int = 0
+    refused: dict[int, int] = field(default_factory=dict)
+    upstream_401_retries: int = 0
+    token_fetches: int = 0
+    upstream_errors: int = 0
+
+    def refuse(self, status: int) -> None:
+        self.refused[status] = self.refused.get(status, 0) + 1
+
+
+class FreshToken:
+    """An in-memory copy of the token core's token, so the hot path touches neither disk nor lock.
+
+    The copy is reused while it has more than the token core's margin left (min TTL, at most half the token's
+    life); past that, one coroutine asks `TokenSource.get` (blocking file and HTTP I/O) in a thread while the
+    others wait for its answer.
+    """
+
+    def __init__(self, source: TokenSource, min_ttl: float, stats: ProxyStats) -> None:
+        self.source = source
+        self.min_ttl = min_ttl
+        self.stats = stats
+        self._token: Token | None = None
+        self._refresh_at = 0.0
+        self._lock: asyncio.Lock | None = None
+
+    def _keep(self, token: Token) -> str:
+        self._token = token
+        self._refresh_at = token.expires_at - margin_for(token, self.min_ttl)
+        return token.value
+
+    def _lock_for_loop(self) -> asyncio.Lock:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    async def get(self) -> str:
+        """A token value with more than the margin left."""
+        token = self._token
+        if token is not None and time.time() < self._refresh_at:
+            return token.value
+        async with self._lock_for_loop():
+            token = self._token
+            if token is not None and time.time() < self._refresh_at:
+                return token.value
+            fetched = await asyncio.get_running_loop().run_in_executor(
+                None, self.source.get, self.min_ttl
+            )
+            self.stats.token_fetches += 1
+            return self._keep(fetched)
+
+    async def replace(self, refused: str) -> str:
+        """Google refused `refused`: drop it here and in the shared cache, then fetch (mint) a new one once."""
+        async with self._lock_for_loop():
+            token = self._token
+            if token is not None and token.value != refused and time.time() < self._refresh_at:
+                return token.value  # a concurrent request already replaced it
+            self._token = None
+            self._refresh_at = 0.0
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, self.source.invalidate, refused)
+            fetched = await loop.run_in_executor(None, self.source.get, self.min_ttl)
+            if fetched.value == refused:  # pragma: no cover - the cache entry was removed above
+                fetched = await loop.run_in_executor(None, self.source.mint)
+            self.stats.token_fetches += 1
+            return self._keep(fetched)
+
+
+def _error(
+    status: int, message: str, code: str, kind: str = "invalid_request_error"
+) -> web.Response:
+    """An OpenAI-shaped error, so SDKs show the message as they would one of OpenAI's."""
+    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    headers = {"WWW-Authenticate": 'Bearer realm="vertex-env"'} if status == 401 else None
+    return web.json_response(body, status=status, headers=headers)
+
+
+def _connection_tokens(headers: Mapping[str, str] | CIMultiDictProxy[str]) -> set[str]:
+    named: set[str] = set()
+    getall = getattr(headers, "getall", None)
+    values: Iterable[str] = getall("Connection", []) if getall else [headers.get("Connection", "")]
+    for value in values:
+        named.update(part.strip().lower() for part in value.split(",") if part.strip())
+    return named
+
+
+def _filtered(headers: CIMultiDictProxy[str], drop: frozenset[str]) -> CIMultiDict[str]:
+    named = _connection_tokens(headers)
+    result: CIMultiDict[str] = CIMultiDict()
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower not in drop and lower not in named:
+            result.add(name, value)
+    return result
+
+
+def _unsafe_suffix(suffix: str) -> bool:
+    """Dot segments and encoded separators could walk a normalising server out of the Vertex base."""
+    for segment in suffix.split("/"):
+        decoded = unquote(segment)
+        if decoded in (".", "..") or "/" in decoded or "\\" in decoded or "\x00" in decoded:
+            return True
+    return False
+
+
+class LoopbackProxy:
+    """The proxy's asyncio server: `await start()`, `base_url`, `await close()`.
+
+    `upstream` is the Vertex base URL (`Environment.base_url`); only paths under its path are served.
+    """
+
+    def __init__(
+        self,
+        *,
+        upstream: str,
+        token_source: TokenSource,
+        key: str | None = None,
+        quota_project: str | None = None,
+        min_ttl: float = 300,
+        host: str = DEFAULT_HOST,
+        port: int = 0,
+        max_body: int = MAX_BODY,
+        keepalive_timeout: float = KEEPALIVE_TIMEOUT,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 300.0,
+    ) -> None:
+        self.host = check_loopback(host)
+        self.port = port
+        self.key = _check_key(key) if key is not None else new_key()
+        self._key_bytes = f"Bearer {self.key}".encode("ascii")
+        parts = urlsplit(upstream)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+            raise ConfigError(f"invalid upstream base URL {upstream!r}")
+        self.upstream = upstream.rstrip("/")
+        self.base_path = parts.path.rstrip("/")
+        self.quota_project = quota_project
+        self.max_body = max_body
+        self.keepalive_timeout = keepalive_timeout
+        self.timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=connect_timeout,
+            sock_connect=connect_timeout,
+            sock_read=read_timeout,
+        )
+        self.stats = ProxyStats()
+        self.tokens = FreshToken(token_source, min_ttl, self.stats)
+        host_name = urlsplit(upstream).hostname or ""
+        # A corporate HTTPS_PROXY may be the only way to Google; a loopback upstream (the emulator) never is.
+        self._trust_env = not _is_loopback_name(host_name)
+        self._allowed_hosts = _loopback_host_names(self.host)
+        self._session: aiohttp.ClientSession | None = None
+        self._runner: web.AppRunner | None = None
+
+    @classmethod
+    def for_environment(
+        cls, env: Environment, *, key: str | None = None, host: str = DEFAULT_HOST, port: int = 0
+    ) -> LoopbackProxy:
+        """A proxy to `env.base_url` with tokens from `env.token_source` and the profile's quota project."""
+        return cls(
+            upstream=env.base_url,
+            token_source=env.token_source,
+            key=key,
+            quota_project=env.profile.quota_project,
+            min_ttl=env.profile.min_ttl,
+            host=host,
+            port=port,
+        )
+
+    @property
+    def origin(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """The OPENAI_BASE_URL a client uses: same path shape as the Vertex base, on the proxy."""
+        return self.origin + self.base_path
+
+    def variables(self) -> dict[str, str]:
+        """OPENAI_BASE_URL and OPENAI_API_KEY for a client of this proxy."""
+        return {"OPENAI_BASE_URL": self.base_url, "OPENAI_API_KEY": self.key}
+
+    async def start(self, *, prime: bool = True) -> None:
+        """Bind and serve. With `prime`, fetch a token first, so a credential problem fails here, not later."""
+        if prime:
+            await self.tokens.get()
+        connector = aiohttp.TCPConnector(limit=256, keepalive_timeout=30, ttl_dns_cache=300)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=self.timeout,
+            auto_decompress=False,
+            skip_auto_headers=_NO_AUTO_HEADERS,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=self._trust_env,
+        )
+        app = web.Application(client_max_size=self.max_body)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            keepalive_timeout=self.keepalive_timeout,
+            auto_decompress=False,
+            shutdown_timeout=1.0,
+        )
+        try:
+            await runner.setup()
+            site = web.TCPSite(runner, self.host, self.port)
+            await site.start()
+        except OSError as err:
+            await runner.cleanup()
+            await self._session.close()
+            self._session = None
+            raise ConfigError(
+                f"cannot listen on {self.host}:{self.port}: {err.strerror or err}"
+            ) from None
+        self._runner = runner
+        self.port = int(runner.addresses[0][1])
+        log.info("proxy listening on %s, forwarding to %s", self.base_url, self.upstream)
+
+    async def close(self) -> None:
+        runner, session = self._runner, self._session
+        self._runner = self._session = None
+        if runner is not None:
+            await runner.cleanup()
+        if session is not None:
+            await session.close()
+
+    async def __aenter__(self) -> LoopbackProxy:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- the request path ------------------------------------------------------------------------------
+
+    def _refusal(self, request: web.Request) -> web.Response | None:
+        """Why this request is not forwarded, as the response to give; None when it may go."""
+        raw = request.raw_path
+        if not raw.startswith("/") or request.method in _REFUSED_METHODS:
+            # Absolute-form (`GET http://evil.example/`), authority-form (CONNECT) and TRACE: not a proxy.
+            return _error(
+                400, "vertex-env proxy: only origin-form requests are served", "bad_request"
+            )
+        host = request.headers.get("Host")
+        if host is not None and _host_name(host) not in self._allowed_hosts:
+            # DNS rebinding: a web page may resolve its own name to 127.0.0.1, never make it the Host.
+            return _error(421, "vertex-env proxy: wrong Host", "misdirected_request")
+        supplied = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
+        if not hmac.compare_digest(supplied, self._key_bytes):
+            return _error(
+                401,
+                "vertex-env proxy: missing or wrong API key; use the OPENAI_API_KEY it printed",
+                "invalid_api_key",
+            )
+        path = raw.split("?", 1)[0]
+        if not path.startswith(self.base_path + "/") or _unsafe_suffix(path[len(self.base_path) :]):
+            return _error(404, f"vertex-env proxy serves only {self.base_path}/...", "not_found")
+        return None
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.stats.requests += 1
+        refusal = self._refusal(request)
+        if refusal is not None:
+            self.stats.refuse(refusal.status)
+            return refusal
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            self.stats.refuse(413)
+            return _error(
+                413, f"vertex-env proxy: request body over {self.max_body} bytes", "too_large"
+            )
+        url = URL(self.upstream + request.raw_path[len(self.base_path) :], encoded=True)
+        headers = _filtered(request.headers, _REQUEST_DROP)
+        if self.quota_project:
+            headers["x-goog-user-project"] = self.quota_project
+        try:
+            token = await self.tokens.get()
+        except VertexEnvError as err:
+            self.stats.upstream_errors += 1
+            log.warning("no Google token: %s", err)
+            return _error(
+                502, f"vertex-env proxy: no Google token: {err}", "token_error", "api_error"
+            )
+        try:
+            upstream = await self._send(request.method, url, headers, body, token)
+            if upstream.status == 401:
+                # Decided before prepare(): nothing has reached the client yet, so one retry is invisible.
+                with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
+                    await upstream.read()  # small; reading it returns the connection to the pool
+                upstream.release()
+                self.stats.upstream_401_retries += 1
+                try:
+                    token = await self.tokens.replace(token)
+                except VertexEnvError as err:
+                    self.stats.upstream_errors += 1
+                    log.warning("no Google token after a 401: %s", err)
+                    return _error(
+                        502, f"vertex-env proxy: no Google token: {err}", "token_error", "api_error"
+                    )
+                upstream = await self._send(request.method, url, headers, body, token)
+        except (asyncio.TimeoutError, aiohttp.ClientError) as err:
+            self.stats.upstream_errors += 1
+            log.warning("upstream %s failed: %s", self.upstream, type(err).__name__)
+            status = 504 if isinstance(err, asyncio.TimeoutError) else 502
+            return _error(
+                status,
+                f"vertex-env proxy: upstream unreachable ({type(err).__name__})",
+                "upstream_error",
+                "api_error",
+            )
+        self.stats.forwarded += 1
+        return await self._relay(request, upstream)
+
+    async def _send(
+        self, method: str, url: URL, headers: CIMultiDict[str], body: bytes, token: str
+    ) -> aiohttp.ClientResponse:
+        assert self._session is not None, "start() first"
+        outgoing = headers.copy()
+        outgoing["Authorization"] = f"Bearer {token}"
+        return await self._session.request(
+            method,
+            url,
+            headers=outgoing,
+            data=body or None,
+            allow_redirects=False,
+        )
+
+    async def _relay(
+        self, request: web.Request, upstream: aiohttp.ClientResponse
+    ) -> web.StreamResponse:
+        """Status, headers and body exactly as they come, each chunk written as soon as it arrives."""
+        try:
+            length = upstream.content_length
+            if (
+                length is not None
+                and length <= _WHOLE_BODY_LIMIT
+                and request.method != "HEAD"
+                and upstream.content_type != "text/event-stream"
+            ):
+                # A small answer of known length (a JSON completion): headers and body in one write,
+                # one syscall fewer than a stream. Event streams never come this way.
+                whole = await upstream.read()
+                return web.Response(
+                    status=upstream.status,
+                    reason=upstream.reason,
+                    headers=_filtered(upstream.headers, _RESPONSE_DROP),
+                    body=whole,
+                )
+            response = web.StreamResponse(
+                status=upstream.status,
+                reason=upstream.reason,
+                headers=_filtered(upstream.headers, _RESPONSE_DROP),
+            )
+            await response.prepare(request)
+            try:
+                async for chunk in upstream.content.iter_any():
+                    await response.write(chunk)
+            except (aiohttp.ClientError, asyncio.TimeoutError) as err:
+                # Mid-body failure: the status is out, so cut the connection rather than end it cleanly.
+                self.stats.upstream_errors += 1
+                log.warning("upstream failed mid-response: %s", type(err).__name__)
+                if request.transport is not None:
+                    request.transport.abort()
+                return response
+            except ConnectionResetError:
+                return response  # the client went away; releasing the upstream answer closes it too
+            await response.write_eof()
+            return response
+        finally:
+            upstream.release()
+
+
+def _is_loopback_name(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _host_name(host: str) -> str:
+    """The name in a Host header, without port or IPv6 brackets, lowercased."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.split(":", 1)[0]
+
+
+def _loopback_host_names(bound: str) -> frozenset[str]:
+    return frozenset({bound, "localhost", "127.0.0.1", "::1"})
+
+
+class BackgroundProxy:
+    """A LoopbackProxy on its own thread and event loop: `with BackgroundProxy.for_environment(env) as p:`.
+
+    `start()` returns once the proxy listens (or raises its error: no credentials, port taken, …).
+    """
+
+    def __init__(self, proxy: LoopbackProxy) -> None:
+        self.proxy = proxy
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def for_environment(
+        cls, env: Environment, *, key: str | None = None, host: str = DEFAULT_HOST, port: int = 0
+    ) -> BackgroundProxy:
+        return cls(LoopbackProxy.for_environment(env, key=key, host=host, port=port))
+
+    @property
+    def key(self) -> str:
+        return self.proxy.key
+
+    @property
+    def base_url(self) -> str:
+        return self.proxy.base_url
+
+    @property
+    def port(self) -> int:
+        return self.proxy.port
+
+    @property
+    def stats(self) -> ProxyStats:
+        return self.proxy.stats
+
+    def variables(self) -> dict[str, str]:
+        return self.proxy.variables()
+
+    def start(self) -> BackgroundProxy:
+        if self._thread is not None:
+            return self
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def main() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.proxy.start())
+            except BaseException as err:  # handed to start()'s caller, not lost in the thread
+                failure.append(err)
+                with contextlib.suppress(Exception):
+                    loop.run_until_complete(self.proxy.close())
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+
+        thread = threading.Thread(target=main, name="vertex-env-proxy", daemon=True)
+        thread.start()
+        ready.wait()
+        if failure:
+            thread.join()
+            _close_loop(loop)
+            raise failure[0]
+        self._loop, self._thread = loop, thread
+        return self
+
+    def stop(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        self._loop = self._thread = None
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self.proxy.close(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        _close_loop(loop)
+
+    def __enter__(self) -> BackgroundProxy:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = self.proxy.base_url if self._thread is not None else "stopped"
+        return f"BackgroundProxy({state})"
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Finish what the loop still owns (the executor thread of token fetches, async generators), then close."""
+    with contextlib.suppress(Exception):
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+    loop.close()
+
+
+def describe(stats: ProxyStats) -> str:
+    """One line of counters for a person (stderr)."""
+    data: dict[str, Any] = {
+        "requests": stats.requests,
+        "forwarded": stats.forwarded,
+        "refused": stats.refused,
+        "retries_after_401": stats.upstream_401_retries,
+        "token_fetches": stats.token_fetches,
+        "upstream_errors": stats.upstream_errors,
+    }
+    return json.dumps(data, sort_keys=True)
