@@ -1,6 +1,7 @@
 """vertex-env: fresh Vertex AI credentials for any OpenAI SDK.
 
-The public API is re-exported here lazily, so `import vertex_env` stays cheap on the CLI's warm path.
+The public API is re-exported here lazily, so `import vertex_env` stays cheap on the CLI's warm path
+(no google-auth, openai or httpx until a name that needs them is used).
 """
 
 from __future__ import annotations
@@ -10,11 +11,34 @@ from typing import TYPE_CHECKING, Any
 from vertex_env._version import __version__
 
 if TYPE_CHECKING:
+    from vertex_env.api import (
+        AsyncTokenProvider,
+        TokenProvider,
+        async_openai_client,
+        async_token_provider,
+        httpx_auth,
+        openai_client,
+        token_provider,
+    )
     from vertex_env.environment import Environment, resolve
     from vertex_env.errors import VertexEnvError
     from vertex_env.tokens import Token, TokenSource
 
-__all__ = ["Environment", "Token", "TokenSource", "VertexEnvError", "__version__", "resolve"]
+__all__ = [
+    "AsyncTokenProvider",
+    "Environment",
+    "Token",
+    "TokenProvider",
+    "TokenSource",
+    "VertexEnvError",
+    "__version__",
+    "async_openai_client",
+    "async_token_provider",
+    "httpx_auth",
+    "openai_client",
+    "resolve",
+    "token_provider",
+]
 
 _LAZY = {
     "Environment": "vertex_env.environment",
@@ -22,6 +46,13 @@ _LAZY = {
     "Token": "vertex_env.tokens",
     "TokenSource": "vertex_env.tokens",
     "VertexEnvError": "vertex_env.errors",
+    "AsyncTokenProvider": "vertex_env.api",
+    "TokenProvider": "vertex_env.api",
+    "async_openai_client": "vertex_env.api",
+    "async_token_provider": "vertex_env.api",
+    "httpx_auth": "vertex_env.api",
+    "openai_client": "vertex_env.api",
+    "token_provider": "vertex_env.api",
 }
 
 
@@ -32,3 +63,7 @@ def __getattr__(name: str) -> Any:
     import importlib
 
     return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
