@@ -21,7 +21,6 @@ import ipaddress
 import json
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from vertex_env.errors import ConfigError, VertexEnvError
+from vertex_env.loop_thread import LoopThread
 from vertex_env.tokens import Token, margin_for
 
 if TYPE_CHECKING:
@@ -533,8 +533,7 @@ class BackgroundProxy:
 
     def __init__(self, proxy: LoopbackProxy) -> None:
         self.proxy = proxy
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._thread: LoopThread | None = None
 
     @classmethod
     def for_environment(
@@ -562,45 +561,16 @@ class BackgroundProxy:
         return self.proxy.variables()
 
     def start(self) -> BackgroundProxy:
-        if self._thread is not None:
-            return self
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def main() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(self.proxy.start())
-            except BaseException as err:  # handed to start()'s caller, not lost in the thread
-                failure.append(err)
-                with contextlib.suppress(Exception):
-                    loop.run_until_complete(self.proxy.close())
-                ready.set()
-                return
-            ready.set()
-            loop.run_forever()
-
-        thread = threading.Thread(target=main, name="vertex-env-proxy", daemon=True)
-        thread.start()
-        ready.wait()
-        if failure:
-            thread.join()
-            _close_loop(loop)
-            raise failure[0]
-        self._loop, self._thread = loop, thread
+        if self._thread is None:
+            thread = LoopThread("vertex-env-proxy")
+            thread.start(self.proxy.start, self.proxy.close)
+            self._thread = thread
         return self
 
     def stop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        self._loop = self._thread = None
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(self.proxy.close(), loop).result(timeout=10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        _close_loop(loop)
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.stop()
 
     def __enter__(self) -> BackgroundProxy:
         return self.start()
@@ -611,14 +581,6 @@ class BackgroundProxy:
     def __repr__(self) -> str:
         state = self.proxy.base_url if self._thread is not None else "stopped"
         return f"BackgroundProxy({state})"
-
-
-def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
-    """Finish what the loop still owns (the executor thread of token fetches, async generators), then close."""
-    with contextlib.suppress(Exception):
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.run_until_complete(loop.shutdown_default_executor())
-    loop.close()
 
 
 def describe(stats: ProxyStats) -> str:

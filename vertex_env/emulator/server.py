@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from vertex_env.loop_thread import LoopThread
+
 if TYPE_CHECKING:
     from vertex_env.emulator.admin import EmulatorAdmin
 
@@ -1470,8 +1472,7 @@ class EmulatorServer:
         self.host = host
         self.port = port
         self.state = EmulatorState(**config)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._thread: LoopThread | None = None
         self._runner: web.AppRunner | None = None
 
     @property
@@ -1507,46 +1508,22 @@ class EmulatorServer:
     def start(self) -> EmulatorServer:
         if self._thread is not None:
             return self
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def main() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                self._runner, self.port = loop.run_until_complete(
-                    _start(build_app(self.state), self.host, self.port)
-                )
-            except BaseException as err:  # reported to start()'s caller, not lost in the thread
-                failure.append(err)
-                ready.set()
-                return
-            ready.set()
-            loop.run_forever()
-
-        thread = threading.Thread(
-            target=main, name=f"vertex-env-emulator-{id(self):x}", daemon=True
+        thread = LoopThread(f"vertex-env-emulator-{id(self):x}")
+        self._runner, self.port = thread.start(
+            lambda: _start(build_app(self.state), self.host, self.port), self._cleanup
         )
-        thread.start()
-        ready.wait()
-        if failure:
-            thread.join()
-            loop.close()
-            raise failure[0]
-        self._loop, self._thread = loop, thread
+        self._thread = thread
         return self
 
+    async def _cleanup(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
     def stop(self) -> None:
-        loop, thread, runner = self._loop, self._thread, self._runner
-        if loop is None or thread is None:
-            return
-        if runner is not None:
-            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-        self._loop = self._thread = self._runner = None
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.stop()
 
     def __enter__(self) -> EmulatorServer:
         return self.start()
