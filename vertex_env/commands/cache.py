@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from vertex_env.cache import TokenCache, cache_dir
+from vertex_env.commands.options import environment_from, profile_options
 
 
-@click.group()
+@click.group(epilog='\b\nExamples:\n  vertex-env cache clear\n  ls -l "$(vertex-env cache path)"')
 def cache() -> None:
     """Manage the shared token cache (short-lived access tokens, 0600 files in a 0700 directory)."""
 
@@ -19,7 +22,20 @@ def clear() -> None:
     click.echo(f"removed {removed} cached token(s) from {cache_dir()}", err=True)
 
 
-@cache.command("path", epilog='\b\nExample:\n  ls -l "$(vertex-env cache path)"')
-def path() -> None:
-    """Print the cache directory."""
-    click.echo(str(cache_dir()))
+@cache.command(
+    "path",
+    epilog='\b\nExamples:\n  ls -l "$(vertex-env cache path)"\n  vertex-env cache path --token-file --profile dev',
+)
+@click.option(
+    "--token-file",
+    is_flag=True,
+    help="Print the file holding this profile's token (what direnv watches; the daemon rewrites it).",
+)
+@profile_options
+def path(options: dict[str, Any], token_file: bool) -> None:
+    """Print the cache directory, or with --token-file the cache file of the resolved profile."""
+    if not token_file:
+        click.echo(str(cache_dir()))
+        return
+    source = environment_from(options).token_source
+    click.echo(str(source.cache.path_for(source.cache_key)))
