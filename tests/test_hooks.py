@@ -159,7 +159,7 @@ def test_a_failed_refresh_keeps_the_old_variables_and_warns_once(
 ) -> None:
     argv, load, status_var = SHELLS[shell]
     require_tool(argv[0])
-    env, _emu, _log = session_env
+    env, _emu, log = session_env
     setter = "set -gx {} {}" if shell == "fish" else "export {}={}"
     lines = [
         load,
@@ -177,7 +177,90 @@ def test_a_failed_refresh_keeps_the_old_variables_and_warns_once(
     ]
     transcript = run_in_pty(argv, lines, env, isolated_machine)
     assert transcript.count("could not refresh the token") == 1, transcript
+    exports = [c for c in calls(log) if c.startswith("vertex-env export")]
+    assert len(exports) == 2, (
+        "after a failure the hook waits VERTEX_ENV_HOOK_RETRY before trying again"
+    )
     first = (isolated_machine / "first.txt").read_text().strip()
     assert first.startswith("ya29.emu-")
     assert (isolated_machine / "second.txt").read_text().strip() == first
     assert (isolated_machine / "status.txt").read_text().strip() == "1"
+
+
+def test_bash_hook_keeps_prompt_command_entries_and_their_exit_status(
+    session_env: tuple[dict[str, str], EmulatorServer, Path], isolated_machine: Path
+) -> None:
+    require_tool("bash")
+    env, _emu, log = session_env
+    env["VERTEX_ENV_HOOK_MARGIN"] = (
+        "300"  # more than the 6 s token lives: the hook must not spawn at each prompt
+    )
+    lines = [
+        "PROMPT_COMMAND='echo \"mine:$?\" >> prompt.log'",
+        'eval "$(vertex-env hook bash)"',
+        'eval "$(vertex-env hook bash)"',  # a second load adds nothing
+        "false",
+        "true",
+        "declare -p PROMPT_COMMAND > pc.txt",
+        "exit",
+    ]
+    run_in_pty(SHELLS["bash"][0], lines, env, isolated_machine)
+    # one line per prompt: after the assignment, both loads, `false`, `true`, `declare`
+    assert (isolated_machine / "prompt.log").read_text().splitlines() == [
+        "mine:0",
+        "mine:0",
+        "mine:0",
+        "mine:1",
+        "mine:0",
+        "mine:0",
+    ]
+    pc = (isolated_machine / "pc.txt").read_text()
+    assert pc.count("__vertex_env_hook") == 1 and "mine:" in pc
+    exports = [c for c in calls(log) if c.startswith("vertex-env export")]
+    assert len(exports) == 1, (
+        "a token shorter-lived than the margin is looked at again only halfway"
+    )
+
+
+def test_bash_hook_joins_an_array_prompt_command(isolated_machine: Path) -> None:
+    require_tool("bash")
+    from vertex_env.commands.hook import hook_text
+
+    script = (
+        "PROMPT_COMMAND=('echo one' 'echo two')\n"
+        + hook_text("bash")
+        + "\n"
+        + hook_text("bash")
+        + '\nprintf "%s\\n" "${PROMPT_COMMAND[@]}"\n'
+    )
+    out = subprocess.run(
+        ["bash", "--norc", "--noprofile", "-c", script],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        check=True,
+    ).stdout
+    assert out.splitlines() == ["__vertex_env_hook", "echo one", "echo two"]
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh"])
+def test_the_hook_sees_the_same_clock_as_date(shell: str, isolated_machine: Path) -> None:
+    """The pure-shell clock is the epoch (so the comparison with VERTEX_ENV_EXPIRES_AT means something)."""
+    require_tool(shell)
+    script = {
+        "bash": 'if [[ -n ${EPOCHSECONDS-} ]]; then echo $EPOCHSECONDS; else printf "%(%s)T\\n" -1; fi',
+        "zsh": "zmodload -F zsh/datetime p:EPOCHSECONDS; echo $EPOCHSECONDS",
+    }[shell]
+    out = subprocess.run([shell, "-c", script], capture_output=True, text=True, check=True)
+    assert abs(int(out.stdout) - time.time()) < 3
+
+
+def test_the_fish_clock_is_the_epoch(isolated_machine: Path) -> None:
+    require_tool("fish")
+    from vertex_env.commands.hook import hook_text
+
+    script = hook_text("fish") + "\n__vertex_env_now\n"
+    out = subprocess.run(
+        ["fish", "--no-config", "-c", script], capture_output=True, text=True, check=True
+    )
+    assert abs(float(out.stdout) - time.time()) < 3

@@ -39,7 +39,7 @@ SHORT_HELP: dict[str, str] = {
     "cache": "Manage the shared token cache.",
     "credentials": "Keep long-lived credentials in the OS keyring.",
     "daemon": "Keep the token cache and dotenv files fresh.",
-    "hook": "Print a prompt hook or the direnv library.",
+    "hook": "Print a prompt hook, the direnv library or a service unit.",
     "serve": "Run the authenticated loopback proxy as a service.",
     "emulator": "Run the offline Google + Vertex emulator.",
     "demo": "Show the whole flow offline against the embedded emulator.",

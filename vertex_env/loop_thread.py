@@ -25,7 +25,11 @@ class LoopThread:
     def running(self) -> bool:
         return self._thread is not None
 
-    def start(self, setup: Callable[[], Coroutine[Any, Any, T]], cleanup: Callable[[], Coroutine[Any, Any, None]]) -> T:
+    def start(
+        self,
+        setup: Callable[[], Coroutine[Any, Any, T]],
+        cleanup: Callable[[], Coroutine[Any, Any, None]],
+    ) -> T:
         loop = asyncio.new_event_loop()
         ready = threading.Event()
         outcome: list[T] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from vertex_env.cache import CachedToken, TokenCache, cache_dir
@@ -105,6 +105,18 @@ class TokenSource:
         with _thread_lock, self.cache.lock(self.cache_key):
             hit = self.cached(min_ttl)  # another process may have minted while we waited
             if hit is not None:
+                return hit
+            return self.mint()
+
+    def refresh(self, due: Callable[[Token], bool]) -> Token:
+        """The cached token unless `due(token)` says to replace it, then a newly minted one (the daemon's
+        rule: it refreshes earlier than `get()` would, under the same lock, so a token another process just
+        minted is reused)."""
+        if not self.use_cache:
+            return self.mint()
+        with _thread_lock, self.cache.lock(self.cache_key):
+            hit = self.cached(min_ttl=0)
+            if hit is not None and not due(hit):
                 return hit
             return self.mint()
 

@@ -14,7 +14,12 @@ CI_FORMATS = ("github", "gitlab", "circleci")
 SHELL_FORMATS = ("sh", "fish", "powershell", "cmd", "dotenv", "json")
 
 
-@click.command()
+@click.command(
+    epilog="\b\nExamples:\n"
+    '  eval "$(vertex-env export)"\n'
+    "  vertex-env export --format fish | source\n"
+    "  vertex-env export --format github      # in a GitHub Actions step"
+)
 @click.option(
     "--format",
     "fmt",
@@ -44,12 +49,6 @@ def export(
     """Print the variables OPENAI_API_KEY, OPENAI_BASE_URL and VERTEX_ENV_EXPIRES_AT.
 
     On failure stdout carries only `false`, so `eval "$(vertex-env export)"` fails too.
-
-    \b
-    Examples:
-      eval "$(vertex-env export)"
-      vertex-env export --format fish | source
-      vertex-env export --format github      # in a GitHub Actions step
     """
     from vertex_env import render
 

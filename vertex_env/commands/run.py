@@ -10,7 +10,10 @@ import click
 from vertex_env.commands.options import environment_from, profile_options
 
 
-@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.command(
+    epilog="\b\nExamples:\n  vertex-env run -- python app.py\n  vertex-env run --proxy -- uvicorn app:api",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
 @click.option(
     "--proxy",
     is_flag=True,
@@ -35,11 +38,6 @@ def run(
 
     Without --proxy the child gets the token by value and takes over this process (exec): its signals and exit
     code are its own. A child that outlives the token (about an hour) should use --proxy.
-
-    \b
-    Examples:
-      vertex-env run -- python app.py
-      vertex-env run --proxy -- uvicorn app:api
     """
     from vertex_env import run as run_sink
 

@@ -9,7 +9,9 @@ import click
 from vertex_env.commands.options import environment_from, profile_options
 
 
-@click.command()
+@click.command(
+    epilog="\b\nExamples:\n  vertex-env write .env\n  vertex-env write .env services/api/.env --google"
+)
 @click.argument(
     "paths", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="PATH..."
 )
@@ -23,11 +25,6 @@ def write(options: dict[str, Any], paths: tuple[str, ...], google: bool, legacy:
 
     Atomic and locked; comments, other keys, CRLF endings and an `export ` prefix are kept; new files are 0600.
     Keep them fresh with `vertex-env daemon --write PATH`.
-
-    \b
-    Examples:
-      vertex-env write .env
-      vertex-env write .env services/api/.env --google
     """
     from vertex_env.dotenv_file import write_dotenv
 

@@ -1,0 +1,158 @@
+"""The command line as a user meets it: entry points, help, version, completion, export through a real shell."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import require_tool
+
+from vertex_env import __version__
+from vertex_env.cli import COMMANDS, main
+from vertex_env.emulator import EmulatorServer, write_authorized_user
+
+
+@pytest.fixture
+def emu(monkeypatch: pytest.MonkeyPatch, isolated_machine: Path) -> Iterator[EmulatorServer]:
+    with EmulatorServer() as server:
+        monkeypatch.setenv("VERTEX_ENV_EMULATOR_HOST", server.host_port)
+        monkeypatch.setenv("VERTEX_ENV_PROJECT", "test-project")
+        adc = write_authorized_user(isolated_machine / "adc.json")
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(adc))
+        yield server
+
+
+def test_version_from_the_console_script_and_python_m() -> None:
+    for command in (["vertex-env"], [sys.executable, "-m", "vertex_env"]):
+        exe = (
+            command[0]
+            if command[0] != "vertex-env"
+            else str(Path(sys.executable).parent / "vertex-env")
+        )
+        result = subprocess.run(
+            [exe, *command[1:], "--version"], capture_output=True, text=True, check=True
+        )
+        assert result.stdout.strip() == f"vertex-env, version {__version__}"
+
+
+def test_help_lists_every_command_and_each_help_ends_with_an_example(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in COMMANDS:
+        assert f"  {name} " in out
+    for name in COMMANDS:
+        assert main([name, "--help"]) == 0, name
+        text = capsys.readouterr().out.rstrip()
+        last_block = text.split("\n\n")[-1]
+        assert "vertex-env" in last_block and "Example" in text, (
+            f"{name} --help should end with an example"
+        )
+
+
+def test_unknown_command_and_bad_flag_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["nonsense"]) == 2
+    assert main(["token", "--no-such-flag"]) == 2
+    assert "No such" in capsys.readouterr().err
+
+
+def test_shell_completion_is_served_by_click() -> None:
+    exe = str(Path(sys.executable).parent / "vertex-env")
+    env = {
+        "_VERTEX_ENV_COMPLETE": "bash_complete",
+        "COMP_WORDS": "vertex-env exp",
+        "COMP_CWORD": "1",
+        "PATH": "",
+    }
+    result = subprocess.run([exe], env=env, capture_output=True, text=True, check=True)
+    assert "export" in result.stdout
+
+
+def test_eval_export_in_real_bash_gives_a_token_the_emulator_accepts(emu: EmulatorServer) -> None:
+    bash = require_tool("bash")
+    script = 'eval "$(vertex-env export --format sh)" && printf "%s\\n%s\\n%s\\n" "$OPENAI_API_KEY" "$OPENAI_BASE_URL" "$VERTEX_ENV_EXPIRES_AT"'
+    result = subprocess.run(
+        [bash, "--norc", "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=_env_with_venv(),
+    )
+    assert result.returncode == 0, result.stderr
+    token, base_url, expires_at = result.stdout.splitlines()
+    assert emu.state.lookup_token(token) is not None
+    assert (
+        base_url
+        == f"http://{emu.host_port}/v1/projects/test-project/locations/us-central1/endpoints/openapi"
+    )
+    assert int(expires_at) > 0
+
+
+def test_unquoted_eval_works_too(emu: EmulatorServer) -> None:
+    bash = require_tool("bash")
+    script = 'eval $(vertex-env export --format sh) && test -n "$OPENAI_API_KEY" && test -z "${export+x}" && echo ok'
+    result = subprocess.run(
+        [bash, "--norc", "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=_env_with_venv(),
+    )
+    assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_a_failed_export_makes_eval_fail_and_prints_only_false(isolated_machine: Path) -> None:
+    bash = require_tool("bash")
+    script = 'eval "$(vertex-env export --format sh --credentials missing.json)"; echo "status=$?"; vertex-env export --format sh --credentials missing.json 2>/dev/null'
+    result = subprocess.run(
+        [bash, "--norc", "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=_env_with_venv(),
+    )
+    lines = result.stdout.splitlines()
+    assert lines[0] == "status=1"
+    assert lines[1:] == ["false;"]
+    assert "credential file missing.json does not exist" in result.stderr
+
+
+def test_export_json_and_unset(emu: EmulatorServer, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", "--format", "json", "--google", "--legacy"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert set(data) == {
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "VERTEX_ENV_EXPIRES_AT",
+        "GOOGLE_CLOUD_PROJECT",
+        "GOOGLE_CLOUD_LOCATION",
+        "OPENAI_API_BASE",
+    }
+    assert data["OPENAI_API_BASE"] == data["OPENAI_BASE_URL"]
+    assert main(["export", "--unset", "--format", "sh"]) == 0
+    out = capsys.readouterr().out
+    assert "unset" in out and "OPENAI_API_KEY" in out
+
+
+def test_default_format_follows_shell(
+    emu: EmulatorServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SHELL", "/usr/bin/fish")
+    assert main(["export"]) == 0
+    assert capsys.readouterr().out.startswith("set -gx ")
+    monkeypatch.setenv("SHELL", "/bin/zsh")
+    assert main(["export"]) == 0
+    assert capsys.readouterr().out.startswith("export ")
+
+
+def _env_with_venv() -> dict[str, str]:
+    import os
+
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+    return env

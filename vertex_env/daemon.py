@@ -1,0 +1,546 @@
+"""The daemon: keeps the token cache and dotenv files fresh ahead of expiry, one process per cache key.
+
+The loop is a small state machine (`Daemon`) over three seams — a `Keeper` (where tokens come from and where
+they go), a clock and a sleep — so tests drive it with a fake clock through 24 simulated hours. The real
+Keeper (`EnvironmentKeeper`) takes tokens from the one TokenSource and writes dotenv files with write_dotenv.
+When to refresh is decided by vertex_env.schedule, a pure function.
+
+Files, next to the token cache (0700 directory): `daemon-<digest>.lock` (an flock held while the daemon runs)
+and `daemon-<digest>.json` (pid, last and next refresh, last error; 0600, written atomically) for `status`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import random
+import select
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, Protocol
+
+from vertex_env import schedule
+from vertex_env.cache import atomic_write, ensure_private_dir, key_digest
+from vertex_env.environment import Environment
+from vertex_env.errors import AlreadyRunningError, SinkError, TransientError, VertexEnvError
+from vertex_env.tokens import Token, margin_for
+
+#: The longest single sleep: the wall clock is re-read at least this often (suspend, clock changes).
+MAX_SLEEP = 30.0
+#: How long a starting daemon retries the lock (a `status` probe holds it for a microsecond).
+LOCK_PATIENCE = 1.0
+
+
+class Keeper(Protocol):
+    """Where the daemon's tokens come from and where they go."""
+
+    @property
+    def min_ttl(self) -> float: ...
+
+    @property
+    def label(self) -> str: ...
+
+    def fresh_token(self, due: Callable[[Token], bool]) -> Token:
+        """The shared cached token unless `due(token)` says to replace it; then a newly minted one."""
+        ...
+
+    def publish(self, token: Token) -> list[str]:
+        """Write the token to every target; the targets written. Raises SinkError if one failed."""
+        ...
+
+
+@dataclass
+class EnvironmentKeeper:
+    """The real Keeper: the profile's TokenSource, and dotenv files written with write_dotenv."""
+
+    env: Environment
+    targets: tuple[Path, ...] = ()
+    google: bool = False
+    legacy: bool = False
+
+    @property
+    def min_ttl(self) -> float:
+        return float(self.env.profile.min_ttl)
+
+    @property
+    def label(self) -> str:
+        return self.env.profile.name or "default"
+
+    @property
+    def digest(self) -> str:
+        return key_digest(self.env.token_source.cache_key)
+
+    @property
+    def directory(self) -> Path:
+        return self.env.token_source.cache.directory
+
+    def fresh_token(self, due: Callable[[Token], bool]) -> Token:
+        return self.env.token_source.refresh(due)
+
+    def publish(self, token: Token) -> list[str]:
+        if not self.targets:
+            return []
+        from vertex_env.dotenv_file import write_dotenv
+
+        variables = self.env.variables(token, google=self.google, legacy=self.legacy)
+        written: list[str] = []
+        failed: list[str] = []
+        for target in self.targets:
+            try:
+                written.append(str(write_dotenv(target, variables)))
+            except (OSError, VertexEnvError) as err:
+                failed.append(f"{target}: {err}")
+        if failed:
+            raise SinkError(f"could not write {'; '.join(failed)}")
+        return written
+
+
+def resolve_targets(paths: Sequence[str], base: Path | None = None) -> tuple[Path, ...]:
+    """Absolute target paths (relative ones against `base`, default the working directory; `~` expanded)."""
+    root = base or Path.cwd()
+    result: list[Path] = []
+    for raw in paths:
+        path = Path(os.path.expandvars(raw)).expanduser()
+        path = path if path.is_absolute() else root / path
+        if path not in result:
+            result.append(path)
+    return tuple(result)
+
+
+# --- the one-per-key lock and the state file -------------------------------------------------------------
+
+
+def lock_path(directory: Path, digest: str) -> Path:
+    return directory / f"daemon-{digest}.lock"
+
+
+def state_path(directory: Path, digest: str) -> Path:
+    return directory / f"daemon-{digest}.json"
+
+
+class DaemonLock:
+    """An exclusive flock on `daemon-<digest>.lock`, held for the daemon's life (released by the kernel on exit)."""
+
+    def __init__(self, directory: Path, digest: str) -> None:
+        self.directory = directory
+        self.digest = digest
+        self.path = lock_path(directory, digest)
+        self._fd: int | None = None
+
+    def acquire(self, patience: float = LOCK_PATIENCE) -> None:
+        ensure_private_dir(self.directory)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    state = read_state(state_path(self.directory, self.digest)) or {}
+                    pid = state.get("pid")
+                    raise AlreadyRunningError(
+                        "a daemon is already running for this profile"
+                        + (f" (pid {pid})" if pid else ""),
+                        hint="see `vertex-env status`; stop that one first to start another",
+                    ) from None
+                time.sleep(0.05)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def lock_held(path: Path) -> bool:
+    """Whether some process holds the daemon lock (a non-blocking shared lock attempt fails)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def read_state(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_state(path: Path, state: dict[str, Any]) -> None:
+    ensure_private_dir(path.parent)
+    atomic_write(path, json.dumps(state, indent=2).encode(), mode=0o600)
+
+
+# --- the loop ----------------------------------------------------------------------------------------------
+
+
+def _clock_text(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
+def _in(seconds: float) -> str:
+    if seconds < 10:
+        return f"{max(seconds, 0.0):.1f}s"
+    s = int(seconds)
+    if s >= 3600:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"
+
+
+def stderr_log(line: str) -> None:
+    """One line on stderr, with the time: launchd's log file has no timestamps of its own."""
+    print(f"{_clock_text(time.time())} vertex-env daemon: {line}", file=sys.stderr, flush=True)
+
+
+def _permanent(err: BaseException) -> bool:
+    return isinstance(err, VertexEnvError) and not isinstance(err, TransientError | SinkError)
+
+
+@dataclass
+class Daemon:
+    """Refresh ahead of expiry; retry transient failures with backoff; stop on a permanent one.
+
+    `clock`, `sleep` and `rand` are seams: the real ones are time.time, an interruptible sleep and
+    random.random. `reload` re-resolves the profile (SIGHUP, and before retrying a permanent failure with
+    keep_going, so that a fresh `gcloud auth application-default login` is picked up).
+    """
+
+    keeper: Keeper
+    once: bool = False
+    keep_going: bool = False
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+    rand: Callable[[], float] = random.random
+    log: Callable[[str], None] = stderr_log
+    reload: Callable[[], Keeper] | None = None
+    on_state: Callable[[dict[str, Any]], None] | None = None
+    token: Token | None = None
+    published: Token | None = None
+    failures: int = 0
+    next_at: float = 0.0
+    last_refresh: float | None = None
+    last_error: VertexEnvError | None = None
+    reported: str | None = None
+    stop_requested: bool = False
+    reload_requested: bool = False
+    started_at: float = field(default=0.0)
+
+    def __post_init__(self) -> None:
+        self.started_at = self.next_at = self.clock()
+
+    # what the schedule needs about the token held now
+    def margin(self, token: Token | None = None) -> float:
+        token = token or self.token
+        if token is None:
+            return self.keeper.min_ttl
+        return margin_for(token, self.keeper.min_ttl)
+
+    def due(self, token: Token) -> bool:
+        return schedule.due(
+            self.clock(), token.expires_at, token.expires_at - token.minted_at, self.margin(token)
+        )
+
+    def _schedule(self, now: float) -> None:
+        token = self.token
+        self.next_at = schedule.next_refresh(
+            now,
+            None if token is None else token.expires_at,
+            0.0 if token is None else token.expires_at - token.minted_at,
+            self.margin(),
+            self.failures,
+            self.rand(),
+        )
+
+    def attempt(self) -> VertexEnvError | None:
+        """One refresh: get a token, write the targets. Returns the permanent error to exit with, if any."""
+        try:
+            token = self.keeper.fresh_token(self.due)
+        except (VertexEnvError, OSError) as err:
+            return self._failed(err)
+        now = self.clock()
+        held = self.token
+        # Consumers never get a worse token: a new one replaces the held one only if it expires later, or if
+        # the held one is due (a token with random lifetimes may expire sooner, yet it is not due).
+        if held is None or token.expires_at >= held.expires_at or self.due(held):
+            self.token = held = token
+        try:
+            if self.published is None or held.value != self.published.value:
+                written = self.keeper.publish(held)
+                self.published = held
+            else:
+                written = []
+        except (VertexEnvError, OSError) as err:
+            return self._failed(err)
+        self.failures = 0
+        self.last_error = None
+        self.reported = None
+        self.last_refresh = now
+        self._schedule(now)
+        origin = "cached" if held.from_cache else "minted"
+        self.log(
+            f"{origin} token for {held.principal or 'unknown principal'} ({self.keeper.label}), "
+            f"expires {_clock_text(held.expires_at)} (in {_in(held.expires_at - now)}); "
+            f"next refresh {_clock_text(self.next_at)}"
+            + (f"; wrote {', '.join(written)}" if written else "")
+        )
+        return None
+
+    def _failed(self, err: BaseException) -> VertexEnvError | None:
+        now = self.clock()
+        error = err if isinstance(err, VertexEnvError) else TransientError(f"{err}")
+        self.last_error = error
+        self.failures += 1
+        self._schedule(now)
+        holding = (
+            f"keeping the current token (expires in {_in(self.token.expires_at - now)})"
+            if self.token is not None and self.token.expires_at > now
+            else "no valid token to serve"
+        )
+        if not _permanent(error):
+            self.log(f"refresh failed: {error}; retrying in {_in(self.next_at - now)}; {holding}")
+            return None
+        if not self.keep_going:
+            return error
+        if self.reported != str(error):  # a permanent failure is reported once, not at every retry
+            self.reported = str(error)
+            self.log(
+                f"refresh failed: {error}; --keep-going: retrying every {_in(self.next_at - now)} "
+                f"until it is fixed; {holding}"
+            )
+        if self.reload is not None:
+            self.reload_requested = True
+        return None
+
+    def do_reload(self) -> None:
+        self.reload_requested = False
+        if self.reload is None:
+            return
+        try:
+            self.keeper = self.reload()
+        except VertexEnvError as err:
+            self.log(f"reload failed: {err}; keeping the previous configuration")
+            return
+        # a new configuration may mean another credential: its token is not comparable with the old one
+        self.token = None
+        self.published = None
+        self.next_at = self.clock()  # refresh now under the new configuration
+
+    def state(self) -> dict[str, Any]:
+        token = self.token
+        return {
+            "pid": os.getpid(),
+            "profile": self.keeper.label,
+            "started_at": self.started_at,
+            "last_refresh": self.last_refresh,
+            "next_refresh": self.next_at,
+            "expires_at": None if token is None else token.expires_at,
+            "principal": None if token is None else token.principal,
+            "failures": self.failures,
+            "last_error": None if self.last_error is None else str(self.last_error),
+            "exit_code": None,
+        }
+
+    def _publish_state(self, **extra: Any) -> None:
+        if self.on_state is not None:
+            try:
+                self.on_state({**self.state(), **extra})
+            except OSError as err:
+                self.log(f"could not write the state file: {err}")
+
+    def step(self) -> int | None:
+        """One turn of the loop: attempt when due, else sleep. An exit code when the daemon should stop."""
+        if self.stop_requested:
+            return 0
+        if self.reload_requested:
+            self.do_reload()
+        now = self.clock()
+        if now + schedule.TOLERANCE < self.next_at:
+            self.sleep(min(self.next_at - now, MAX_SLEEP))
+            return None
+        error = self.attempt()
+        if error is not None:
+            self.log(f"error: {error}")
+            self._publish_state(exit_code=error.exit_code)
+            return error.exit_code
+        self._publish_state()
+        if self.once:
+            return self.last_error.exit_code if self.last_error is not None else 0
+        return None
+
+    def run(self) -> int:
+        while True:
+            code = self.step()
+            if code is not None:
+                return code
+
+
+# --- the real process: signals, interruptible sleep -----------------------------------------------------------
+
+
+class SignalSleep:
+    """A sleep that a signal ends early (self-pipe via signal.set_wakeup_fd), so SIGTERM exits at once."""
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+        os.set_blocking(self._write, False)
+        self._previous = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+
+    def __call__(self, seconds: float) -> None:
+        with contextlib.suppress(InterruptedError):
+            select.select([self._read], [], [], max(seconds, 0.0))
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._read, 512):
+                pass
+
+    def close(self) -> None:
+        signal.set_wakeup_fd(self._previous)
+        os.close(self._read)
+        os.close(self._write)
+
+
+@contextlib.contextmanager
+def signal_handlers(daemon: Daemon) -> Iterator[None]:
+    """SIGTERM/SIGINT: stop cleanly (exit 0). SIGHUP: re-resolve the profile and keep running."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        daemon.stop_requested = True
+
+    def hangup(signum: int, frame: FrameType | None) -> None:
+        daemon.reload_requested = True
+
+    previous = {
+        signal.SIGTERM: signal.signal(signal.SIGTERM, stop),
+        signal.SIGINT: signal.signal(signal.SIGINT, stop),
+        signal.SIGHUP: signal.signal(signal.SIGHUP, hangup),
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def serve(
+    make_keeper: Callable[[], EnvironmentKeeper],
+    *,
+    once: bool = False,
+    keep_going: bool = False,
+    log: Callable[[str], None] = stderr_log,
+) -> int:
+    """Run the daemon in this process until a signal, a permanent failure, or (with once) one refresh."""
+    keeper = make_keeper()
+    lock = DaemonLock(keeper.directory, keeper.digest)
+    lock.acquire()
+    holder = {"lock": lock}
+
+    def reload() -> Keeper:
+        new = make_keeper()
+        current = holder["lock"]
+        # a new credential or scope is a new cache key, served under its own lock
+        if new.digest != current.digest:
+            new_lock = DaemonLock(new.directory, new.digest)
+            try:
+                new_lock.acquire(patience=0)
+            except AlreadyRunningError as err:
+                raise AlreadyRunningError(
+                    f"the reloaded profile is served by another daemon ({err.message})"
+                ) from None
+            current.release()
+            with contextlib.suppress(FileNotFoundError):
+                state_path(current.directory, current.digest).unlink()
+            holder["lock"] = new_lock
+        log(f"reloaded profile {new.label}")
+        return new
+
+    def on_state(state: dict[str, Any]) -> None:
+        current = holder["lock"]
+        write_state(state_path(current.directory, current.digest), state)
+
+    sleeper = SignalSleep()
+    daemon = Daemon(
+        keeper,
+        once=once,
+        keep_going=keep_going,
+        sleep=sleeper,
+        log=log,
+        reload=reload,
+        on_state=on_state,
+    )
+    targets = ", ".join(str(t) for t in keeper.targets) or "the token cache only"
+    if not once:
+        log(f"started (pid {os.getpid()}) for profile {keeper.label}; keeping fresh: {targets}")
+    code = 1
+    try:
+        with signal_handlers(daemon):
+            code = daemon.run()
+    finally:
+        sleeper.close()
+        current = holder["lock"]
+        if code == 0 and not once:
+            log("stopped")
+            with contextlib.suppress(FileNotFoundError):
+                state_path(current.directory, current.digest).unlink()
+        current.release()
+    return code
+
+
+# --- `vertex-env status` ---------------------------------------------------------------------------------------
+
+
+def daemon_status(env: Environment) -> dict[str, Any]:
+    """Whether a daemon serves this profile's cache key, its last and next refresh; `summary` for people."""
+    source = env.token_source
+    directory, digest = source.cache.directory, key_digest(source.cache_key)
+    running = lock_held(lock_path(directory, digest))
+    state = read_state(state_path(directory, digest)) or {}
+    result: dict[str, Any] = {
+        "running": running,
+        "pid": state.get("pid"),
+        "last_refresh": state.get("last_refresh"),
+        "next_refresh": state.get("next_refresh"),
+        "last_error": state.get("last_error"),
+        "state_file": str(state_path(directory, digest)),
+    }
+    if running:
+        parts = [f"running (pid {state.get('pid', '?')})"]
+        if isinstance(state.get("last_refresh"), int | float):
+            parts.append(f"last refresh {_clock_text(state['last_refresh'])}")
+        if isinstance(state.get("next_refresh"), int | float):
+            parts.append(f"next {_clock_text(state['next_refresh'])}")
+        if state.get("last_error"):
+            parts.append(f"failing ({state.get('failures', '?')} in a row): {state['last_error']}")
+        result["summary"] = "; ".join(parts)
+    elif state.get("last_error"):
+        result["summary"] = (
+            f"not running (pid {state.get('pid', '?')} stopped: {state['last_error']})"
+        )
+    else:
+        result["summary"] = "not running (start one with `vertex-env daemon`)"
+    return result
