@@ -55,6 +55,18 @@ def parse_duration(value: str | int, what: str) -> int:
     return number * {"s": 1, "m": 60, "h": 3600}[unit]
 
 
+def format_duration(seconds: float) -> str:
+    """`1h05m`, `4m10s`, `42s`, or `3.5s` under ten seconds (the inverse of parse_duration, for people)."""
+    if seconds < 10:
+        return f"{max(seconds, 0.0):.1f}s"
+    s = int(seconds)
+    if s >= 3600:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"
+
+
 def _check(pattern: re.Pattern[str], value: str, what: str, accepted: str) -> str:
     if not pattern.match(value):
         raise ConfigError(f"invalid {what} {value!r}: expected {accepted}")

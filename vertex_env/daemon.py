@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from vertex_env import schedule
 from vertex_env.cache import atomic_write, ensure_private_dir, key_digest
+from vertex_env.config import format_duration
 from vertex_env.environment import Environment
 from vertex_env.errors import AlreadyRunningError, SinkError, TransientError, VertexEnvError
 from vertex_env.tokens import Token, margin_for
@@ -202,17 +203,6 @@ def _clock_text(epoch: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
 
 
-def _in(seconds: float) -> str:
-    if seconds < 10:
-        return f"{max(seconds, 0.0):.1f}s"
-    s = int(seconds)
-    if s >= 3600:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    if s >= 60:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s}s"
-
-
 def stderr_log(line: str) -> None:
     """One line on stderr, with the time: launchd's log file has no timestamps of its own."""
     print(f"{_clock_text(time.time())} vertex-env daemon: {line}", file=sys.stderr, flush=True)
@@ -305,7 +295,7 @@ class Daemon:
         origin = "cached" if held.from_cache else "minted"
         self.log(
             f"{origin} token for {held.principal or 'unknown principal'} ({self.keeper.label}), "
-            f"expires {_clock_text(held.expires_at)} (in {_in(held.expires_at - now)}); "
+            f"expires {_clock_text(held.expires_at)} (in {format_duration(held.expires_at - now)}); "
             f"next refresh {_clock_text(self.next_at)}"
             + (f"; wrote {', '.join(written)}" if written else "")
         )
@@ -318,19 +308,21 @@ class Daemon:
         self.failures += 1
         self._schedule(now)
         holding = (
-            f"keeping the current token (expires in {_in(self.token.expires_at - now)})"
+            f"keeping the current token (expires in {format_duration(self.token.expires_at - now)})"
             if self.token is not None and self.token.expires_at > now
             else "no valid token to serve"
         )
         if not _permanent(error):
-            self.log(f"refresh failed: {error}; retrying in {_in(self.next_at - now)}; {holding}")
+            self.log(
+                f"refresh failed: {error}; retrying in {format_duration(self.next_at - now)}; {holding}"
+            )
             return None
         if not self.keep_going:
             return error
         if self.reported != str(error):  # a permanent failure is reported once, not at every retry
             self.reported = str(error)
             self.log(
-                f"refresh failed: {error}; --keep-going: retrying every {_in(self.next_at - now)} "
+                f"refresh failed: {error}; --keep-going: retrying every {format_duration(self.next_at - now)} "
                 f"until it is fixed; {holding}"
             )
         if self.reload is not None:

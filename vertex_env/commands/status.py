@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from vertex_env.commands.options import environment_from, profile_options
-from vertex_env.config import OPTIONS
+from vertex_env.config import OPTIONS, format_duration
 from vertex_env.errors import VertexEnvError
 
 
@@ -22,17 +22,8 @@ def mask(token: str) -> str:
 
 def countdown(seconds: float) -> str:
     if seconds <= 0:
-        return f"expired {_duration(-seconds)} ago"
-    return f"expires in {_duration(seconds)}"
-
-
-def _duration(seconds: float) -> str:
-    s = int(seconds)
-    if s >= 3600:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    if s >= 60:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s}s"
+        return f"expired {format_duration(-seconds)} ago"
+    return f"expires in {format_duration(seconds)}"
 
 
 def collect(options: dict[str, Any]) -> tuple[dict[str, Any], VertexEnvError | None]:
