@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from vertex_env.commands.options import port_option
 from vertex_env.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -40,14 +41,7 @@ Examples:
     metavar="ADDRESS",
     help="Address to listen on. Anything but loopback exposes tokens and admin hooks to the network.",
 )
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=0,
-    envvar=PORT_ENV,
-    metavar="N",
-    help=f"Port to listen on; 0 picks a free one. [env: {PORT_ENV}]",
-)
+@port_option(PORT_ENV)
 @click.option(
     "--expires-in",
     type=click.IntRange(1, None),

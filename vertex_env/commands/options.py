@@ -58,3 +58,16 @@ def environment_from(options: dict[str, Any]) -> Environment:
     """Resolve the Environment the options describe (flags > env > config file > credential > gcloud)."""
     flags = {k: v for k, v in options.items() if k not in ("profile", "no_cache") and v is not None}
     return resolve(options.get("profile"), use_cache=not options.get("no_cache"), **flags)
+
+
+def port_option(envvar: str) -> Callable[[F], F]:
+    """`--port N` for a command that listens (0 picks a free port)."""
+    return click.option(
+        "--port",
+        "port",
+        type=click.IntRange(0, 65535),
+        default=0,
+        envvar=envvar,
+        metavar="N",
+        help=f"Port to listen on; 0 picks a free one. [env: {envvar}]",
+    )

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from vertex_env.commands.options import environment_from, profile_options
+from vertex_env.commands.options import environment_from, port_option, profile_options
 from vertex_env.errors import ConfigError, SinkError
 
 if TYPE_CHECKING:
@@ -50,15 +50,7 @@ Examples:
     metavar="ADDRESS",
     help=f"Loopback address to listen on (127.0.0.1, ::1 or localhost; nothing else). [env: {LISTEN_ENV}]",
 )
-@click.option(
-    "--port",
-    "port",
-    type=click.IntRange(0, 65535),
-    default=0,
-    envvar=PORT_ENV,
-    metavar="N",
-    help=f"Port to listen on; 0 picks a free one. [env: {PORT_ENV}]",
-)
+@port_option(PORT_ENV)
 @click.option(
     "--write-env",
     "write_env",
