@@ -73,7 +73,7 @@ def collect(options: dict[str, Any]) -> tuple[dict[str, Any], VertexEnvError | N
     if cred_type.startswith("authorized_user") and not profile.quota_project:
         report["warnings"].append(
             "user credentials without a quota project: requests carry no x-goog-user-project "
-            "(set --quota-project / GOOGLE_CLOUD_QUOTA_PROJECT, or use `vertex-env run --proxy`, which adds it)"
+            "(set --quota-project or GOOGLE_CLOUD_QUOTA_PROJECT; `run --proxy`, `serve` and the Python client then send it)"
         )
     report["keyring"] = _keyring_backend()
     report["daemon"] = _daemon_state(env)
