@@ -198,3 +198,24 @@ def test_profile_commands_edit_the_file_and_keep_comments(
     assert main(["profile", "show", "old"]) == 3
     assert "unknown profile 'old' (known profiles: dev" in capsys.readouterr().err
     assert "colour = true  # keep me" in cfg.read_text()
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("project = 123", "invalid project 123: expected a string"),
+        ("location = true", "invalid location True: expected a string"),
+        ('host = ["a"]', "invalid host ['a']: expected a string"),
+        ("scopes = 5", "invalid scopes 5: expected a string or a list of strings"),
+        ("write = 5", "invalid write 5: expected a string or a list of strings"),
+        ("min_ttl = [1]", "invalid min_ttl [1]: expected a number of seconds"),
+    ],
+)
+def test_a_config_value_of_the_wrong_type_is_a_one_line_error(
+    line: str, message: str, tmp_path: Path
+) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"[profiles.default]\n{line}\n")
+    with pytest.raises(ConfigError) as err:
+        resolve({}, {"VERTEX_ENV_CONFIG": str(cfg)})
+    assert message in str(err.value) and "(from profile default" in str(err.value)

@@ -422,3 +422,40 @@ def test_cache_key_ignores_nothing_that_changes_the_token(
     assert len(keys) == 4
     assert resolve(location="global").token_source.cache_key == resolve().token_source.cache_key
     assert TokenCache().directory == cache_dir()
+
+
+def test_waiters_share_the_error_of_a_mint_that_failed_while_they_waited(
+    emu: EmulatorServer, isolated_machine: Path
+) -> None:
+    """N processes behind one failing mint each get its error, instead of each waiting out their own retries."""
+    write_authorized_user(gcloud_adc_path(isolated_machine))
+    emu.admin.fault(
+        "token", close=True, delay=1.0, count=100
+    )  # one mint: 3 attempts of about 1 s each
+
+    def export(_: int) -> int:
+        return run_cli_subprocess("export", "--format", "json", timeout=60).returncode
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        codes = list(pool.map(export, range(6)))
+    elapsed = time.monotonic() - started
+    assert codes == [8] * 6
+    assert emu.state.stats()["requests"]["token"] == 3, "only the first process asked Google"
+    assert elapsed < 12  # serialized, six processes would take about 6 x 3.6 s
+    emu.admin.clear_faults()
+    assert run_cli_subprocess("token").returncode == 0, "a later call tries again"
+
+
+def test_an_unusable_cache_directory_warns_and_goes_on_without_it(
+    emu: EmulatorServer, isolated_machine: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_authorized_user(gcloud_adc_path(isolated_machine))
+    blocker = isolated_machine / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("VERTEX_ENV_CACHE_DIR", str(blocker / "cache"))
+    result = run_cli_subprocess("token")
+    assert result.returncode == 0, result.stderr
+    assert accepted(emu, result.stdout.strip())
+    assert "token cache" in result.stderr and "going on without it" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -12,10 +12,14 @@ import hashlib
 import json
 import os
 import stat
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from vertex_env import errors
+from vertex_env.errors import VertexEnvError
 
 CACHE_VERSION = 1
 
@@ -93,6 +97,35 @@ class TokenCache:
         payload = {"version": CACHE_VERSION, "key": key_digest(key), **asdict(token)}
         atomic_write(path, json.dumps(payload).encode(), mode=0o600)
         return path
+
+    def failure_path(self, key: str) -> Path:
+        return self.directory / f"token-{key_digest(key)}.failed.json"
+
+    def write_failure(self, key: str, err: VertexEnvError) -> None:
+        """Record a failed mint (its class and message, never a secret) for processes waiting on the lock."""
+        payload = {
+            "at": time.time(),
+            "class": type(err).__name__,
+            "message": err.message,
+            "hint": err.hint,
+        }
+        with contextlib.suppress(OSError):
+            atomic_write(self.failure_path(key), json.dumps(payload).encode(), mode=0o600)
+
+    def read_failure(self, key: str, *, since: float) -> VertexEnvError | None:
+        """The error of a mint that failed after `since` (while the caller waited for the lock), if any."""
+        try:
+            with open(self.failure_path(key), "rb") as fh:
+                data = json.loads(fh.read(65536))
+            if float(data["at"]) < since:
+                return None
+            cls = getattr(errors, str(data["class"]), None)
+            if not (isinstance(cls, type) and issubclass(cls, VertexEnvError)):
+                cls = VertexEnvError
+            failure: VertexEnvError = cls(str(data["message"]), hint=data.get("hint"))
+            return failure
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def remove(self, key: str, only_value: str | None = None) -> bool:
         """Forget the token for `key` (only if it is still `only_value`, when given)."""

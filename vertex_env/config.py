@@ -385,6 +385,28 @@ def gcloud_project(environ: Mapping[str, str]) -> tuple[str, str] | None:
     return (project, f"gcloud config {path}") if project else None
 
 
+_LIST_KEYS = ("scopes", "write")
+_DURATION_KEYS = ("lifetime", "min_ttl")
+
+
+def _check_type(key: str, raw: Any, source: str) -> None:
+    """A value from the TOML file must be text (a list of text for scopes/write, a number for durations)."""
+    if isinstance(raw, str):
+        return
+    if key in _DURATION_KEYS and isinstance(raw, int) and not isinstance(raw, bool):
+        return
+    if (
+        key in _LIST_KEYS
+        and isinstance(raw, (list, tuple))
+        and all(isinstance(i, str) for i in raw)
+    ):
+        return
+    expected = "a string or a list of strings" if key in _LIST_KEYS else "a string"
+    if key in _DURATION_KEYS:
+        expected = "a number of seconds or a string such as '5m'"
+    raise ConfigError(f"invalid {key} {raw!r}: expected {expected} (from {source})")
+
+
 def resolve(
     flags: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
@@ -431,6 +453,7 @@ def resolve(
         if raw is None:
             values[opt.name] = opt.default
         else:
+            _check_type(opt.name, raw, source)
             try:
                 values[opt.name] = opt.validate(raw)
             except ConfigError as err:
@@ -440,6 +463,7 @@ def resolve(
     writes = table.get("write", ())
     if isinstance(writes, str):
         writes = (writes,)
+    _check_type("write", writes, f"profile {name} ({path})")
     result = Profile(name=name, write=tuple(str(w) for w in writes), sources=sources, **values)
     if result.project is None:
         for finder in (credential_project, lambda _p: gcloud_project(env)):

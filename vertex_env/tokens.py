@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from vertex_env.cache import CachedToken, TokenCache, cache_dir
 from vertex_env.config import Profile
 from vertex_env.credentials import CredentialSource, locate
+from vertex_env.errors import VertexEnvError
 
 
 @dataclass(frozen=True)
@@ -100,25 +102,55 @@ class TokenSource:
         hit = self.cached(min_ttl)
         if hit is not None:
             return hit
-        if not self.use_cache:
-            return self.mint()
-        with _thread_lock, self.cache.lock(self.cache_key):
-            hit = self.cached(min_ttl)  # another process may have minted while we waited
-            if hit is not None:
-                return hit
-            return self.mint()
+        return self._locked_mint(lambda: self.cached(min_ttl))
 
     def refresh(self, due: Callable[[Token], bool]) -> Token:
         """The cached token unless `due(token)` says to replace it, then a newly minted one (the daemon's
         rule: it refreshes earlier than `get()` would, under the same lock, so a token another process just
         minted is reused)."""
+
+        def reusable() -> Token | None:
+            hit = self.cached(min_ttl=0)
+            return hit if hit is not None and not due(hit) else None
+
+        return self._locked_mint(reusable)
+
+    def _locked_mint(self, reusable: Callable[[], Token | None]) -> Token:
+        """Under the cache lock: what another process just minted, the error its mint just met while we
+        waited (so N waiters do not each wait out their own timeouts), or one mint of our own."""
         if not self.use_cache:
             return self.mint()
-        with _thread_lock, self.cache.lock(self.cache_key):
-            hit = self.cached(min_ttl=0)
-            if hit is not None and not due(hit):
-                return hit
+        waiting_since = time.time()
+        try:
+            lock = self.cache.lock(self.cache_key)
+            lock.__enter__()
+        except OSError as err:
+            self._without_cache(err)
             return self.mint()
+        try:
+            with _thread_lock:
+                hit = reusable()
+                if hit is not None:
+                    return hit
+                failure = self.cache.read_failure(self.cache_key, since=waiting_since)
+                if failure is not None:
+                    raise failure
+                try:
+                    return self.mint()
+                except VertexEnvError as err:
+                    self.cache.write_failure(self.cache_key, err)
+                    raise
+        finally:
+            lock.__exit__(None, None, None)
+
+    def _without_cache(self, err: OSError) -> None:
+        """The cache directory is unusable (read-only HOME, full tmpfs): go on without it, and say so once."""
+        self.use_cache = False
+        print(
+            f"vertex-env: warning: token cache {self.cache.directory} is unusable "
+            f"({err.strerror or err}); going on without it",
+            file=sys.stderr,
+        )
 
     def mint(self) -> Token:
         """Always ask Google; store the result for everyone."""
@@ -134,7 +166,10 @@ class TokenSource:
             credential_type=minted.credential_type,
         )
         if self.use_cache:
-            self.cache.write(self.cache_key, entry)
+            try:
+                self.cache.write(self.cache_key, entry)
+            except OSError as err:
+                self._without_cache(err)
         return _token(entry, from_cache=False)
 
     def invalidate(self, value: str | None = None) -> None:
