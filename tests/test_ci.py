@@ -158,3 +158,32 @@ def test_circleci_bash_env_is_read_by_bash(values: list[str]) -> None:
 def test_circleci_without_bash_env_is_an_error() -> None:
     with pytest.raises(SinkError, match="BASH_ENV"):
         write_circleci(REAL, {})
+
+
+@pytest.mark.parametrize(("fmt", "variable"), [("github", "GITHUB_ENV"), ("circleci", "BASH_ENV")])
+def test_an_env_file_that_cannot_be_opened_is_a_one_line_error(
+    fmt: str, variable: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vertex_env.cli import main
+    from vertex_env.emulator import EmulatorServer, write_authorized_user
+
+    with EmulatorServer() as emu:
+        monkeypatch.setenv("VERTEX_ENV_EMULATOR_HOST", emu.host_port)
+        monkeypatch.setenv("VERTEX_ENV_PROJECT", "test-project")
+        monkeypatch.setenv(
+            "GOOGLE_APPLICATION_CREDENTIALS", str(write_authorized_user(Path.cwd() / "adc.json"))
+        )
+        monkeypatch.setenv(variable, "/nonexistent/dir/env")
+        assert main(["export", "--format", fmt]) == 9
+    out, err = capsys.readouterr()
+    assert "cannot append to /nonexistent/dir/env" in err
+    assert "ya29." not in out, (
+        "a token is printed only with its add-mask line, after a successful write"
+    )
+
+
+def test_a_failed_gitlab_export_leaves_the_report_empty(capsys: pytest.CaptureFixture[str]) -> None:
+    from vertex_env.cli import main
+
+    assert main(["export", "--format", "gitlab", "--project", "BAD_X"]) == 3
+    assert capsys.readouterr().out == ""

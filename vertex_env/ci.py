@@ -27,7 +27,12 @@ def _escape_command_data(data: str) -> str:
 
 def _append(path: str, text: str) -> None:
     """One O_APPEND write: the runner may hold other steps' lines in the same file."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+    try:
+        fd = os.open(
+            path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600
+        )
+    except OSError as err:
+        raise SinkError(f"cannot append to {path}: {err.strerror or err}") from None
     try:
         data = text.encode("utf-8")
         written = os.write(fd, data)

@@ -73,7 +73,8 @@ def export(
     except VertexEnvError as err:
         from vertex_env.cli import report
 
-        click.echo(render.failure_output(fmt if fmt in SHELL_FORMATS else "sh"), nl=False)
+        if fmt in SHELL_FORMATS:  # a CI format's stdout may be a report file: leave it empty
+            click.echo(render.failure_output(fmt), nl=False)
         report(err)
         return err.exit_code
     click.echo(output, nl=False)
