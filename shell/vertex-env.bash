@@ -14,6 +14,8 @@ fi
 
 __vertex_env_hook() {
     local __vertex_env_status=$?
+    # Inside `vertex-env run --proxy` the variables point at the proxy, which keeps tokens fresh itself.
+    [[ ${VERTEX_ENV_ACTIVE-} == proxy ]] && return $__vertex_env_status
     local now expires=${VERTEX_ENV_EXPIRES_AT:-0} margin=${VERTEX_ENV_HOOK_MARGIN:-300} out
     local retry=${VERTEX_ENV_HOOK_RETRY:-30}
     if [[ -n ${EPOCHSECONDS-} ]]; then

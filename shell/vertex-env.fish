@@ -21,6 +21,8 @@ end
 
 function __vertex_env_hook --on-event fish_prompt
     set -l previous_status $status
+    # Inside `vertex-env run --proxy` the variables point at the proxy, which keeps tokens fresh itself.
+    test "$VERTEX_ENV_ACTIVE" = proxy; and return $previous_status
     set -l now (__vertex_env_now)
     set -l expires 0
     string match -qr '^[0-9]+$' -- "$VERTEX_ENV_EXPIRES_AT"; and set expires $VERTEX_ENV_EXPIRES_AT

@@ -14,6 +14,8 @@ fi
 
 _vertex_env_hook() {
     local -i _vertex_env_status=$?
+    # Inside `vertex-env run --proxy` the variables point at the proxy, which keeps tokens fresh itself.
+    [[ ${VERTEX_ENV_ACTIVE-} == proxy ]] && return $_vertex_env_status
     emulate -L zsh
     local -i now
     local expires=${VERTEX_ENV_EXPIRES_AT:-0} margin=${VERTEX_ENV_HOOK_MARGIN:-300} out

@@ -264,3 +264,27 @@ def test_the_fish_clock_is_the_epoch(isolated_machine: Path) -> None:
         ["fish", "--no-config", "-c", script], capture_output=True, text=True, check=True
     )
     assert abs(float(out.stdout) - time.time()) < 3
+
+
+@pytest.mark.parametrize("shell", sorted(SHELLS))
+def test_a_shell_started_by_run_proxy_keeps_the_proxy_variables(
+    shell: str, session_env: tuple[dict[str, str], EmulatorServer, Path], isolated_machine: Path
+) -> None:
+    """The hook must not swap the proxy's base URL and local key for a direct, expiring Google token."""
+    argv, load, _status_var = SHELLS[shell]
+    require_tool(argv[0])
+    env, _emu, log = session_env
+    lines = [
+        load,
+        'echo "$OPENAI_BASE_URL $OPENAI_API_KEY" > seen.txt',
+        "true",
+        "exit",
+    ]
+    run_in_pty(
+        ["vertex-env", "run", "--proxy", "--google", "--", *argv], lines, env, isolated_machine
+    )
+    base_url, key = (isolated_machine / "seen.txt").read_text().split()
+    assert f"http://{env['VERTEX_ENV_EMULATOR_HOST']}" not in base_url
+    assert base_url.startswith("http://127.0.0.1:") and "/projects/test-project/" in base_url
+    assert not key.startswith("ya29."), "the child holds the proxy's local key, not a Google token"
+    assert [c for c in calls(log) if c.startswith("vertex-env export")] == []

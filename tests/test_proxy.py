@@ -468,7 +468,10 @@ def test_vertex_env_run_proxy_serves_the_child_and_returns_its_code(
         """
     )
     assert main(["run", "--proxy", "--", sys.executable, "-c", script]) == 5
-    assert json.loads(seen.read_text()) == {"content": "Emulated reply to: hi", "active": "1"}
+    assert json.loads(seen.read_text()) == {
+        "content": "Emulated reply to: hi",
+        "active": "proxy",
+    }  # marks a proxied child for the hooks
 
 
 def test_command_not_found_is_an_error_before_any_child(emu: EmulatorServer) -> None:
@@ -596,3 +599,45 @@ def test_serve_help_ends_with_a_real_example(capsys: pytest.CaptureFixture[str])
     lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
     assert lines[-1].strip().startswith("vertex-env serve ")
     assert "VERTEX_ENV_PROXY_PORT" in "\n".join(lines)
+
+
+def test_run_proxy_google_sets_the_google_variables_too(
+    isolated_machine: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    from vertex_env.emulator import EmulatorServer, write_authorized_user
+
+    with EmulatorServer() as emu:
+        env = dict(
+            os.environ,
+            VERTEX_ENV_EMULATOR_HOST=emu.host_port,
+            VERTEX_ENV_PROJECT="test-project",
+            VERTEX_ENV_LOCATION="europe-west4",
+            GOOGLE_APPLICATION_CREDENTIALS=str(
+                write_authorized_user(isolated_machine / "adc.json")
+            ),
+        )
+        script = "import os; print(os.environ['GOOGLE_CLOUD_PROJECT'], os.environ['GOOGLE_CLOUD_LOCATION'], os.environ['VERTEX_ENV_ACTIVE'])"
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "vertex_env",
+                "run",
+                "--proxy",
+                "--google",
+                "--",
+                sys.executable,
+                "-c",
+                script,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["test-project", "europe-west4", "proxy"]

@@ -12,25 +12,32 @@ from collections.abc import Mapping, Sequence
 
 from vertex_env.environment import API_KEY, BASE_URL, EXPIRES_AT, LEGACY_BASE, Environment
 from vertex_env.proxy import KEY_ENV, BackgroundProxy, new_key
-from vertex_env.run import child_environment, spawn_and_wait
+from vertex_env.run import ACTIVE, child_environment, spawn_and_wait
 
 __all__ = ["proxy_child_environment", "run_with_proxy"]
 
 
 def proxy_child_environment(
-    parent: Mapping[str, str], base_url: str, key: str, *, legacy: bool = False
+    parent: Mapping[str, str],
+    base_url: str,
+    key: str,
+    *,
+    legacy: bool = False,
+    extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The child's environment: OPENAI_BASE_URL at the proxy, OPENAI_API_KEY the local key, no Google token.
 
     VERTEX_ENV_EXPIRES_AT is dropped (the local key does not expire) and so is VERTEX_ENV_PROXY_KEY (the child
-    has its key in OPENAI_API_KEY; it has no use for the variable that fixed it).
+    has its key in OPENAI_API_KEY; it has no use for the variable that fixed it). VERTEX_ENV_ACTIVE=proxy tells
+    the prompt hooks in a shell started this way to leave the proxy's variables alone.
     """
-    variables = {BASE_URL: base_url, API_KEY: key}
+    variables = {BASE_URL: base_url, API_KEY: key, **(extra or {})}
     if legacy:
         variables[LEGACY_BASE] = base_url
     env = child_environment(parent, variables)
     env.pop(EXPIRES_AT, None)
     env.pop(KEY_ENV, None)
+    env[ACTIVE] = "proxy"
     if not legacy and env.get(LEGACY_BASE):
         env[LEGACY_BASE] = base_url  # a stale legacy base from the parent must not bypass the proxy
     return env
@@ -42,6 +49,7 @@ def run_with_proxy(
     *,
     parent_environ: Mapping[str, str] | None = None,
     legacy: bool = False,
+    google: bool = False,
 ) -> int:
     """Serve `argv` through a fresh loopback proxy for `env`; return the child's exit code.
 
@@ -50,5 +58,12 @@ def run_with_proxy(
     """
     parent = os.environ if parent_environ is None else parent_environ
     with BackgroundProxy.for_environment(env, key=new_key()) as proxy:
-        child_env = proxy_child_environment(parent, proxy.base_url, proxy.key, legacy=legacy)
+        extra = (
+            {"GOOGLE_CLOUD_PROJECT": env.project, "GOOGLE_CLOUD_LOCATION": env.location}
+            if google
+            else {}
+        )
+        child_env = proxy_child_environment(
+            parent, proxy.base_url, proxy.key, legacy=legacy, extra=extra
+        )
         return spawn_and_wait(list(argv), child_env)

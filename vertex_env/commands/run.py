@@ -47,6 +47,6 @@ def run(
     if proxy:
         from vertex_env.proxy_run import run_with_proxy
 
-        return run_with_proxy(env, argv, legacy=legacy)
+        return run_with_proxy(env, argv, legacy=legacy, google=google)
     variables = env.variables(google=google, legacy=legacy)
     run_sink.exec_command(argv, run_sink.child_environment(os.environ, variables))
