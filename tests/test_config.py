@@ -219,3 +219,40 @@ def test_a_config_value_of_the_wrong_type_is_a_one_line_error(
     with pytest.raises(ConfigError) as err:
         resolve({}, {"VERTEX_ENV_CONFIG": str(cfg)})
     assert message in str(err.value) and "(from profile default" in str(err.value)
+
+
+def test_profile_edits_follow_a_symlinked_config_and_lose_nothing_under_concurrency(
+    isolated_machine: Path,
+) -> None:
+    import os
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    dotfiles = isolated_machine / "dotfiles" / "config.toml"
+    dotfiles.parent.mkdir()
+    dotfiles.write_text("# managed by my dotfiles\n")
+    link = config.config_path()
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(dotfiles)
+
+    def set_profile(i: int) -> int:
+        command = [
+            sys.executable,
+            "-m",
+            "vertex_env",
+            "profile",
+            "set",
+            f"p{i}",
+            f"project=project-{i:03d}",
+        ]
+        return subprocess.run(
+            command, env=dict(os.environ), capture_output=True, check=False
+        ).returncode
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(set_profile, range(8))) == [0] * 8
+    assert link.is_symlink()
+    text = dotfiles.read_text()
+    assert text.startswith("# managed by my dotfiles\n")
+    assert all(f'project = "project-{i:03d}"' in text for i in range(8))

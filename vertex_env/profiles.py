@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,54 +60,58 @@ def set_values(name: str, assignments: list[str], path: Path | None = None) -> P
                 f"invalid assignment {item!r}: expected KEY=VALUE (e.g. project=my-project)"
             )
         values[key] = _coerce(key, raw.strip())
-    read_config(path)  # refuses a broken file before we rewrite it
-    doc = _load(path)
-    profiles = doc.setdefault("profiles", tomlkit.table(is_super_table=True))
-    table = profiles.setdefault(name, tomlkit.table())
-    for key, value in values.items():
-        table[key] = value
-    _save(path, doc)
+    with _editing(path) as doc:
+        profiles = doc.setdefault("profiles", tomlkit.table(is_super_table=True))
+        table = profiles.setdefault(name, tomlkit.table())
+        for key, value in values.items():
+            table[key] = value
     return path
 
 
 def remove(name: str, keys: list[str], path: Path | None = None) -> Path:
     path = path or config_path()
-    show_profile(name, path)
-    doc = _load(path)
-    if keys:
-        for key in keys:
-            doc["profiles"][name].pop(key.replace("-", "_"), None)
-    else:
-        del doc["profiles"][name]
-        if doc.get("default_profile") == name:
-            del doc["default_profile"]
-    _save(path, doc)
+    with _editing(path) as doc:
+        show_profile(name, path)
+        if keys:
+            for key in keys:
+                doc["profiles"][name].pop(key.replace("-", "_"), None)
+        else:
+            del doc["profiles"][name]
+            if doc.get("default_profile") == name:
+                del doc["default_profile"]
     return path
 
 
 def set_default(name: str, path: Path | None = None) -> Path:
     path = path or config_path()
-    show_profile(name, path)
-    doc = _load(path)
-    doc["default_profile"] = name
-    _save(path, doc)
+    with _editing(path) as doc:
+        show_profile(name, path)
+        doc["default_profile"] = name
     return path
 
 
-def _load(path: Path) -> Any:
+@contextlib.contextmanager
+def _editing(path: Path) -> Iterator[Any]:
+    """The parsed config file, saved back on success: locked against a concurrent edit, written atomically to
+    the file a symlink points at (a dotfiles manager's link stays a link)."""
+    import fcntl
+
     import tomlkit
 
+    target = Path(os.path.realpath(path))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(target.parent / f".{target.name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        return tomlkit.parse(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return tomlkit.document()
-
-
-def _save(path: Path, doc: Any) -> None:
-    import tomlkit
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = 0o600
-    with contextlib.suppress(FileNotFoundError):
-        mode = os.stat(path).st_mode & 0o777
-    atomic_write(path, tomlkit.dumps(doc).encode("utf-8"), mode=mode)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        read_config(target)  # refuses a broken file before we rewrite it
+        try:
+            doc = tomlkit.parse(target.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            doc = tomlkit.document()
+        yield doc
+        mode = 0o600
+        with contextlib.suppress(FileNotFoundError):
+            mode = os.stat(target).st_mode & 0o777
+        atomic_write(target, tomlkit.dumps(doc).encode("utf-8"), mode=mode)
+    finally:
+        os.close(fd)
