@@ -149,3 +149,25 @@ def test_run_without_a_command_starts_shell(emu: EmulatorServer, isolated_machin
     shell.chmod(0o755)
     result = cli("run", env=dict(os.environ, SHELL=str(shell)))
     assert result.stdout.strip() == "shell with ya29.emu", result.stderr
+
+
+def test_the_variable_options_have_one_environment_variable_for_every_command(
+    emu: EmulatorServer,
+    isolated_machine: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from dotenv import dotenv_values
+
+    monkeypatch.setenv("VERTEX_ENV_GOOGLE", "1")
+    monkeypatch.setenv("VERTEX_ENV_LEGACY", "true")
+    assert main(["write", "g.env"]) == 0
+    assert set(dotenv_values(isolated_machine / "g.env")) >= {
+        "GOOGLE_CLOUD_PROJECT",
+        "OPENAI_API_BASE",
+    }
+    monkeypatch.setenv("VERTEX_ENV_FORMAT", "json")
+    assert main(["export"]) == 0
+    assert "GOOGLE_CLOUD_LOCATION" in capsys.readouterr().out
+    monkeypatch.setenv("VERTEX_ENV_FORMAT", "klingon")
+    assert main(["export"]) == 2, "an unknown format is a usage error, not a silent fallback"

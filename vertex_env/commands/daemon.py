@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from vertex_env.commands.options import environment_from, profile_options
+from vertex_env.commands.options import environment_from, profile_options, variable_options
 
 
 @click.command(
@@ -28,10 +28,7 @@ from vertex_env.commands.options import environment_from, profile_options
     is_flag=True,
     help="Keep retrying after a permanent failure (revoked grant, reauth) instead of exiting.",
 )
-@click.option(
-    "--google", is_flag=True, help="Also set GOOGLE_CLOUD_PROJECT and GOOGLE_CLOUD_LOCATION."
-)
-@click.option("--legacy", is_flag=True, help="Also set OPENAI_API_BASE for older clients.")
+@variable_options
 @profile_options
 def daemon(
     options: dict[str, Any],

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from vertex_env.commands.options import environment_from, profile_options
+from vertex_env.commands.options import environment_from, profile_options, variable_options
 from vertex_env.errors import VertexEnvError
 
 CI_FORMATS = ("github", "gitlab", "circleci")
@@ -25,26 +25,14 @@ SHELL_FORMATS = ("sh", "fish", "powershell", "cmd", "dotenv", "json")
     "fmt",
     type=click.Choice(SHELL_FORMATS + CI_FORMATS),
     default=None,
+    envvar="VERTEX_ENV_FORMAT",
     help="Output format; default follows $SHELL (fish, powershell) else sh. [env: VERTEX_ENV_FORMAT]",
 )
 @click.option("--unset", is_flag=True, help="Print what removes the variables again.")
-@click.option(
-    "--google",
-    "google",
-    is_flag=True,
-    default=None,
-    help="Also set GOOGLE_CLOUD_PROJECT and GOOGLE_CLOUD_LOCATION. [env: VERTEX_ENV_GOOGLE]",
-)
-@click.option(
-    "--legacy",
-    "legacy",
-    is_flag=True,
-    default=None,
-    help="Also set OPENAI_API_BASE for older clients. [env: VERTEX_ENV_LEGACY]",
-)
+@variable_options
 @profile_options
 def export(
-    options: dict[str, Any], fmt: str | None, unset: bool, google: bool | None, legacy: bool | None
+    options: dict[str, Any], fmt: str | None, unset: bool, google: bool, legacy: bool
 ) -> int:
     """Print the variables OPENAI_API_KEY, OPENAI_BASE_URL and VERTEX_ENV_EXPIRES_AT.
 
@@ -52,11 +40,7 @@ def export(
     """
     from vertex_env import render
 
-    fmt = fmt or os.environ.get("VERTEX_ENV_FORMAT") or render.default_format(os.environ)
-    if fmt not in SHELL_FORMATS + CI_FORMATS:
-        fmt = "sh"
-    google = google if google is not None else _env_flag("VERTEX_ENV_GOOGLE")
-    legacy = legacy if legacy is not None else _env_flag("VERTEX_ENV_LEGACY")
+    fmt = fmt or render.default_format(os.environ)
     if unset:
         from vertex_env.environment import ALL_NAMES
 
@@ -79,10 +63,6 @@ def export(
         return err.exit_code
     click.echo(output, nl=False)
     return 0
-
-
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").lower() in ("1", "true", "yes", "on")
 
 
 def _ci(fmt: str, variables: dict[str, str], token: str) -> str:

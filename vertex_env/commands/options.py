@@ -33,7 +33,12 @@ def profile_options(func: F) -> F:
             help=f"{opt.help} [env: {opt.env}]",
         )(decorated)
     decorated = click.option(
-        "--no-cache", "no_cache", is_flag=True, default=None, help="Bypass the shared token cache."
+        "--no-cache",
+        "no_cache",
+        is_flag=True,
+        default=None,
+        envvar="VERTEX_ENV_NO_CACHE",
+        help="Bypass the shared token cache. [env: VERTEX_ENV_NO_CACHE]",
     )(decorated)
     decorated = click.option(
         "--profile",
@@ -71,3 +76,21 @@ def port_option(envvar: str) -> Callable[[F], F]:
         metavar="N",
         help=f"Port to listen on; 0 picks a free one. [env: {envvar}]",
     )
+
+
+def variable_options(func: F) -> F:
+    """--google and --legacy: the optional extra variables, for every command that delivers them."""
+    func = click.option(
+        "--legacy",
+        "legacy",
+        is_flag=True,
+        envvar="VERTEX_ENV_LEGACY",
+        help="Also set OPENAI_API_BASE for older clients. [env: VERTEX_ENV_LEGACY]",
+    )(func)
+    return click.option(
+        "--google",
+        "google",
+        is_flag=True,
+        envvar="VERTEX_ENV_GOOGLE",
+        help="Also set GOOGLE_CLOUD_PROJECT and GOOGLE_CLOUD_LOCATION. [env: VERTEX_ENV_GOOGLE]",
+    )(func)

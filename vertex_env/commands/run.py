@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from vertex_env.commands.options import environment_from, profile_options
+from vertex_env.commands.options import environment_from, profile_options, variable_options
 
 
 @click.command(
@@ -20,10 +20,7 @@ from vertex_env.commands.options import environment_from, profile_options
     help="Serve the child through a loopback proxy that keeps tokens fresh for as long as it runs.",
 )
 @click.option("--force", is_flag=True, help="Run even inside another `vertex-env run`.")
-@click.option(
-    "--google", is_flag=True, help="Also set GOOGLE_CLOUD_PROJECT and GOOGLE_CLOUD_LOCATION."
-)
-@click.option("--legacy", is_flag=True, help="Also set OPENAI_API_BASE for older clients.")
+@variable_options
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="-- CMD [ARGS]...")
 @profile_options
 def run(

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from vertex_env.commands.options import environment_from, profile_options
+from vertex_env.commands.options import environment_from, profile_options, variable_options
 
 
 @click.command(
@@ -15,10 +15,7 @@ from vertex_env.commands.options import environment_from, profile_options
 @click.argument(
     "paths", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="PATH..."
 )
-@click.option(
-    "--google", is_flag=True, help="Also set GOOGLE_CLOUD_PROJECT and GOOGLE_CLOUD_LOCATION."
-)
-@click.option("--legacy", is_flag=True, help="Also set OPENAI_API_BASE for older clients.")
+@variable_options
 @profile_options
 def write(options: dict[str, Any], paths: tuple[str, ...], google: bool, legacy: bool) -> None:
     """Set OPENAI_API_KEY, OPENAI_BASE_URL and VERTEX_ENV_EXPIRES_AT in each dotenv file.
