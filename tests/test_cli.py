@@ -76,13 +76,7 @@ def test_shell_completion_is_served_by_click() -> None:
 def test_eval_export_in_real_bash_gives_a_token_the_emulator_accepts(emu: EmulatorServer) -> None:
     bash = require_tool("bash")
     script = 'eval "$(vertex-env export --format sh)" && printf "%s\\n%s\\n%s\\n" "$OPENAI_API_KEY" "$OPENAI_BASE_URL" "$VERTEX_ENV_EXPIRES_AT"'
-    result = subprocess.run(
-        [bash, "--norc", "-c", script],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=_env_with_venv(),
-    )
+    result = in_bash(bash, script)
     assert result.returncode == 0, result.stderr
     token, base_url, expires_at = result.stdout.splitlines()
     assert emu.state.lookup_token(token) is not None
@@ -96,26 +90,14 @@ def test_eval_export_in_real_bash_gives_a_token_the_emulator_accepts(emu: Emulat
 def test_unquoted_eval_works_too(emu: EmulatorServer) -> None:
     bash = require_tool("bash")
     script = 'eval $(vertex-env export --format sh) && test -n "$OPENAI_API_KEY" && test -z "${export+x}" && echo ok'
-    result = subprocess.run(
-        [bash, "--norc", "-c", script],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=_env_with_venv(),
-    )
+    result = in_bash(bash, script)
     assert result.stdout.strip() == "ok", result.stderr
 
 
 def test_a_failed_export_makes_eval_fail_and_prints_only_false(isolated_machine: Path) -> None:
     bash = require_tool("bash")
     script = 'eval "$(vertex-env export --format sh --credentials missing.json)"; echo "status=$?"; vertex-env export --format sh --credentials missing.json 2>/dev/null'
-    result = subprocess.run(
-        [bash, "--norc", "-c", script],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=_env_with_venv(),
-    )
+    result = in_bash(bash, script)
     lines = result.stdout.splitlines()
     assert lines[0] == "status=1"
     assert lines[1:] == ["false;"]
@@ -148,6 +130,17 @@ def test_default_format_follows_shell(
     monkeypatch.setenv("SHELL", "/bin/zsh")
     assert main(["export"]) == 0
     assert capsys.readouterr().out.startswith("export ")
+
+
+def in_bash(bash: str, script: str) -> subprocess.CompletedProcess[str]:
+    """`bash -c SCRIPT` with this venv's vertex-env first on PATH."""
+    return subprocess.run(
+        [bash, "--norc", "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=_env_with_venv(),
+    )
 
 
 def _env_with_venv() -> dict[str, str]:

@@ -129,14 +129,7 @@ def test_metadata_server_in_a_subprocess(emu: EmulatorServer, isolated_machine: 
         GCE_METADATA_IP=emu.host_port,
         VERTEX_ENV_PROJECT="test-project",
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "vertex_env", "status", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_cli_subprocess("status", "--json", env=env)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["credential"]["type"] == "compute_engine"
@@ -145,25 +138,13 @@ def test_metadata_server_in_a_subprocess(emu: EmulatorServer, isolated_machine: 
         "source": "env VERTEX_ENV_PROJECT",
     }
     assert report["credential"]["principal"].endswith(".iam.gserviceaccount.com")
-    token = subprocess.run(
-        [sys.executable, "-m", "vertex_env", "token"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    ).stdout.strip()
+    minted = run_cli_subprocess("token", env=env)
+    assert minted.returncode == 0, minted.stderr
+    token = minted.stdout.strip()
     assert accepted(emu, token)
     assert emu.state.stats()["requests"]["metadata"] >= 2
     del env["VERTEX_ENV_PROJECT"]  # the metadata server knows the project when nothing else says
-    result = subprocess.run(
-        [sys.executable, "-m", "vertex_env", "status", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_cli_subprocess("status", "--json", env=env)
     assert json.loads(result.stdout)["values"]["project"] == {
         "value": "emulated-project",
         "source": "metadata server",
@@ -282,13 +263,16 @@ def test_a_token_with_less_than_min_ttl_left_is_replaced(
 # --- errors: each its own exit code and a message that says what to do; never a traceback or a token ---
 
 
-def run_cli_subprocess(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def run_cli_subprocess(
+    *args: str, timeout: float = 30, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "vertex_env", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
+        env=env,
     )
 
 
