@@ -282,6 +282,8 @@ OPTIONS: tuple[Option, ...] = (
 OPTIONS_BY_NAME = {opt.name: opt for opt in OPTIONS}
 PROFILE_ENV = "VERTEX_ENV_PROFILE"
 EMULATOR_HOST_ENV = "VERTEX_ENV_EMULATOR_HOST"
+#: Set by the transport seam on a request it rewrote to the emulator: the Google host it was meant for.
+ORIGINAL_HOST_HEADER = "X-Vertex-Env-Original-Host"
 CONFIG_ENV = "VERTEX_ENV_CONFIG"
 PROFILE_KEYS = (*OPTIONS_BY_NAME, "write")
 

@@ -18,11 +18,9 @@ import google.auth.exceptions
 import google.auth.transport.requests
 import requests
 
-from vertex_env.config import EMULATOR_HOST_ENV, emulator_host
+from vertex_env.config import EMULATOR_HOST_ENV, ORIGINAL_HOST_HEADER, emulator_host
 
 __all__ = ["EMULATOR_HOST_ENV", "RoutedRequest", "emulator_host", "make_request", "route"]
-
-ORIGINAL_HOST_HEADER = "X-Vertex-Env-Original-Host"
 
 #: Seconds per attempt when the caller did not choose (google-auth's own default is 120 s).
 DEFAULT_TIMEOUT = 15.0

@@ -14,17 +14,9 @@ from vertex_env.emulator.credfiles import (
     write_impersonated_service_account,
     write_service_account,
 )
-from vertex_env.emulator.server import (
-    TOKEN_PREFIX,
-    EmulatorError,
-    EmulatorServer,
-    EmulatorState,
-    Fault,
-    ScriptedReply,
-    build_app,
-    run,
-    serve_forever,
-)
+from vertex_env.emulator.faults import EmulatorError, Fault, ScriptedReply
+from vertex_env.emulator.server import EmulatorServer, build_app, run, serve_forever
+from vertex_env.emulator.state import TOKEN_PREFIX, EmulatorState
 
 __all__ = [
     "TOKEN_PREFIX",

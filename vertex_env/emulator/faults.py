@@ -1,0 +1,146 @@
+"""What a test can inject into the emulator: faults, scripted chat replies, and the error for a bad admin request."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+#: Kinds of traffic; a fault targets one of them or `any`.
+KINDS = ("token", "iam", "metadata", "chat", "other")
+FAULT_TARGETS = (*KINDS, "any")
+
+OAUTH_ERRORS: dict[str, dict[str, str]] = {
+    "invalid_grant": {
+        "error": "invalid_grant",
+        "error_description": "Token has been expired or revoked.",
+    },
+    "invalid_rapt": {
+        "error": "invalid_grant",
+        "error_description": "reauth related error (invalid_rapt)",
+        "error_subtype": "invalid_rapt",
+    },
+}
+
+
+class EmulatorError(ValueError):
+    """A bad admin request or configuration value (the admin API answers it with 400)."""
+
+
+@dataclasses.dataclass
+class Fault:
+    """One injected failure, applied to the next `count` requests of its target kind."""
+
+    target: str = "any"
+    status: int | None = None
+    error: str | None = None
+    delay: float | None = None
+    non_json: bool = False
+    close: bool = False
+    body: Any = None
+    count: int = 1
+
+    @classmethod
+    def from_json(cls, data: Any) -> Fault:
+        if not isinstance(data, dict):
+            raise EmulatorError("a fault is a JSON object")
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)} - {"kind"}
+        if unknown:
+            raise EmulatorError(f"unknown fault fields: {sorted(unknown)}")
+        target = str(data.get("target", data.get("kind", "any")))
+        if target not in FAULT_TARGETS:
+            raise EmulatorError(
+                f"fault target must be one of {list(FAULT_TARGETS)}, not {target!r}"
+            )
+        fault = cls(
+            target=target,
+            status=optional_int(data.get("status"), "status"),
+            error=data.get("error"),
+            delay=optional_float(data.get("delay"), "delay"),
+            non_json=bool(data.get("non_json", False)),
+            close=bool(data.get("close", False)),
+            body=data.get("body"),
+            count=optional_int(data.get("count"), "count") or 1,
+        )
+        if fault.error is not None and fault.error not in OAUTH_ERRORS:
+            raise EmulatorError(f"fault error must be one of {sorted(OAUTH_ERRORS)}")
+        effects = [fault.status is not None, fault.error is not None, fault.non_json, fault.close]
+        if sum(effects) > 1:
+            raise EmulatorError("a fault has one effect: status, error, non_json or close")
+        if sum(effects) == 0 and fault.delay is None:
+            raise EmulatorError("a fault needs status, error, delay, non_json or close")
+        if fault.status is not None and not 100 <= fault.status <= 599:
+            raise EmulatorError("fault status must be an HTTP status")
+        return fault
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v not in (None, False)}
+
+    def matches(self, kind: str) -> bool:
+        return self.target in ("any", kind)
+
+    @property
+    def name(self) -> str:
+        if self.close:
+            return "close"
+        if self.non_json:
+            return "non_json"
+        if self.error:
+            return self.error
+        if self.status is not None:
+            return str(self.status)
+        return "delay"
+
+
+@dataclasses.dataclass
+class ScriptedReply:
+    """A chat answer chosen by a test: text, tool calls, or an error status with its body."""
+
+    text: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    status: int | None = None
+    body: Any = None
+    repeat: bool = False
+
+    @classmethod
+    def from_json(cls, data: Any) -> ScriptedReply:
+        if not isinstance(data, dict):
+            raise EmulatorError("a reply is a JSON object")
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise EmulatorError(f"unknown reply fields: {sorted(unknown)}")
+        reply = cls(
+            text=None if data.get("text") is None else str(data["text"]),
+            tool_calls=data.get("tool_calls"),
+            status=optional_int(data.get("status"), "status"),
+            body=data.get("body"),
+            repeat=bool(data.get("repeat", False)),
+        )
+        if reply.tool_calls is not None and not (
+            isinstance(reply.tool_calls, list)
+            and all(isinstance(c, dict) for c in reply.tool_calls)
+        ):
+            raise EmulatorError("tool_calls is a list of objects")
+        if reply.text is None and reply.tool_calls is None and reply.status is None:
+            raise EmulatorError("a reply needs text, tool_calls or status")
+        return reply
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v not in (None, False)}
+
+
+def optional_int(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise EmulatorError(f"{name} must be an integer") from None
+
+
+def optional_float(value: Any, name: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise EmulatorError(f"{name} must be a number") from None

@@ -1,0 +1,76 @@
+"""IAM Credentials: `generateAccessToken` (service account impersonation) and the allowedLocations lookup."""
+
+from __future__ import annotations
+
+import datetime
+import re
+
+from aiohttp import web
+
+from vertex_env.emulator.google_errors import UNAUTHENTICATED_MESSAGE, google_error
+from vertex_env.emulator.state import EmulatorState
+
+IAM_PATH = re.compile(
+    r"^/v1/projects/-/serviceAccounts/(?P<email>[^/:]+)(?P<rest>:[A-Za-z]+|/allowedLocations)$"
+)
+_LIFETIME = re.compile(r"^(?P<seconds>\d+(?:\.\d+)?)s$")
+
+
+async def generate_access_token(
+    state: EmulatorState, request: web.Request, token_id: list[int]
+) -> web.StreamResponse:
+    match = IAM_PATH.match(request.path)
+    assert match is not None  # classify() said so
+    email, rest = match["email"], match["rest"]
+    caller = state.caller(request.headers.get("Authorization", ""))
+    if rest == "/allowedLocations":
+        # google-auth's regional access boundary lookup; this answer is Google's "no boundary".
+        return web.json_response({"locations": [], "encodedLocations": "0x0"})
+    if caller is None:
+        return web.json_response(google_error(401, UNAUTHENTICATED_MESSAGE), status=401)
+    token_id.append(caller.id)
+    if rest != ":generateAccessToken" or request.method != "POST":
+        return web.json_response(
+            google_error(404, f"The emulator does not serve {rest}"), status=404
+        )
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return web.json_response(google_error(400, "Invalid JSON payload received."), status=400)
+    scopes = body.get("scope")
+    if isinstance(scopes, str):
+        scopes = [scopes]
+    if not scopes or not isinstance(scopes, list):
+        return web.json_response(google_error(400, "Scope is required."), status=400)
+    lifetime_text = str(body.get("lifetime") or "3600s")
+    parsed = _LIFETIME.match(lifetime_text)
+    if parsed is None:
+        return web.json_response(
+            google_error(400, f"Invalid value at 'lifetime' ({lifetime_text})."), status=400
+        )
+    lifetime = float(parsed["seconds"])
+    max_lifetime = state.config.max_lifetime
+    if lifetime > max_lifetime or lifetime <= 0:
+        return web.json_response(
+            google_error(
+                400,
+                f"The lifetime of the token must be between 1s and {max_lifetime}s; "
+                f"requested {lifetime_text}.",
+            ),
+            status=400,
+        )
+    value, issued = state.issue_token(
+        "impersonation",
+        principal=f"serviceAccount:{email}",
+        scopes=[str(s) for s in scopes],
+        lifetime=lifetime,
+    )
+    return web.json_response({"accessToken": value, "expireTime": rfc3339(issued.expires_at)})
+
+
+def rfc3339(epoch_seconds: float) -> str:
+    """UTC time as `2024-01-02T03:04:05Z` — whole seconds, the exact form google-auth's IAM parser accepts."""
+    moment = datetime.datetime.fromtimestamp(int(epoch_seconds), tz=datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

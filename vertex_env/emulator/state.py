@@ -1,0 +1,417 @@
+"""The emulator's memory: configuration, issued tokens, registered keys, faults, scripted replies and records.
+
+Shared by the server thread and in-process tests; every `EmulatorState` method takes its lock.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import itertools
+import json
+import secrets
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from vertex_env.config import CLOUD_PLATFORM_SCOPE
+from vertex_env.emulator.faults import (
+    KINDS,
+    EmulatorError,
+    Fault,
+    ScriptedReply,
+    optional_int,
+)
+
+TOKEN_PREFIX = "ya29.emu-"
+DEFAULT_PROJECT_ID = "emulated-project"
+DEFAULT_SERVICE_ACCOUNT = "default@emulated-project.iam.gserviceaccount.com"
+
+_SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "x-goog-api-key", "api-key", "x-api-key"}
+)
+_CONFIG_KEYS = (
+    "expires_in",
+    "max_lifetime",
+    "project_id",
+    "service_account_email",
+    "scopes",
+    "require_known_keys",
+)
+
+
+@dataclasses.dataclass
+class IssuedToken:
+    """What the emulator remembers about an access token it minted (the value itself is the dict key)."""
+
+    id: int
+    grant: str
+    principal: str
+    scopes: tuple[str, ...]
+    issued_at: float
+    expires_at: float
+
+    def live(self, now: float | None = None) -> bool:
+        return (time.time() if now is None else now) < self.expires_at
+
+    @property
+    def expires_in(self) -> int:
+        """The lifetime it was issued with, in whole seconds (what a token response says)."""
+        return max(0, round(self.expires_at - self.issued_at))
+
+    def describe(self) -> dict[str, Any]:
+        """A record safe to show: everything but the token value."""
+        return {
+            "id": self.id,
+            "grant": self.grant,
+            "principal": self.principal,
+            "scopes": list(self.scopes),
+            "issued_at": self.issued_at,
+            "expires_at": self.expires_at,
+            "expired": not self.live(),
+        }
+
+
+@dataclasses.dataclass
+class EmulatorConfig:
+    expires_in: int = 3600
+    max_lifetime: int = 43200
+    project_id: str = DEFAULT_PROJECT_ID
+    service_account_email: str = DEFAULT_SERVICE_ACCOUNT
+    scopes: tuple[str, ...] = (CLOUD_PLATFORM_SCOPE,)
+    #: Refuse JWT-bearer assertions from service accounts with no registered key (off: accept unverified).
+    require_known_keys: bool = False
+
+    def update(self, values: Mapping[str, Any]) -> None:
+        unknown = set(values) - set(_CONFIG_KEYS)
+        if unknown:
+            raise EmulatorError(
+                f"unknown config keys: {sorted(unknown)}; known: {list(_CONFIG_KEYS)}"
+            )
+        for key, value in values.items():
+            if key in ("expires_in", "max_lifetime"):
+                number = optional_int(value, key)
+                if number is None or number < 1:
+                    raise EmulatorError(f"{key} must be a positive number of seconds")
+                setattr(self, key, number)
+            elif key == "scopes":
+                if isinstance(value, str):
+                    value = value.replace(",", " ").split()
+                if not isinstance(value, (list, tuple)) or not value:
+                    raise EmulatorError("scopes is a non-empty list")
+                self.scopes = tuple(str(s) for s in value)
+            elif key == "require_known_keys":
+                self.require_known_keys = bool(value)
+            else:
+                if not isinstance(value, str) or not value:
+                    raise EmulatorError(f"{key} is a non-empty string")
+                setattr(self, key, value)
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["scopes"] = list(self.scopes)
+        return data
+
+
+class EmulatorState:
+    """Tokens, keys, faults, scripted replies and counters, shared by the server thread and in-process tests.
+
+    Every method takes the lock, so tests may call them from their own thread while the server runs.
+    """
+
+    def __init__(
+        self,
+        *,
+        expires_in: int = 3600,
+        max_lifetime: int = 43200,
+        project_id: str = DEFAULT_PROJECT_ID,
+        service_account_email: str = DEFAULT_SERVICE_ACCOUNT,
+        scopes: tuple[str, ...] | list[str] = (CLOUD_PLATFORM_SCOPE,),
+        require_known_keys: bool = False,
+        public_keys: Mapping[str, str | bytes] | None = None,
+        history: int = 500,
+    ) -> None:
+        self._lock = threading.RLock()
+        self.config = EmulatorConfig()
+        self.config.update(
+            {
+                "expires_in": expires_in,
+                "max_lifetime": max_lifetime,
+                "project_id": project_id,
+                "service_account_email": service_account_email,
+                "scopes": list(scopes),
+                "require_known_keys": require_known_keys,
+            }
+        )
+        self._history = history
+        self._token_ids = itertools.count(1)
+        self._request_ids = itertools.count(1)
+        self._tokens: dict[str, IssuedToken] = {}
+        # email -> {key id or "" -> PEM}
+        self._keys: dict[str, dict[str, str]] = {}
+        self._faults: list[Fault] = []
+        self._replies: collections.deque[ScriptedReply] = collections.deque()
+        self._sticky_reply: ScriptedReply | None = None
+        self._records: collections.deque[dict[str, Any]] = collections.deque(maxlen=history)
+        self._chat_records: collections.deque[dict[str, Any]] = collections.deque(maxlen=100)
+        self._counters: collections.Counter[str] = collections.Counter()
+        self._original_hosts: collections.Counter[str] = collections.Counter()
+        self._grants: collections.Counter[str] = collections.Counter()
+        for email, pem in (public_keys or {}).items():
+            self.register_key(email, pem)
+
+    # -- configuration -------------------------------------------------------------------------------
+
+    def configure(self, **values: Any) -> dict[str, Any]:
+        """Change expires_in, max_lifetime, project_id, service_account_email, scopes, require_known_keys."""
+        with self._lock:
+            trial = dataclasses.replace(self.config)
+            trial.update(values)  # validate everything before changing anything
+            self.config = trial
+            return self.config.to_json()
+
+    def register_key(
+        self, email: str, public_key_pem: str | bytes, key_id: str | None = None
+    ) -> None:
+        """Verify JWT-bearer assertions from `email` against this public key (PEM, or an X.509 cert PEM)."""
+        pem = (
+            public_key_pem.decode("ascii") if isinstance(public_key_pem, bytes) else public_key_pem
+        )
+        rsa_verifier(pem)  # refuse what cannot verify anything
+        with self._lock:
+            self._keys.setdefault(email, {})[key_id or ""] = pem
+
+    def public_keys(self, email: str) -> dict[str, str]:
+        """The public key PEMs registered for `email`, by key id ("" for a key registered without one)."""
+        with self._lock:
+            return dict(self._keys.get(email, {}))
+
+    def known_key_emails(self) -> list[str]:
+        with self._lock:
+            return sorted(self._keys)
+
+    # -- faults and replies ----------------------------------------------------------------------------
+
+    def add_faults(self, *faults: Fault | Mapping[str, Any]) -> list[dict[str, Any]]:
+        parsed = [f if isinstance(f, Fault) else Fault.from_json(dict(f)) for f in faults]
+        with self._lock:
+            self._faults.extend(parsed)
+            return [f.to_json() for f in self._faults]
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def pending_faults(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [f.to_json() for f in self._faults]
+
+    def take_fault(self, kind: str) -> Fault | None:
+        """The fault the next `kind` request suffers, if any (its count goes down by one)."""
+        with self._lock:
+            for index, fault in enumerate(self._faults):
+                if fault.matches(kind):
+                    fault.count -= 1
+                    if fault.count <= 0:
+                        del self._faults[index]
+                    self._counters["faults_applied"] += 1
+                    return dataclasses.replace(fault, count=1)
+            return None
+
+    def queue_reply(self, reply: ScriptedReply | Mapping[str, Any]) -> None:
+        """The next chat answer (or, with `repeat`, every answer until reset or replaced)."""
+        parsed = reply if isinstance(reply, ScriptedReply) else ScriptedReply.from_json(dict(reply))
+        with self._lock:
+            if parsed.repeat:
+                self._sticky_reply = parsed
+            else:
+                self._replies.append(parsed)
+
+    def clear_replies(self) -> None:
+        with self._lock:
+            self._replies.clear()
+            self._sticky_reply = None
+
+    def next_reply(self) -> ScriptedReply | None:
+        with self._lock:
+            if self._replies:
+                return self._replies.popleft()
+            return self._sticky_reply
+
+    # -- tokens ----------------------------------------------------------------------------------------
+
+    def issue_token(
+        self,
+        grant: str,
+        *,
+        principal: str,
+        scopes: tuple[str, ...] | list[str] = (),
+        lifetime: float | None = None,
+    ) -> tuple[str, IssuedToken]:
+        """Mint an access token; `lifetime` defaults to the configured expires_in."""
+        value = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        now = time.time()
+        with self._lock:
+            seconds = self.config.expires_in if lifetime is None else lifetime
+            issued = IssuedToken(
+                id=next(self._token_ids),
+                grant=grant,
+                principal=principal,
+                scopes=tuple(scopes) or self.config.scopes,
+                issued_at=now,
+                expires_at=now + seconds,
+            )
+            self._tokens[value] = issued
+            self._counters["tokens_issued"] += 1
+            self._grants[grant] += 1
+        return value, issued
+
+    def lookup_token(self, value: str) -> IssuedToken | None:
+        """The record of a live token, or None when unknown or expired."""
+        with self._lock:
+            issued = self._tokens.get(value)
+        if issued is None or not issued.live():
+            return None
+        return issued
+
+    def caller(self, authorization: str) -> IssuedToken | None:
+        """The live token an `Authorization: Bearer ...` header carries, or None."""
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            return None
+        return self.lookup_token(value.strip())
+
+    def expire_all(self) -> int:
+        """Make every issued token expired now; returns how many were live."""
+        now = time.time()
+        with self._lock:
+            live = [t for t in self._tokens.values() if t.live(now)]
+            for issued in live:
+                issued.expires_at = now - 1
+            return len(live)
+
+    def issued_tokens(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [t.describe() for t in self._tokens.values()]
+
+    # -- records ---------------------------------------------------------------------------------------
+
+    def count(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            self._counters[name] += amount
+
+    def record_request(
+        self,
+        *,
+        method: str,
+        path: str,
+        kind: str,
+        original_host: str | None,
+        status: int | None,
+        fault: str | None,
+        token_id: int | None,
+    ) -> None:
+        with self._lock:
+            self._counters[f"requests.{kind}"] += 1
+            if original_host:
+                self._original_hosts[original_host] += 1
+            self._records.append(
+                {
+                    "id": next(self._request_ids),
+                    "time": time.time(),
+                    "method": method,
+                    "path": path,
+                    "kind": kind,
+                    "original_host": original_host,
+                    "status": status,
+                    "fault": fault,
+                    "token_id": token_id,
+                }
+            )
+
+    def record_chat(
+        self, *, path: str, headers: Mapping[str, str], raw_body: str, token_id: int | None
+    ) -> None:
+        try:
+            body: Any = json.loads(raw_body)
+        except ValueError:
+            body = None
+        with self._lock:
+            self._chat_records.append(
+                {
+                    "time": time.time(),
+                    "path": path,
+                    "headers": mask_headers(headers),
+                    "body": body,
+                    "raw_body": raw_body,
+                    "token_id": token_id,
+                }
+            )
+
+    def requests(
+        self, *, kind: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Recent requests (method, path, kind, original host, status, fault, token id), oldest first."""
+        with self._lock:
+            records = [dict(r) for r in self._records if kind is None or r["kind"] == kind]
+        return records[-limit:] if limit else records
+
+    def chat_requests(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Recent chat request bodies and headers (secret headers masked), oldest first."""
+        with self._lock:
+            records = [dict(r) for r in self._chat_records]
+        return records[-limit:] if limit else records
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            counters = dict(self._counters)
+            return {
+                "requests": {kind: counters.get(f"requests.{kind}", 0) for kind in KINDS},
+                "original_hosts": dict(self._original_hosts),
+                "tokens_issued": counters.get("tokens_issued", 0),
+                "tokens_by_grant": dict(self._grants),
+                "live_tokens": sum(1 for t in self._tokens.values() if t.live()),
+                "chat_ok": counters.get("chat_ok", 0),
+                "chat_rejected": counters.get("chat_rejected", 0),
+                "token_rejected": counters.get("token_rejected", 0),
+                "faults_applied": counters.get("faults_applied", 0),
+                "faults_pending": [f.to_json() for f in self._faults],
+                "replies_pending": len(self._replies) + (1 if self._sticky_reply else 0),
+                "known_keys": sorted(self._keys),
+                "config": self.config.to_json(),
+            }
+
+    def reset(self) -> None:
+        """Forget tokens, faults, replies, records and counters; keep config and registered keys."""
+        with self._lock:
+            self._tokens.clear()
+            self._faults.clear()
+            self.clear_replies()
+            self._records.clear()
+            self._chat_records.clear()
+            self._counters.clear()
+            self._original_hosts.clear()
+            self._grants.clear()
+
+
+def rsa_verifier(pem: str) -> Any:
+    """google-auth's RSA verifier (backed by `cryptography` when installed, else `rsa`)."""
+    from google.auth import crypt
+
+    try:
+        return crypt.RSAVerifier.from_string(pem)  # type: ignore[no-untyped-call]
+    except Exception as err:  # each backend raises its own type for a malformed key
+        raise EmulatorError(f"not an RSA public key or certificate PEM: {err}") from None
+
+
+def mask_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers safe to record: credentials replaced by their scheme and `***`."""
+    masked: dict[str, str] = {}
+    for name, value in headers.items():
+        if name.lower() in _SECRET_HEADERS:
+            scheme, _, rest = value.partition(" ")
+            masked[name] = f"{scheme} ***" if rest else "***"
+        else:
+            masked[name] = value
+    return masked
