@@ -7,7 +7,6 @@ read defensively: a corrupt, foreign-owned or group/world-accessible file is ign
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -18,10 +17,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from vertex_env import errors
+from vertex_env import errors, files
 from vertex_env.errors import VertexEnvError
 
 CACHE_VERSION = 1
+#: How long a process that misses waits for another one's mint (longer than any mint's own deadline).
+LOCK_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ class TokenCache:
         ensure_private_dir(self.directory)
         path = self.path_for(key)
         payload = {"version": CACHE_VERSION, "key": key_digest(key), **asdict(token)}
-        atomic_write(path, json.dumps(payload).encode(), mode=0o600)
+        files.atomic_write(path, json.dumps(payload).encode(), mode=0o600)
         return path
 
     def failure_path(self, key: str) -> Path:
@@ -110,7 +111,7 @@ class TokenCache:
             "hint": err.hint,
         }
         with contextlib.suppress(OSError):
-            atomic_write(self.failure_path(key), json.dumps(payload).encode(), mode=0o600)
+            files.atomic_write(self.failure_path(key), json.dumps(payload).encode(), mode=0o600)
 
     def read_failure(self, key: str, *, since: float) -> VertexEnvError | None:
         """The error of a mint that failed after `since` (while the caller waited for the lock), if any."""
@@ -150,15 +151,10 @@ class TokenCache:
     def lock(self, key: str) -> Iterator[None]:
         """An exclusive lock for minting `key`: concurrent processes that miss wait here and then re-read."""
         ensure_private_dir(self.directory)
-        fd = os.open(
-            self.directory / f"token-{key_digest(key)}.lock", os.O_RDWR | os.O_CREAT, 0o600
-        )
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with files.locked(
+            self.directory / f"token-{key_digest(key)}.lock", LOCK_TIMEOUT, what="the token cache"
+        ):
             yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
 
 
 def _parse(data: Any, key: str) -> CachedToken | None:
@@ -178,21 +174,3 @@ def _parse(data: Any, key: str) -> CachedToken | None:
         )
     except (KeyError, TypeError, ValueError):
         return None
-
-
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
-    """Temp file in the same folder, fsync, rename; the temp file never survives a failure."""
-    import tempfile  # not on the warm read path
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

@@ -12,7 +12,6 @@ and `daemon-<digest>.json` (pid, last and next refresh, last error; 0600, writte
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import random
@@ -26,11 +25,17 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
-from vertex_env import schedule
-from vertex_env.cache import atomic_write, ensure_private_dir, key_digest
+from vertex_env import files, schedule
+from vertex_env.cache import ensure_private_dir, key_digest
 from vertex_env.config import format_duration
 from vertex_env.environment import Environment
-from vertex_env.errors import AlreadyRunningError, SinkError, TransientError, VertexEnvError
+from vertex_env.errors import (
+    AlreadyRunningError,
+    LockTimeoutError,
+    SinkError,
+    TransientError,
+    VertexEnvError,
+)
 from vertex_env.tokens import Token, margin_for
 
 #: The longest single sleep: the wall clock is re-read at least this often (suspend, clock changes).
@@ -137,50 +142,25 @@ class DaemonLock:
 
     def acquire(self, patience: float = LOCK_PATIENCE) -> None:
         ensure_private_dir(self.directory)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        deadline = time.monotonic() + patience
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    os.close(fd)
-                    state = read_state(state_path(self.directory, self.digest)) or {}
-                    pid = state.get("pid")
-                    raise AlreadyRunningError(
-                        "a daemon is already running for this profile"
-                        + (f" (pid {pid})" if pid else ""),
-                        hint="see `vertex-env status`; stop that one first to start another",
-                    ) from None
-                time.sleep(0.05)
-        self._fd = fd
+        try:
+            self._fd = files.acquire(self.path, patience, what="the daemon lock")
+        except LockTimeoutError:
+            state = read_state(state_path(self.directory, self.digest)) or {}
+            pid = state.get("pid")
+            raise AlreadyRunningError(
+                "a daemon is already running for this profile" + (f" (pid {pid})" if pid else ""),
+                hint="see `vertex-env status`; stop that one first to start another",
+            ) from None
 
     def release(self) -> None:
         if self._fd is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
+            files.release(self._fd)
             self._fd = None
 
 
 def lock_held(path: Path) -> bool:
     """Whether some process holds the daemon lock (a non-blocking shared lock attempt fails)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
+    return files.is_locked(path)
 
 
 def read_state(path: Path) -> dict[str, Any] | None:
@@ -193,7 +173,7 @@ def read_state(path: Path) -> dict[str, Any] | None:
 
 def write_state(path: Path, state: dict[str, Any]) -> None:
     ensure_private_dir(path.parent)
-    atomic_write(path, json.dumps(state, indent=2).encode(), mode=0o600)
+    files.atomic_write(path, json.dumps(state, indent=2).encode(), mode=0o600)
 
 
 # --- the loop ----------------------------------------------------------------------------------------------

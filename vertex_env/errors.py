@@ -62,6 +62,10 @@ class SinkError(VertexEnvError):
     exit_code = 9
 
 
+class LockTimeoutError(SinkError):
+    """A file vertex-env must update stayed locked by another process past the deadline."""
+
+
 class KeyringUnavailableError(VertexEnvError):
     """No usable OS keyring backend."""
 

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from vertex_env.cache import atomic_write
 from vertex_env.config import (
     OPTIONS_BY_NAME,
     PROFILE_KEYS,
@@ -17,6 +16,10 @@ from vertex_env.config import (
     validate_profile_name,
 )
 from vertex_env.errors import ConfigError
+from vertex_env.files import atomic_write, locked
+
+#: How long a profile edit waits for another one (edits take milliseconds).
+LOCK_TIMEOUT = 10.0
 
 
 def list_profiles(path: Path | None = None) -> tuple[list[str], str | None]:
@@ -94,15 +97,13 @@ def set_default(name: str, path: Path | None = None) -> Path:
 def _editing(path: Path) -> Iterator[Any]:
     """The parsed config file, saved back on success: locked against a concurrent edit, written atomically to
     the file a symlink points at (a dotfiles manager's link stays a link)."""
-    import fcntl
-
     import tomlkit
 
     target = Path(os.path.realpath(path))
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(target.parent / f".{target.name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with locked(
+        target.parent / f".{target.name}.lock", LOCK_TIMEOUT, what=f"the config file {target}"
+    ):
         read_config(target)  # refuses a broken file before we rewrite it
         try:
             doc = tomlkit.parse(target.read_text(encoding="utf-8"))
@@ -113,5 +114,3 @@ def _editing(path: Path) -> Iterator[Any]:
         with contextlib.suppress(FileNotFoundError):
             mode = os.stat(target).st_mode & 0o777
         atomic_write(target, tomlkit.dumps(doc).encode("utf-8"), mode=mode)
-    finally:
-        os.close(fd)

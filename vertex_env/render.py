@@ -27,6 +27,21 @@ CMD_REFUSED = 'control characters, newlines, non-ASCII characters and " % ! ^'
 # PowerShell treats the typographic single quotes as quote characters too; each is escaped by doubling.
 _PWSH_QUOTES = re.compile("['\u2018\u2019\u201a\u201b]")
 
+# dotenv: values are written unquoted, so only characters that every reader of a dotenv file takes literally
+# when unquoted are accepted. The readers, each checked by tests/test_dotenv_file.py:
+#   - python-dotenv: unquoted value up to end of line; `' "` start a quoted value, `<space>#` a comment,
+#     surrounding whitespace is stripped, `${…}` is interpolated.
+#   - docker `--env-file`: the literal text after the first `=` (no quotes, no escapes, no trimming).
+#   - direnv `dotenv`: `#` starts a comment anywhere in an unquoted value; `$VAR` is expanded.
+#   - POSIX sh `set -a; . ./.env`: a shell word, so `$ \ ` ' " ; & | < > ( )` and blanks are code, and `~`
+#     at the start or after `:` is the home directory. zsh also expands a word that starts with `=`.
+
+#: Characters a value may hold: letters, digits and `._:/?[]@!+,=%-` (a value must not start with `=`).
+ALLOWED_VALUE_CHARS = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789" + "._:/?[]@!+,=%-"
+)
+ALLOWED_DESCRIPTION = "ASCII letters, digits and . _ : / ? [ ] @ ! + , = % - (not starting with =)"
+
 
 def check_name(name: str) -> None:
     """Refuse a variable name that is not `[A-Za-z_][A-Za-z0-9_]*` (it would be code in a shell)."""
@@ -73,6 +88,22 @@ def check_cmd_value(name: str, value: str) -> None:
         )
 
 
+def check_dotenv_value(name: str, value: str) -> None:
+    """Refuse a value the dotenv readers would not all read back literally. The value is never echoed."""
+    if value.startswith("=") or not ALLOWED_VALUE_CHARS.issuperset(value):
+        raise SinkError(
+            f"the value of {name} cannot be written to a dotenv file unquoted",
+            hint=f"allowed: {ALLOWED_DESCRIPTION}",
+        )
+
+
+def format_dotenv_line(name: str, value: str) -> str:
+    """`NAME=value` without a line ending, after validating both."""
+    check_name(name)
+    check_dotenv_value(name, value)
+    return f"{name}={value}"
+
+
 def render(variables: Mapping[str, str], fmt: str) -> str:
     """The text that sets every variable in the given format (one of FORMATS)."""
     items = _checked(variables)
@@ -87,8 +118,6 @@ def render(variables: Mapping[str, str], fmt: str) -> str:
             check_cmd_value(name, value)
         return "".join(f'set "{name}={value}"\n' for name, value in items)
     if fmt == "dotenv":
-        from vertex_env.dotenv_file import format_dotenv_line
-
         return "".join(format_dotenv_line(name, value) + "\n" for name, value in items)
     if fmt == "json":
         return json.dumps(dict(items)) + "\n"

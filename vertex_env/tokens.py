@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from vertex_env.cache import CachedToken, TokenCache, cache_dir
-from vertex_env.config import Profile
+from vertex_env.config import EMULATOR_HOST_ENV, Profile
 from vertex_env.credentials import CredentialSource, locate
-from vertex_env.errors import VertexEnvError
+from vertex_env.errors import LockTimeoutError, VertexEnvError
 
 
 @dataclass(frozen=True)
@@ -64,6 +63,7 @@ class TokenSource:
         self.environ = dict(os.environ if environ is None else environ)
         self.use_cache = use_cache
         self._source: CredentialSource | None = None
+        self.cache_warning: str | None = None
         self.cache = cache or TokenCache(cache_dir(self.environ))
 
     @property
@@ -80,7 +80,7 @@ class TokenSource:
             " ".join(sorted(p.scopes)),
             f"impersonate={p.impersonate or ''}:{p.lifetime if p.impersonate else ''}",
             f"quota={p.quota_project or ''}",
-            f"emulator={self.environ.get('VERTEX_ENV_EMULATOR_HOST', '')}",
+            f"emulator={self.environ.get(EMULATOR_HOST_ENV, '')}",
         ]
         return "|".join(parts)
 
@@ -124,7 +124,7 @@ class TokenSource:
         try:
             lock = self.cache.lock(self.cache_key)
             lock.__enter__()
-        except OSError as err:
+        except (OSError, LockTimeoutError) as err:
             self._without_cache(err)
             return self.mint()
         try:
@@ -143,14 +143,18 @@ class TokenSource:
         finally:
             lock.__exit__(None, None, None)
 
-    def _without_cache(self, err: OSError) -> None:
-        """The cache directory is unusable (read-only HOME, full tmpfs): go on without it, and say so once."""
+    def _without_cache(self, err: OSError | VertexEnvError) -> None:
+        """The cache directory is unusable (read-only HOME, full tmpfs): go on without it. The warning is kept
+        in `cache_warning` and logged once (shown on stderr unless the caller configured logging)."""
         self.use_cache = False
-        print(
+        reason = err.strerror or err if isinstance(err, OSError) else err
+        self.cache_warning = (
             f"vertex-env: warning: token cache {self.cache.directory} is unusable "
-            f"({err.strerror or err}); going on without it",
-            file=sys.stderr,
+            f"({reason}); going on without it"
         )
+        import logging  # not on the warm path; with no logging configured Python prints it on stderr
+
+        logging.getLogger("vertex_env").warning(self.cache_warning)
 
     def mint(self) -> Token:
         """Always ask Google; store the result for everyone."""

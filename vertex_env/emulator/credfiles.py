@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
+
+from vertex_env.files import atomic_write
 
 DEFAULT_PROJECT_ID = "emulated-project"
 DEFAULT_ACCOUNT = "user@example.com"
@@ -52,18 +53,7 @@ def write_json_secret(path: str | os.PathLike[str], data: Mapping[str, Any]) -> 
 
 
 def _write_secret(target: Path, text: str) -> Path:
-    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        # mkstemp already creates 0600; fchmod makes it explicit whatever the platform's default.
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    atomic_write(target, text.encode("utf-8"), 0o600)
     return target
 
 

@@ -1,0 +1,97 @@
+"""vertex_env.files: the one atomic write and the one lock with a deadline, used by every file vertex-env owns."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from vertex_env import files
+from vertex_env.errors import LockTimeoutError, SinkError
+
+
+def test_atomic_write_replaces_the_file_with_the_mode_and_leaves_no_temp_file(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "data.json"
+    path.write_text("old")
+    files.atomic_write(path, b"new", 0o640)
+    assert path.read_bytes() == b"new"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["data.json"]
+
+
+KILLED_WRITER = textwrap.dedent(
+    """
+    import os, sys
+    from pathlib import Path
+    from vertex_env import files
+    def die(*args, **kwargs):
+        os._exit(3)  # killed between fsync and rename
+    os.replace = die
+    files.atomic_write(Path(sys.argv[1]), b"OPENAI_API_KEY=secret\\n", 0o644)
+    """
+)
+
+
+def test_a_writer_killed_before_the_rename_leaves_a_0600_temp_file_that_a_sweep_removes(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / ".env"
+    target.write_text("A=1\n")
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_WRITER, str(target)],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 3, proc.stderr
+    (leftover,) = [p for p in tmp_path.iterdir() if p.name != ".env"]
+    assert leftover.name.startswith("..env.vertex-env-") and leftover.name.endswith(".tmp")
+    assert stat.S_IMODE(leftover.stat().st_mode) == 0o600, (
+        "the token never sits in a readable temp file"
+    )
+    assert files.sweep_temp(tmp_path, name=".env") == 0, "a fresh temp file may be a live writer's"
+    old = time.time() - 120
+    os.utime(leftover, (old, old))
+    unrelated = tmp_path / ".other.abc.tmp"
+    unrelated.write_text("")
+    os.utime(unrelated, (old, old))
+    assert files.sweep_temp(tmp_path, name=".env") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".env", ".other.abc.tmp"]
+
+
+def test_a_lock_held_past_the_deadline_is_one_clear_error(tmp_path: Path) -> None:
+    lock = tmp_path / "x.lock"
+    with files.locked(lock, 1, what="the thing"):
+        started = time.monotonic()
+        with pytest.raises(LockTimeoutError) as caught, files.locked(lock, 0.3, what="the thing"):
+            pass  # pragma: no cover
+        assert time.monotonic() - started >= 0.3
+    assert isinstance(caught.value, SinkError) and caught.value.exit_code == 9
+    assert str(caught.value).startswith(
+        f"the thing is locked by another process (waited 0.3 s for {lock})"
+    )
+    assert "\n" not in str(caught.value)
+    with files.locked(lock, 0.1, what="the thing"):
+        assert files.is_locked(lock)
+    assert not files.is_locked(lock)
+
+
+def test_a_lock_path_that_is_a_symlink_or_a_fifo_is_refused(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    link = tmp_path / "link.lock"
+    link.symlink_to(victim)
+    with pytest.raises(OSError), files.locked(link, 0.1, what="x"):
+        pass  # pragma: no cover
+    assert not victim.exists(), "no file is created through a planted symlink"
+    fifo = tmp_path / "fifo.lock"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError), files.locked(fifo, 0.1, what="x"):
+        pass  # pragma: no cover
