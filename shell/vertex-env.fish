@@ -1,13 +1,18 @@
-# vertex-env prompt hook for fish.  Install: vertex-env hook fish | source  in ~/.config/fish/config.fish
+# vertex-env prompt hook for fish.  Install once: vertex-env hook fish --install >> ~/.config/fish/config.fish
+# (no process at shell start-up), or put  vertex-env hook fish | source  in ~/.config/fish/config.fish.
 #
 # Before each prompt it compares the clock with VERTEX_ENV_EXPIRES_AT and re-exports only when the token is
 # within VERTEX_ENV_HOOK_MARGIN seconds (default 300) of expiry, or not set yet: while the token is fresh a
 # prompt starts no process at all. A failed refresh keeps the old variables, warns once, leaves $status as it
-# was, and is not retried for VERTEX_ENV_HOOK_RETRY seconds (default 30). The profile and options come from
-# VERTEX_ENV_* variables.
+# was, and is not retried for VERTEX_ENV_HOOK_RETRY seconds (default 30); each try has a deadline of
+# VERTEX_ENV_HOOK_TIMEOUT seconds (default 5). The profile and options come from VERTEX_ENV_* variables.
 #
 # fish has no clock variable (fish-shell#10093). From fish 3.5 the `path` builtin gives one: the mtime of /
 # plus its age is the current time. Older fish runs `date +%s`, one process, only at prompts.
+
+# @installed@
+# The vertex-env that printed this hook, by absolute path (it need not be on PATH).
+set -g __vertex_env_cmd vertex-env
 
 if builtin -q path 2>/dev/null
     function __vertex_env_now
@@ -34,8 +39,11 @@ function __vertex_env_hook --on-event fish_prompt
     if test (math $expires - $now) -gt $margin; or test $now -lt $__vertex_env_not_before
         return $previous_status
     end
-    set -l out (command vertex-env export --format fish 2>/dev/null)
-    if test $status -eq 0; and test -n "$out"
+    set -l timeout 5
+    string match -qr '^[0-9]+$' -- "$VERTEX_ENV_HOOK_TIMEOUT"; and set timeout $VERTEX_ENV_HOOK_TIMEOUT
+    set -l out (VERTEX_ENV_TIMEOUT=$timeout command $__vertex_env_cmd export --format fish 2>/dev/null)
+    set -l code $status
+    if test $code -eq 0; and test -n "$out"
         string join \n -- $out | source
         set -e __vertex_env_warned
         set -g __vertex_env_not_before 0
@@ -47,7 +55,10 @@ function __vertex_env_hook --on-event fish_prompt
         set -g __vertex_env_not_before (math $now + $retry)
         if not set -q __vertex_env_warned
             set -g __vertex_env_warned 1
-            printf '%s\n' "vertex-env: could not refresh the token; keeping the old variables (run 'vertex-env export' to see why)" >&2
+            set -l why "export exited with status $code"
+            test $code -eq 127; and set why "$__vertex_env_cmd[1]: command not found"
+            test $code -eq 126; and set why "$__vertex_env_cmd[1]: not executable"
+            printf '%s\n' "vertex-env: could not refresh the token ($why); keeping the old variables (run '$__vertex_env_cmd export' to see why)" >&2
         end
     end
     return $previous_status

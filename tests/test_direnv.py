@@ -170,6 +170,36 @@ def test_direnv_reloads_with_the_daemon_refreshed_token_at_the_next_prompt(
     distinct = list(dict.fromkeys(tokens))
     assert len(distinct) >= 2, f"no reload after the daemon's refresh: {session.stderr}"
     assert session.stderr.count("direnv: loading") >= 2
+    assert "no daemon keeps this token fresh" not in session.stderr
     assert emu.admin.stats()["tokens_issued"] == log.count("minted token"), log
     latest = distinct[-1]
     assert emu.state.lookup_token(latest) is not None
+
+
+def test_without_a_daemon_the_log_says_the_variables_go_stale(
+    project: tuple[Path, EmulatorServer],
+) -> None:
+    root, _emu = project
+    envrc(root, "use vertex\n")
+    result = direnv_exec(root, 'echo "$VERTEX_ENV_EXPIRES_AT"')
+    assert result.returncode == 0, result.stderr
+    expires = time.strftime("%H:%M", time.localtime(int(result.stdout)))
+    assert f"no daemon keeps this token fresh; it goes stale at {expires}" in result.stderr
+
+
+def test_the_library_runs_the_vertex_env_that_printed_it_when_path_lacks_it(
+    project: tuple[Path, EmulatorServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, _emu = project
+    direnv = require_tool("direnv")
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    envrc(root, "use vertex\n")
+    result = subprocess.run(
+        [direnv, "exec", str(root), "bash", "-c", 'echo "$OPENAI_API_KEY"'],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ya29.emu-")

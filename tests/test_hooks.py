@@ -87,12 +87,16 @@ def run_in_pty(
 def session_env(
     isolated_machine: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[dict[str, str], EmulatorServer, Path]]:
-    real = Path(sys.executable).parent / "vertex-env"
     shims = isolated_machine / "shims"
     shims.mkdir()
     log = isolated_machine / "calls.log"
+    # A console script of its own (not a shell script that execs the real one): `hook` names the program it
+    # runs as, so the hooks it prints call this shim, which logs every call.
     (shims / "vertex-env").write_text(
-        f'#!/bin/sh\necho "vertex-env $*" >> {log}\nexec {real} "$@"\n'
+        f"#!{sys.executable}\nimport sys\n"
+        f"with open({str(log)!r}, 'a') as fh:\n"
+        "    fh.write(' '.join(['vertex-env', *sys.argv[1:]]) + '\\n')\n"
+        "from vertex_env.fast import entry_point\nentry_point()\n"
     )
     (shims / "date").write_text(f'#!/bin/sh\necho "date $*" >> {log}\nexec /bin/date "$@"\n')
     for shim in shims.iterdir():
@@ -288,3 +292,159 @@ def test_a_shell_started_by_run_proxy_keeps_the_proxy_variables(
     assert base_url.startswith("http://127.0.0.1:") and "/projects/test-project/" in base_url
     assert not key.startswith("ya29."), "the child holds the proxy's local key, not a Google token"
     assert [c for c in calls(log) if c.startswith("vertex-env export")] == []
+
+
+# -- the installed hook: `vertex-env hook SHELL --install`, sourced from the rc file ------------------------
+
+
+def install(shell: str, env: dict[str, str]) -> tuple[Path, str]:
+    """Run the documented `hook SHELL --install` (through the shim); the file and the rc line it prints."""
+    result = subprocess.run(
+        ["vertex-env", "hook", shell, "--install"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "add this line to your rc file" in result.stderr
+    target = Path(env["XDG_DATA_HOME"]) / "vertex-env" / f"hook.{shell}"
+    assert target.is_file() and str(target) in result.stdout
+    return target, result.stdout.strip()
+
+
+def started_with(shell: str, rc_line: str, home: Path) -> tuple[list[str], dict[str, str]]:
+    """The argv (and extra env) of an interactive `shell` whose start-up runs `rc_line`, as an rc file would."""
+    if shell == "bash":
+        (home / "bashrc").write_text(rc_line + "\n")
+        return ["bash", "--rcfile", str(home / "bashrc"), "--noprofile", "-i"], {}
+    if shell == "zsh":
+        zdot = home / "zdot"
+        zdot.mkdir(exist_ok=True)
+        (zdot / ".zshrc").write_text(rc_line + "\n")
+        return ["zsh", "-d", "-i"], {"ZDOTDIR": str(zdot)}
+    return ["fish", "--no-config", "-i", "--init-command", rc_line], {}
+
+
+@pytest.mark.parametrize("inherited", ["missing", "stale", "fresh"])
+@pytest.mark.parametrize("shell", sorted(SHELLS))
+def test_an_installed_hook_starts_nothing_and_exports_only_when_the_variables_need_it(
+    shell: str,
+    inherited: str,
+    session_env: tuple[dict[str, str], EmulatorServer, Path],
+    isolated_machine: Path,
+) -> None:
+    """Start-up runs no process at all; the first prompt runs the one export, unless the variables the
+    shell inherited are still fresh."""
+    require_tool(shell)
+    env, _emu, log = session_env
+    env["VERTEX_ENV_HOOK_MARGIN"] = "60"
+    _target, rc_line = install(shell, env)
+    log.unlink()
+    argv, extra = started_with(shell, rc_line, isolated_machine)
+    env.update(extra)
+    if inherited != "missing":
+        expires = int(time.time()) + (3600 if inherited == "fresh" else 10)
+        env.update(OPENAI_API_KEY="inherited", VERTEX_ENV_EXPIRES_AT=str(expires))
+    run_in_pty(argv, ['echo "$OPENAI_API_KEY" > key.txt', "true", "exit"], env, isolated_machine)
+    key = (isolated_machine / "key.txt").read_text().strip()
+    fmt = "fish" if shell == "fish" else "sh"
+    if inherited == "fresh":
+        assert calls(log) == []
+        assert key == "inherited"
+    else:
+        assert calls(log) == [f"vertex-env export --format {fmt}"]
+        assert key.startswith("ya29.emu-")
+
+
+@pytest.mark.parametrize("shell", sorted(SHELLS))
+def test_an_installed_hook_rewrites_itself_once_after_an_upgrade(
+    shell: str, session_env: tuple[dict[str, str], EmulatorServer, Path], isolated_machine: Path
+) -> None:
+    require_tool(shell)
+    env, _emu, log = session_env
+    env["VERTEX_ENV_HOOK_MARGIN"] = "60"
+    target, rc_line = install(shell, env)
+    # As an older release left it: another version line, and older than the program (pip rewrites the
+    # console script at every install).
+    target.write_text(target.read_text().replace("# vertex-env ", "# vertex-env 0.0.0-old ", 1))
+    old = time.time() - 3600
+    os.utime(target, (old, old))
+    log.unlink()
+    argv, extra = started_with(shell, rc_line, isolated_machine)
+    env.update(extra)
+    env.update(OPENAI_API_KEY="inherited", VERTEX_ENV_EXPIRES_AT=str(int(time.time()) + 3600))
+    for _ in range(2):
+        run_in_pty(argv, ['echo "$OPENAI_API_KEY" > key.txt', "exit"], env, isolated_machine)
+        assert (isolated_machine / "key.txt").read_text().strip() == "inherited"
+    assert calls(log) == [f"vertex-env hook {shell} --install"], "rewritten at the first start only"
+    assert "0.0.0-old" not in target.read_text()
+
+
+@pytest.mark.parametrize("shell", sorted(SHELLS))
+def test_the_warning_says_the_program_is_gone(
+    shell: str, session_env: tuple[dict[str, str], EmulatorServer, Path], isolated_machine: Path
+) -> None:
+    require_tool(shell)
+    env, _emu, _log = session_env
+    _target, rc_line = install(shell, env)
+    program = isolated_machine / "shims" / "vertex-env"
+    program.rename(program.with_name("vertex-env.uninstalled"))
+    argv, extra = started_with(shell, rc_line, isolated_machine)
+    env.update(extra)
+    transcript = run_in_pty(argv, ["true", "true", "exit"], env, isolated_machine)
+    assert transcript.count(f"could not refresh the token ({program}: command not found)") == 1
+
+
+WEIRD = 'it\'s a "dir" with $HOME and `spaces`'
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish", "direnv"])
+def test_the_hook_calls_vertex_env_by_its_absolute_path_whatever_characters_it_holds(
+    shell: str, isolated_machine: Path
+) -> None:
+    """After the README's venv install vertex-env need not be on PATH: the hook names the program."""
+    from vertex_env.commands.hook import hook_text
+
+    runner = "bash" if shell == "direnv" else shell
+    require_tool(runner)
+    program = isolated_machine / WEIRD / "vertex-env"
+    program.parent.mkdir()
+    program.write_text('#!/bin/sh\nprintf "%s\\n" "$0" "$@"\n')
+    program.chmod(0o755)
+    call = (
+        "command $__vertex_env_cmd x" if shell == "fish" else 'command "${__vertex_env_cmd[@]}" x'
+    )
+    out = subprocess.run(
+        [runner, "-c", hook_text(shell, [str(program)]) + "\n" + call],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PATH="/usr/bin:/bin"),
+        check=True,
+    ).stdout
+    assert out.splitlines() == [str(program), "x"]
+
+
+def test_the_printed_hooks_and_unit_name_the_running_program() -> None:
+    """`vertex-env hook …` run from a venv that is not on PATH names that venv's vertex-env."""
+    exe = str(Path(sys.executable).parent / "vertex-env")
+    for shell in ("bash", "zsh", "fish", "direnv", "launchd", "systemd"):
+        out = subprocess.run(
+            [exe, "hook", shell],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, PATH="/usr/bin:/bin"),
+            check=True,
+        ).stdout
+        assert exe in out, shell
+    assert f"ExecStart={exe} daemon\n" in out
+    assert "%h/.local/bin" not in out
+
+
+def test_a_unit_quotes_a_path_systemd_or_launchd_would_split_or_expand() -> None:
+    from vertex_env.commands.hook import hook_text
+
+    plist = hook_text("launchd", ["/opt/a&b/python3", "-m", "vertex_env"])
+    assert "<string>/opt/a&amp;b/python3</string>\n        <string>-m</string>" in plist
+
+    unit = hook_text("systemd", ["/opt/my tools/100%/vertex-env"])
+    assert 'ExecStart="/opt/my tools/100%%/vertex-env" daemon\n' in unit

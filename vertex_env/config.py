@@ -16,11 +16,6 @@ from typing import Any
 
 from vertex_env.errors import ConfigError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
-
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 DEFAULT_LOCATION = "us-central1"
 DEFAULT_ENDPOINT = "openapi"
@@ -334,10 +329,19 @@ def config_path(environ: Mapping[str, str] | None = None) -> Path:
 
 def read_config(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as fh:
-            data: dict[str, Any] = tomllib.load(fh)
+        fh = path.open("rb")
     except FileNotFoundError:
         return {}
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {path}: {err}") from None
+    # Imported only when there is a file: no config is the common case on the warm `export` path.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
+    try:
+        with fh:
+            data: dict[str, Any] = tomllib.load(fh)
     except (OSError, tomllib.TOMLDecodeError) as err:
         raise ConfigError(f"cannot read config file {path}: {err}") from None
     profiles = data.get("profiles", {})

@@ -1,0 +1,191 @@
+"""The warm path (vertex_env.fast): the same bytes and exit codes as the click CLI, and no click on the way.
+
+Each case runs the same command line twice on the same machine state — through `fast.run` and through the
+click CLI (`cli.main`) — and compares stdout, stderr and exit code; the table also says whether the warm path
+may answer it itself or must leave it to click.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from vertex_env import fast
+from vertex_env.cli import main
+from vertex_env.emulator import EmulatorServer, write_authorized_user
+
+
+@pytest.fixture
+def warm(monkeypatch: pytest.MonkeyPatch, isolated_machine: Path) -> Iterator[EmulatorServer]:
+    """An emulator, a credential, and a token already in the cache (for the default and `dev` profiles)."""
+    with EmulatorServer() as server:
+        monkeypatch.setenv("VERTEX_ENV_EMULATOR_HOST", server.host_port)
+        monkeypatch.setenv("VERTEX_ENV_PROJECT", "test-project")
+        adc = write_authorized_user(isolated_machine / "adc.json")
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(adc))
+        config = isolated_machine / ".config" / "vertex-env" / "config.toml"
+        config.parent.mkdir(parents=True)
+        config.write_text('[profiles.dev]\nlocation = "europe-west4"\nendpoint = "1234"\n')
+        assert main(["token"]) == 0
+        assert main(["token", "--profile", "dev"]) == 0
+        assert main(["token", "--scopes", "https://www.googleapis.com/auth/cloud-platform"]) == 0
+        yield server
+
+
+FAST = True  # the warm path answers
+CLICK = False  # the warm path steps aside
+
+CASES: list[tuple[list[str], dict[str, str], bool]] = [
+    (["token"], {}, FAST),
+    (["export"], {}, FAST),
+    (["export", "--format", "sh"], {}, FAST),
+    (["export", "--format=fish"], {}, FAST),
+    (["export", "--format", "powershell", "--google", "--legacy"], {}, FAST),
+    (["export", "--format", "cmd"], {}, FAST),
+    (["export", "--format", "json", "--google"], {}, FAST),
+    (["export", "--format", "dotenv"], {}, FAST),
+    (["export"], {"VERTEX_ENV_FORMAT": "fish"}, FAST),
+    (["export", "--format", "sh"], {"VERTEX_ENV_FORMAT": "fish"}, FAST),
+    (["export"], {"SHELL": "/usr/bin/fish"}, FAST),
+    (["export"], {"VERTEX_ENV_GOOGLE": "1", "VERTEX_ENV_LEGACY": "no"}, FAST),
+    (["export"], {"VERTEX_ENV_GOOGLE": "yes"}, FAST),
+    (["export"], {"VERTEX_ENV_NO_CACHE": "0"}, FAST),
+    (["token", "--profile", "dev"], {}, FAST),
+    (["export", "--profile=dev", "--format", "sh"], {}, FAST),
+    (["export"], {"VERTEX_ENV_PROFILE": "dev"}, FAST),
+    (["token", "--scopes", "https://www.googleapis.com/auth/cloud-platform"], {}, FAST),
+    (["export", "--location", "europe-west4", "--min-ttl", "5m"], {}, FAST),
+    # everything below is click's to answer
+    (["token", "--help"], {}, CLICK),
+    (["export", "-h"], {}, CLICK),
+    (["token", "--porject", "x"], {}, CLICK),
+    (["token", "extra"], {}, CLICK),
+    (["token", "--project"], {}, CLICK),
+    (["token", "--project", "--location"], {}, CLICK),
+    (["token", "--google"], {}, CLICK),
+    (["export", "--google=1"], {}, CLICK),
+    (["export", "--format", "yaml"], {}, CLICK),
+    (["export", "--format", "SH"], {}, CLICK),
+    (["export"], {"VERTEX_ENV_FORMAT": "jsn"}, CLICK),
+    (["export"], {"VERTEX_ENV_GOOGLE": "maybe"}, CLICK),
+    (["export"], {"VERTEX_ENV_NO_CACHE": "1"}, CLICK),
+    (["export", "--no-cache"], {}, CLICK),
+    (["export", "--unset"], {}, CLICK),
+    (["export", "--location", "us-central1", "--location", "europe-west4"], {}, CLICK),
+    (["export", "--location", "us central"], {}, CLICK),
+    (["token", "--profile", "nope"], {}, CLICK),
+    (["token", "--lifetime", "2h", "--impersonate", "sa@p.iam.gserviceaccount.com"], {}, CLICK),
+    (["export", "--project", "other-project"], {}, FAST),  # same credential, same cache key
+    (["export", "--quota-project", "billing-project"], {}, CLICK),  # another cache key: a miss
+    (["token"], {"VERTEX_ENV_CREDENTIALS": "/nonexistent.json"}, CLICK),
+    (["status"], {}, CLICK),
+    (["--version"], {}, CLICK),
+    ([], {}, CLICK),
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "extra_env", "answered"), CASES, ids=[" ".join(c[0]) + str(c[1]) for c in CASES]
+)
+def test_the_warm_path_prints_what_click_prints(
+    argv: list[str],
+    extra_env: dict[str, str],
+    answered: bool,
+    warm: EmulatorServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name, value in extra_env.items():
+        monkeypatch.setenv(name, value)
+    issued = warm.state.stats()["tokens_issued"]
+    code = fast.run(list(argv))
+    fast_out = capsys.readouterr()
+    assert (code is not None) == answered
+    if code is None:
+        assert fast_out.out == fast_out.err == "", "the warm path printed before stepping aside"
+    assert warm.state.stats()["tokens_issued"] == issued, "the warm path never mints"
+    click_code = main(list(argv))
+    click_out = capsys.readouterr()
+    if answered:
+        assert (code, fast_out.out, fast_out.err) == (click_code, click_out.out, click_out.err)
+        assert code == 0 and fast_out.out
+
+
+def test_a_token_with_too_little_life_left_is_left_to_click(
+    warm: EmulatorServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert fast.run(["token"]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(time, "time", lambda: time.monotonic() + 10**10)
+    assert fast.run(["token"]) is None
+
+
+def test_the_console_script_serves_warm_commands_without_importing_click(
+    warm: EmulatorServer, isolated_machine: Path
+) -> None:
+    """`python -X importtime` of the warm `export` and `token`: no click, and only modules from the list."""
+    allowed_ours = {
+        "vertex_env",
+        "vertex_env._version",
+        "vertex_env.fast",
+        "vertex_env.config",
+        "vertex_env.errors",
+        "vertex_env.environment",
+        "vertex_env.tokens",
+        "vertex_env.cache",
+        "vertex_env.credentials",
+        "vertex_env.render",
+    }
+    never = {
+        "click",
+        "google",
+        "keyring",
+        "aiohttp",
+        "tomlkit",
+        "dotenv",
+        "requests",
+        "urllib3",
+        "asyncio",
+        "ssl",
+        "http",
+        "email",
+        "subprocess",
+        "ipaddress",
+        "tomllib",  # no config file here
+        "importlib.metadata",
+    }
+    (isolated_machine / ".config" / "vertex-env" / "config.toml").unlink()
+    bare = imports([])
+    for args in (["export", "--format", "sh"], ["token"]):
+        imported = imports(args) - bare
+        ours = {name for name in imported if name.split(".")[0] == "vertex_env"}
+        assert ours <= allowed_ours, ours - allowed_ours
+        assert not {n for n in imported if n in never or n.split(".")[0] in never}
+        # (the stdlib's probes for Jython's `org.python` are no third-party package)
+        tops = {
+            name.split(".")[0] for name in imported if importlib.util.find_spec(name.split(".")[0])
+        }
+        assert {t for t in tops if t not in sys.stdlib_module_names} == {"vertex_env"}
+
+
+def imports(args: list[str]) -> set[str]:
+    """The modules `python -X importtime` reports for the entry point with `args` ([]: a bare start)."""
+    code = "from vertex_env.fast import entry_point; entry_point()" if args else "pass"
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code, *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout or not args
+    return {
+        line.split("|")[-1].strip()
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:") and "imported package" not in line
+    }
