@@ -139,6 +139,7 @@ def test_the_console_script_serves_warm_commands_without_importing_click(
         "vertex_env.environment",
         "vertex_env.tokens",
         "vertex_env.cache",
+        "vertex_env.files",
         "vertex_env.credentials",
         "vertex_env.render",
     }

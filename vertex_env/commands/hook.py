@@ -132,7 +132,7 @@ def _upgrade_check(shell: str, cmd: list[str], installed: Path | None) -> str:
 
 def install_hook(shell: str) -> tuple[Path, str]:
     """Write the hook file for `shell` (atomically, 0644: it holds no secret); the rc-file line that loads it."""
-    from vertex_env.cache import atomic_write
+    from vertex_env.files import atomic_write
 
     target = installed_path(shell)
     target.parent.mkdir(parents=True, exist_ok=True)
