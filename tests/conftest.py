@@ -51,3 +51,34 @@ def require_tool(name: str) -> str:
     if os.environ.get("VERTEX_ENV_REQUIRE_TOOLS") == "1":
         pytest.fail(message)
     pytest.skip(message)
+
+
+SECOND_USER = "vertexenv-other"
+
+
+@pytest.fixture(scope="session")
+def second_user() -> tuple[int, int]:
+    """(uid, gid) of a second Unix account, created with `useradd` (needs root; CI runs as root)."""
+    import pwd
+    import subprocess
+
+    def unavailable(message: str) -> None:
+        if os.environ.get("VERTEX_ENV_REQUIRE_TOOLS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+
+    if os.geteuid() != 0:
+        unavailable("a second Unix user needs root (to create it and chown to it; CI runs as root)")
+    try:
+        entry = pwd.getpwnam(SECOND_USER)
+    except KeyError:
+        useradd = shutil.which("useradd")
+        if useradd is None:
+            unavailable("useradd is not installed")
+        subprocess.run(
+            [str(useradd), "--no-create-home", "--shell", "/usr/sbin/nologin", SECOND_USER],
+            check=True,
+            capture_output=True,
+        )
+        entry = pwd.getpwnam(SECOND_USER)
+    return entry.pw_uid, entry.pw_gid

@@ -57,7 +57,43 @@ def test_write_sets_the_variables_and_keeps_every_other_line(
         values["OPENAI_BASE_URL"]
         == f"http://{emu.host_port}/v1/projects/test-project/locations/us-central1/endpoints/openapi"
     )
-    assert path.stat().st_mode & 0o777 == 0o640
+    assert path.stat().st_mode & 0o777 == 0o600, (
+        "a group-readable file holding a token is tightened"
+    )
+
+
+def test_write_tightens_a_0644_file_and_says_so_once(
+    emu: EmulatorServer, isolated_machine: Path
+) -> None:
+    path = isolated_machine / ".env"
+    path.write_text("DEBUG=1\n")
+    path.chmod(0o644)  # what `echo X=1 > .env` makes under umask 022
+    first = cli("write", str(path))
+    assert first.returncode == 0, first.stderr
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert first.stderr.count("was mode 0644, readable by others") == 1
+    assert "now 0600" in first.stderr
+    second = cli("write", str(path))
+    assert second.returncode == 0, second.stderr
+    assert "readable by others" not in second.stderr
+
+
+def test_write_refuses_a_file_of_another_user_and_leaves_it_untouched(
+    emu: EmulatorServer, isolated_machine: Path, second_user: tuple[int, int]
+) -> None:
+    uid, gid = second_user
+    path = isolated_machine / ".env"
+    path.write_text("DEBUG=1\n")
+    path.chmod(0o644)
+    os.chown(path, uid, gid)
+    before = path.stat()
+    result = cli("write", str(path))
+    assert result.returncode == 9, result.stderr
+    assert "belongs to another user" in result.stderr and "Traceback" not in result.stderr
+    assert path.read_text() == "DEBUG=1\n"
+    after = path.stat()
+    assert (after.st_mode, after.st_uid, after.st_ino) == (before.st_mode, uid, before.st_ino)
+    assert "ya29" not in result.stderr
 
 
 def test_write_creates_new_files_private(emu: EmulatorServer, isolated_machine: Path) -> None:

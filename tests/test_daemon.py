@@ -410,6 +410,24 @@ def test_sighup_reloads_the_profile(emu: EmulatorServer, isolated_machine: Path)
     assert code == 0 and "reloaded profile default" in err
 
 
+def test_once_tightens_a_0644_target_and_logs_it(
+    emu: EmulatorServer, isolated_machine: Path
+) -> None:
+    target = isolated_machine / ".env"
+    target.write_text("DEBUG=1\n")
+    target.chmod(0o644)
+    result = subprocess.run(
+        [VERTEX_ENV, "daemon", "--once", "--write", str(target)],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (target.stat().st_mode & 0o777) == 0o600
+    assert result.stderr.count("was mode 0644, readable by others") == 1
+
+
 def test_once_writes_the_targets_and_exits(emu: EmulatorServer, isolated_machine: Path) -> None:
     target = isolated_machine / ".env"
     result = subprocess.run(

@@ -26,7 +26,12 @@ from dotenv import dotenv_values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vertex_env.dotenv_file import ALLOWED_VALUE_CHARS, update_dotenv_text, write_dotenv
+from vertex_env.dotenv_file import (
+    ALLOWED_VALUE_CHARS,
+    update_dotenv,
+    update_dotenv_text,
+    write_dotenv,
+)
 from vertex_env.errors import SinkError
 
 TOKEN = "ya29.a0AfB_byC-1x2Y3z_ABCdef-GHI.jkl_MNO-pqr"
@@ -422,12 +427,38 @@ def test_new_file_is_0600(tmp_path: Path) -> None:
     assert dotenv_values(target) == REAL
 
 
-def test_existing_mode_is_kept(tmp_path: Path) -> None:
+def test_an_owner_only_mode_is_kept(tmp_path: Path) -> None:
     path = tmp_path / ".env"
     path.write_text("A=1\n")
-    path.chmod(0o640)
+    path.chmod(0o400)
     write_dotenv(path, REAL)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert stat.S_IMODE(path.stat().st_mode) == 0o400
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o644, 0o666, 0o604])
+def test_a_mode_readable_by_others_is_tightened_to_0600_and_reported(
+    tmp_path: Path, mode: int
+) -> None:
+    path = tmp_path / ".env"
+    path.write_text("A=1\n")
+    path.chmod(mode)
+    written = update_dotenv(path, REAL)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert written.tightened_from == mode
+    assert update_dotenv(path, REAL).tightened_from is None, "said once"
+
+
+def test_a_file_of_another_user_is_refused_untouched(
+    tmp_path: Path, second_user: tuple[int, int]
+) -> None:
+    path = tmp_path / ".env"
+    path.write_text("A=1\n")
+    path.chmod(0o644)
+    os.chown(path, *second_user)
+    with pytest.raises(SinkError, match="belongs to another user"):
+        write_dotenv(path, REAL)
+    assert path.read_text() == "A=1\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
 
 
 def test_lock_file_is_0600_beside_the_target(tmp_path: Path) -> None:
@@ -447,7 +478,7 @@ def test_symlink_is_followed_and_stays_a_link(tmp_path: Path) -> None:
     assert write_dotenv(link, REAL) == real
     assert link.is_symlink()
     assert dotenv_values(real) == {"A": "1", **REAL}
-    assert stat.S_IMODE(real.stat().st_mode) == 0o644
+    assert stat.S_IMODE(real.stat().st_mode) == 0o600, "the file it points at is tightened"
     assert sorted(p.name for p in tmp_path.iterdir()) == [".env", "real"]
 
 

@@ -93,14 +93,19 @@ class EnvironmentKeeper:
     def publish(self, token: Token) -> list[str]:
         if not self.targets:
             return []
-        from vertex_env.dotenv_file import write_dotenv
+        from vertex_env.dotenv_file import tightened_notice, update_dotenv
 
         variables = self.env.variables(token, google=self.google, legacy=self.legacy)
         written: list[str] = []
         failed: list[str] = []
         for target in self.targets:
             try:
-                written.append(str(write_dotenv(target, variables)))
+                result = update_dotenv(target, variables)
+                written.append(
+                    str(result.path)
+                    if result.tightened_from is None
+                    else f"{result.path} ({tightened_notice(result)})"
+                )
             except (OSError, VertexEnvError) as err:
                 failed.append(f"{target}: {err}")
         if failed:

@@ -15,12 +15,21 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 from vertex_env.errors import SinkError
 from vertex_env.files import atomic_write, locked
 from vertex_env.render import ALLOWED_VALUE_CHARS, format_dotenv_line
 
-__all__ = ["ALLOWED_VALUE_CHARS", "format_dotenv_line", "update_dotenv_text", "write_dotenv"]
+__all__ = [
+    "ALLOWED_VALUE_CHARS",
+    "Written",
+    "format_dotenv_line",
+    "tightened_notice",
+    "update_dotenv",
+    "update_dotenv_text",
+    "write_dotenv",
+]
 
 _LEADING_SPACE = re.compile(r"\s*", re.UNICODE)  # python-dotenv's _multiline_whitespace
 _EXPORT = re.compile(r"(?:export[^\S\r\n]+)?", re.UNICODE)  # python-dotenv's _export
@@ -28,6 +37,8 @@ _FIRST_NEWLINE = re.compile(r"\r\n|\n|\r")
 _ENCODING = "utf-8"
 _ERRORS = "surrogateescape"  # bytes that are not UTF-8 pass through unchanged
 _BOM = "\ufeff"
+#: The mode of a file that holds a token.
+PRIVATE_MODE = 0o600
 #: How long a writer waits for another one (a rewrite takes milliseconds; a daemon must not stall on it).
 LOCK_TIMEOUT = 10.0
 
@@ -74,11 +85,26 @@ def _rewrite_binding(original: str, line: str) -> str:
     return original[:prefix_end] + line + ending
 
 
+class Written(NamedTuple):
+    """The file actually written, and its mode before, when it had to be tightened (it holds a token)."""
+
+    path: Path
+    tightened_from: int | None = None
+
+
 def write_dotenv(path: str | os.PathLike[str], values: Mapping[str, str]) -> Path:
     """Set each key in the dotenv file at path (following symlinks) and return the file actually written."""
+    return update_dotenv(path, values).path
+
+
+def update_dotenv(path: str | os.PathLike[str], values: Mapping[str, str]) -> Written:
+    """Set each key in the dotenv file at path (following symlinks). The file holds a token, so it ends up
+    readable by its owner only: a wider mode is tightened to 0600 (reported in `tightened_from`), and a file
+    owned by another user is refused untouched (SinkError)."""
     for name, value in values.items():
         format_dotenv_line(name, value)  # refuse before touching anything
     target = Path(os.path.realpath(path))
+    tightened_from: int | None = None
     try:
         with locked(
             target.with_name(f".{target.name}.vertex-env.lock"), LOCK_TIMEOUT, what=str(target)
@@ -88,21 +114,41 @@ def write_dotenv(path: str | os.PathLike[str], values: Mapping[str, str]) -> Pat
                 stat: os.stat_result | None = target.stat()
             except FileNotFoundError:
                 current, stat = None, None
+            mode = PRIVATE_MODE
+            if stat is not None:
+                _check_owner(target, stat)
+                mode = stat.st_mode & 0o7777
+                if mode & 0o077:
+                    tightened_from, mode = mode, PRIVATE_MODE
             text = "" if current is None else current.decode(_ENCODING, _ERRORS)
             _check_lossless(text, target)
             updated = update_dotenv_text(text, values).encode(_ENCODING, _ERRORS)
-            if updated != current:
-                atomic_write(
-                    target,
-                    updated,
-                    0o600 if stat is None else stat.st_mode & 0o7777,
-                    group=None if stat is None else stat.st_gid,
-                )
+            if updated != current or tightened_from is not None:
+                atomic_write(target, updated, mode, group=None if stat is None else stat.st_gid)
     except SinkError:
         raise
     except OSError as exc:
         raise SinkError(f"cannot write {target}: {exc.strerror or exc}") from exc
-    return target
+    return Written(target, tightened_from)
+
+
+def tightened_notice(written: Written) -> str:
+    """One line saying that the mode of a written file was tightened (a command or the daemon prints it)."""
+    return (
+        f"{written.path} was mode {written.tightened_from or 0:04o}, readable by others; "
+        f"it holds a token, so it is now {PRIVATE_MODE:04o}"
+    )
+
+
+def _check_owner(target: Path, stat: os.stat_result) -> None:
+    """A token goes only into a file of ours: one we may keep private. Root is no exception (the file's owner
+    would keep reading it)."""
+    if stat.st_uid != os.geteuid():
+        raise SinkError(
+            f"cannot write {target}: it belongs to another user (uid {stat.st_uid}), "
+            "and a file holding a token must be private to you",
+            hint="remove it or choose another path",
+        )
 
 
 def _check_lossless(text: str, target: Path) -> None:

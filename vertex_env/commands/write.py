@@ -20,13 +20,16 @@ from vertex_env.commands.options import environment_from, profile_options, varia
 def write(options: dict[str, Any], paths: tuple[str, ...], google: bool, legacy: bool) -> None:
     """Set OPENAI_API_KEY, OPENAI_BASE_URL and VERTEX_ENV_EXPIRES_AT in each dotenv file.
 
-    Atomic and locked; comments, other keys, CRLF endings and an `export ` prefix are kept; new files are 0600.
+    Atomic and locked; comments, other keys, CRLF endings and an `export ` prefix are kept; the file ends up 0600
+    (a wider mode is tightened, a file of another user refused).
     Keep them fresh with `vertex-env daemon --write PATH`.
     """
-    from vertex_env.dotenv_file import write_dotenv
+    from vertex_env.dotenv_file import tightened_notice, update_dotenv
 
     env = environment_from(options)
     variables = env.variables(google=google, legacy=legacy)
     for path in paths:
-        target = write_dotenv(path, variables)
-        click.echo(f"wrote {', '.join(variables)} to {target}", err=True)
+        written = update_dotenv(path, variables)
+        if written.tightened_from is not None:
+            click.echo(f"vertex-env: {tightened_notice(written)}", err=True)
+        click.echo(f"wrote {', '.join(variables)} to {written.path}", err=True)
