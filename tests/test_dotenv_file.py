@@ -598,3 +598,13 @@ def test_sigkill_mid_write_leaves_a_complete_file(tmp_path: Path) -> None:
         proc.stdout.close()
         seen += complete_versions(path)
     assert seen[-1] > 0, "the writer never completed a write: the kills proved nothing"
+
+
+def test_an_unchanged_0644_file_is_tightened_in_place(tmp_path: Path) -> None:
+    path = tmp_path / ".env"
+    path.write_bytes(f"OPENAI_API_KEY={TOKEN}\n".encode())
+    path.chmod(0o644)
+    inode = path.stat().st_ino
+    assert update_dotenv(path, {"OPENAI_API_KEY": TOKEN}).tightened_from == 0o644
+    assert path.stat().st_ino == inode
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -123,8 +123,10 @@ def update_dotenv(path: str | os.PathLike[str], values: Mapping[str, str]) -> Wr
             text = "" if current is None else current.decode(_ENCODING, _ERRORS)
             _check_lossless(text, target)
             updated = update_dotenv_text(text, values).encode(_ENCODING, _ERRORS)
-            if updated != current or tightened_from is not None:
+            if updated != current:
                 atomic_write(target, updated, mode, group=None if stat is None else stat.st_gid)
+            elif tightened_from is not None:  # same bytes: tighten in place, nothing rewritten
+                _chmod_private(target)
     except SinkError:
         raise
     except OSError as exc:
@@ -138,6 +140,14 @@ def tightened_notice(written: Written) -> str:
         f"{written.path} was mode {written.tightened_from or 0:04o}, readable by others; "
         f"it holds a token, so it is now {PRIVATE_MODE:04o}"
     )
+
+
+def _chmod_private(target: Path) -> None:
+    fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        os.fchmod(fd, PRIVATE_MODE)
+    finally:
+        os.close(fd)
 
 
 def _check_owner(target: Path, stat: os.stat_result) -> None:
