@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import socket
 import threading
 import time
@@ -117,6 +118,55 @@ def test_serve_listen_on_all_interfaces_is_a_config_error(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "refusing to listen on '0.0.0.0'" in captured.err
+
+
+# -- the key file: refused when others could read or write it, as ssh refuses a private key -------------
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o620, 0o644])
+def test_serve_refuses_a_key_file_others_can_access(
+    emu: EmulatorServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], mode: int
+) -> None:
+    key_file = tmp_path / "proxy key"
+    key_file.write_text("k" * 48 + "\n")
+    key_file.chmod(mode)
+    assert main(["serve", "--key-file", str(key_file)]) == ConfigError.exit_code
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "k" * 48 not in captured.err
+    assert f"run: chmod 600 '{key_file}'" in captured.err
+    assert len(captured.err.strip().splitlines()) == 1
+    assert emu.admin.stats()["tokens_issued"] == 0  # refused before any credential work
+
+
+def test_serve_refuses_a_key_file_owned_by_another_user(
+    emu: EmulatorServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if os.geteuid() != 0:  # pragma: no cover - CI runs as root
+        pytest.skip("needs root to give a file to another user")
+    key_file = tmp_path / "key"
+    key_file.write_text("k" * 48 + "\n")
+    key_file.chmod(0o600)
+    os.chown(key_file, 65534, 65534)
+    assert main(["serve", "--key-file", str(key_file)]) == ConfigError.exit_code
+    err = capsys.readouterr().err
+    assert "belongs to another user" in err and "k" * 48 not in err
+
+
+def test_serve_judges_the_file_a_key_symlink_points_to_and_refuses_a_fifo(
+    emu: EmulatorServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real = tmp_path / "real"
+    real.write_text("k" * 48)
+    real.chmod(0o644)
+    link = tmp_path / "link"
+    link.symlink_to(real)  # a private-looking link to a readable file is still a readable key
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo, 0o600)
+    assert main(["serve", "--key-file", str(link)]) == ConfigError.exit_code
+    assert main(["serve", "--key-file", str(fifo)]) == ConfigError.exit_code  # and does not hang
+    err = capsys.readouterr().err
+    assert "accessible by others (mode 0644)" in err and "not a regular file" in err
 
 
 def test_proxy_object_refuses_a_public_address(emu: EmulatorServer) -> None:

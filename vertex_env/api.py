@@ -18,17 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import os
 import sys
 import threading
-import weakref
 from collections.abc import AsyncGenerator, Generator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from vertex_env.config import OPTIONS_BY_NAME
 from vertex_env.environment import Environment, resolve
 from vertex_env.errors import ConfigError
-from vertex_env.tokens import Token, margin_for
+from vertex_env.tokens import HeldToken, Token
 
 if TYPE_CHECKING:
     import httpx
@@ -47,16 +45,14 @@ __all__ = [
 QUOTA_PROJECT_HEADER = "x-goog-user-project"
 _OPENAI_EXTRA = "pip install 'vertex-env[openai]'"
 
-# Every live provider, so a forked child can give each one fresh locks (see _reset_after_fork).
-_PROVIDERS: weakref.WeakSet[TokenProvider] = weakref.WeakSet()
-
 
 class TokenProvider:
     """A callable returning a fresh access token: `provider()` → `"ya29...."`, for `openai.OpenAI(api_key=...)`.
 
-    It serves an in-memory copy while that has more than the margin left (`tokens.margin_for`: `min_ttl`, at most
-    half the token's life), else asks the shared token cache, which mints at most once for every thread and
-    process of the user. Thread-safe; after `os.fork()` the child starts with fresh locks and no in-memory copy.
+    A thin adapter over `tokens.HeldToken`: it serves an in-memory copy while that has more than the margin left
+    (`tokens.margin_for`: `min_ttl`, at most half the token's life) and no other process replaced the shared
+    cache entry, else asks the shared token cache, which mints at most once for every thread and process of the
+    user. Thread-safe; after `os.fork()` the child starts with fresh locks and no in-memory copy.
     """
 
     def __init__(self, environment: Environment, *, min_ttl: float | None = None) -> None:
@@ -64,72 +60,28 @@ class TokenProvider:
             raise ConfigError(f"invalid min TTL {min_ttl}s: expected 0 or more seconds")
         self.environment = environment
         self.min_ttl = float(environment.profile.min_ttl if min_ttl is None else min_ttl)
-        self._token: Token | None = None
-        self._lock = threading.Lock()
-        # One mint in flight per event loop: concurrent awaiters in that loop share it.
-        self._pending: dict[asyncio.AbstractEventLoop, asyncio.Future[Token]] = {}
-        self._pending_lock = threading.Lock()
-        _PROVIDERS.add(self)
+        self.held = HeldToken(environment.token_source, self.min_ttl)
+
+    @property
+    def _lock(self) -> threading.Lock:  # the lock a fetch holds (tests watch it)
+        return self.held._lock
 
     def __call__(self) -> str:
-        return self.token().value
-
-    def _fresh(self) -> Token | None:
-        token = self._token  # one attribute read: no lock needed to look
-        if token is not None and token.remaining() > margin_for(token, self.min_ttl):
-            return token
-        return None
+        return self.held.get().value
 
     def token(self) -> Token:
         """The current token (value, expiry, principal); may block while the first caller mints."""
-        token = self._fresh()
-        if token is not None:
-            return token
-        with self._lock:
-            token = self._fresh()
-            if token is None:
-                token = self.environment.token_source.get(self.min_ttl)
-                self._token = token
-            return token
+        return self.held.get()
 
     async def atoken(self) -> Token:
         """`token()` without blocking the running event loop: a mint runs in the loop's default executor, and
         concurrent callers in one loop wait for the same mint."""
-        token = self._fresh()
-        if token is not None:
-            return token
-        loop = asyncio.get_running_loop()
-        with self._pending_lock:
-            future = self._pending.get(loop)
-            if future is None:
-                future = loop.run_in_executor(None, self.token)
-                self._pending[loop] = future
-                future.add_done_callback(lambda done: self._forget(loop, done))
-        # shield: a cancelled caller must not cancel the mint the others are waiting for
-        return await asyncio.shield(future)
-
-    def _forget(self, loop: asyncio.AbstractEventLoop, done: asyncio.Future[Token]) -> None:
-        if not done.cancelled():
-            done.exception()  # retrieved here, so a mint nobody awaited any more is not logged as lost
-        with self._pending_lock:
-            if self._pending.get(loop) is done:
-                del self._pending[loop]
+        return await self.held.aget()
 
     def invalidate(self, value: str | Token | None = None) -> None:
         """Forget the token (only if it is still `value`, when given), here and in the shared cache: the server
         refused it. The next call mints a new one."""
-        refused = value.value if isinstance(value, Token) else value
-        with self._lock:
-            current = self._token
-            if current is not None and (refused is None or current.value == refused):
-                self._token = None
-            self.environment.token_source.invalidate(refused)
-
-    def _reset_after_fork(self) -> None:
-        self._lock = threading.Lock()
-        self._pending_lock = threading.Lock()
-        self._pending = {}
-        self._token = None  # re-read from the shared cache; never trust state copied mid-update
+        self.held.invalidate(value.value if isinstance(value, Token) else value)
 
     def __repr__(self) -> str:  # never show the token
         return f"TokenProvider(base_url={self.environment.base_url!r}, min_ttl={self.min_ttl:g})"
@@ -149,24 +101,16 @@ class AsyncTokenProvider:
         return self.provider.environment
 
     async def __call__(self) -> str:
-        return (await self.provider.atoken()).value
+        return (await self.provider.held.aget()).value
 
     async def token(self) -> Token:
-        return await self.provider.atoken()
+        return await self.provider.held.aget()
 
     async def invalidate(self, value: str | Token | None = None) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self.provider.invalidate, value)
 
     def __repr__(self) -> str:
         return f"Async{self.provider!r}"
-
-
-def _reset_after_fork() -> None:
-    for provider in list(_PROVIDERS):
-        provider._reset_after_fork()
-
-
-os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def _environment(profile: str | Environment | None, overrides: Mapping[str, Any]) -> Environment:
@@ -218,7 +162,7 @@ def async_token_provider(
 
 class _BearerFlows:
     """The auth flow of `httpx_auth()`, shared by every httpx flavour (httpx and openai 3's httpx2 have the same
-    Auth protocol): set the bearer token; on 401 invalidate it and retry once with a new one."""
+    Auth protocol): set the bearer token; on 401 replace it and retry once (`tokens.Attempt`)."""
 
     requires_request_body = True  # the body is sent twice when a 401 is retried
 
@@ -233,22 +177,20 @@ class _BearerFlows:
 
     def sync_auth_flow(self, request: Any) -> Generator[Any, Any, None]:
         request.read()
-        token = self.provider.token()
-        self._authorize(request, token)
+        attempt = self.provider.held.authorize()
+        self._authorize(request, attempt.token)
         response = yield request
-        if response.status_code == 401:
-            self.provider.invalidate(token)
-            self._authorize(request, self.provider.token())
+        if attempt.refused(response.status_code):
+            self._authorize(request, attempt.replace())
             yield request
 
     async def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
         await request.aread()
-        token = await self.provider.atoken()
-        self._authorize(request, token)
+        attempt = await self.provider.held.aauthorize()
+        self._authorize(request, attempt.token)
         response = yield request
-        if response.status_code == 401:
-            await asyncio.get_running_loop().run_in_executor(None, self.provider.invalidate, token)
-            self._authorize(request, await self.provider.atoken())
+        if attempt.refused(response.status_code):
+            self._authorize(request, await attempt.areplace())
             yield request
 
     def __repr__(self) -> str:

@@ -17,11 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import ipaddress
 import json
 import logging
-import secrets
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -32,12 +29,20 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from vertex_env.environment import API_KEY, BASE_URL, Environment
 from vertex_env.errors import ConfigError, VertexEnvError
 from vertex_env.loop_thread import LoopThread
-from vertex_env.tokens import Token, margin_for
+from vertex_env.loopback import (
+    DEFAULT_HOST,
+    KEY_ENV,
+    check_key,
+    check_loopback,
+    is_loopback,
+    new_key,
+)
+from vertex_env.tokens import HeldToken
 
 if TYPE_CHECKING:
-    from vertex_env.environment import Environment
     from vertex_env.tokens import TokenSource
 
 __all__ = [
@@ -45,7 +50,6 @@ __all__ = [
     "KEY_ENV",
     "MAX_BODY",
     "BackgroundProxy",
-    "FreshToken",
     "LoopbackProxy",
     "ProxyStats",
     "check_loopback",
@@ -55,16 +59,10 @@ __all__ = [
 
 log = logging.getLogger("vertex_env.proxy")
 
-DEFAULT_HOST = "127.0.0.1"
-#: The variable that fixes the local key (never a command-line argument: argv is world-readable).
-KEY_ENV = "VERTEX_ENV_PROXY_KEY"
 #: Largest request body accepted (413 beyond): room for several inline images, not for abuse.
 MAX_BODY = 32 * 1024 * 1024
 #: Idle keep-alive connections from clients are closed after this many seconds.
 KEEPALIVE_TIMEOUT = 75.0
-#: Shortest local key accepted from a file or the environment (token_urlsafe(32) makes 43 characters).
-MIN_KEY_LENGTH = 32
-
 # RFC 9110 §7.6.1 hop-by-hop fields, plus Proxy-Connection (non-standard, still sent by some clients).
 HOP_BY_HOP = frozenset(
     {
@@ -89,41 +87,6 @@ _REFUSED_METHODS = frozenset({"CONNECT", "TRACE"})
 _WHOLE_BODY_LIMIT = 1024 * 1024
 
 
-def new_key() -> str:
-    """A random local key for one proxy run: 32 bytes from `secrets`, URL-safe (43 characters)."""
-    return secrets.token_urlsafe(32)
-
-
-def check_loopback(host: str) -> str:
-    """The address to bind for `host` if it is loopback (127.0.0.0/8, ::1, localhost); ConfigError otherwise."""
-    name = host.strip()
-    if name.startswith("[") and name.endswith("]"):
-        name = name[1:-1]
-    if name.lower() == "localhost":
-        return (
-            DEFAULT_HOST  # one address: an ephemeral port is not shared between 127.0.0.1 and ::1
-        )
-    try:
-        address = ipaddress.ip_address(name)
-    except ValueError:
-        address = None
-    if address is None or not address.is_loopback:
-        raise ConfigError(
-            f"refusing to listen on {host!r}: the proxy serves this machine only",
-            hint="use 127.0.0.1, ::1 or localhost; anyone who reaches it spends your Google credentials",
-        )
-    return str(address)
-
-
-def _check_key(key: str) -> str:
-    if len(key) < MIN_KEY_LENGTH or any(c.isspace() for c in key) or not key.isascii():
-        raise ConfigError(
-            f"invalid proxy key: expected at least {MIN_KEY_LENGTH} printable ASCII characters without spaces",
-            hint="generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
-        )
-    return key
-
-
 @dataclass
 class ProxyStats:
     """Counters for tests, `serve` and the benchmark. Never holds a key or a token."""
@@ -138,63 +101,8 @@ class ProxyStats:
     def refuse(self, status: int) -> None:
         self.refused[status] = self.refused.get(status, 0) + 1
 
-
-class FreshToken:
-    """An in-memory copy of the token core's token, so the hot path touches neither disk nor lock.
-
-    The copy is reused while it has more than the token core's margin left (min TTL, at most half the token's
-    life); past that, one coroutine asks `TokenSource.get` (blocking file and HTTP I/O) in a thread while the
-    others wait for its answer.
-    """
-
-    def __init__(self, source: TokenSource, min_ttl: float, stats: ProxyStats) -> None:
-        self.source = source
-        self.min_ttl = min_ttl
-        self.stats = stats
-        self._token: Token | None = None
-        self._refresh_at = 0.0
-        self._lock: asyncio.Lock | None = None
-
-    def _keep(self, token: Token) -> str:
-        self._token = token
-        self._refresh_at = token.expires_at - margin_for(token, self.min_ttl)
-        return token.value
-
-    def _lock_for_loop(self) -> asyncio.Lock:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        return self._lock
-
-    async def get(self) -> str:
-        """A token value with more than the margin left."""
-        token = self._token
-        if token is not None and time.time() < self._refresh_at:
-            return token.value
-        async with self._lock_for_loop():
-            token = self._token
-            if token is not None and time.time() < self._refresh_at:
-                return token.value
-            fetched = await asyncio.get_running_loop().run_in_executor(
-                None, self.source.get, self.min_ttl
-            )
-            self.stats.token_fetches += 1
-            return self._keep(fetched)
-
-    async def replace(self, refused: str) -> str:
-        """Google refused `refused`: drop it here and in the shared cache, then fetch (mint) a new one once."""
-        async with self._lock_for_loop():
-            token = self._token
-            if token is not None and token.value != refused and time.time() < self._refresh_at:
-                return token.value  # a concurrent request already replaced it
-            self._token = None
-            self._refresh_at = 0.0
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(None, self.source.invalidate, refused)
-            fetched = await loop.run_in_executor(None, self.source.get, self.min_ttl)
-            if fetched.value == refused:  # pragma: no cover - the cache entry was removed above
-                fetched = await loop.run_in_executor(None, self.source.mint)
-            self.stats.token_fetches += 1
-            return self._keep(fetched)
+    def fetched(self) -> None:
+        self.token_fetches += 1
 
 
 def _error(
@@ -257,7 +165,7 @@ class LoopbackProxy:
     ) -> None:
         self.host = check_loopback(host)
         self.port = port
-        self.key = _check_key(key) if key is not None else new_key()
+        self.key = check_key(key) if key is not None else new_key()
         self._key_bytes = f"Bearer {self.key}".encode("ascii")
         parts = urlsplit(upstream)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
@@ -274,10 +182,10 @@ class LoopbackProxy:
             sock_read=read_timeout,
         )
         self.stats = ProxyStats()
-        self.tokens = FreshToken(token_source, min_ttl, self.stats)
+        self.tokens = HeldToken(token_source, min_ttl, on_fetch=self.stats.fetched)
         host_name = urlsplit(upstream).hostname or ""
         # A corporate HTTPS_PROXY may be the only way to Google; a loopback upstream (the emulator) never is.
-        self._trust_env = not _is_loopback_name(host_name)
+        self._trust_env = not is_loopback(host_name)
         self._allowed_hosts = _loopback_host_names(self.host)
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
@@ -309,12 +217,12 @@ class LoopbackProxy:
 
     def variables(self) -> dict[str, str]:
         """OPENAI_BASE_URL and OPENAI_API_KEY for a client of this proxy."""
-        return {"OPENAI_BASE_URL": self.base_url, "OPENAI_API_KEY": self.key}
+        return {BASE_URL: self.base_url, API_KEY: self.key}
 
     async def start(self, *, prime: bool = True) -> None:
         """Bind and serve. With `prime`, fetch a token first, so a credential problem fails here, not later."""
         if prime:
-            await self.tokens.get()
+            await self.tokens.aget()
         connector = aiohttp.TCPConnector(limit=256, keepalive_timeout=30, ttl_dns_cache=300)
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -408,30 +316,22 @@ class LoopbackProxy:
         if self.quota_project:
             headers["x-goog-user-project"] = self.quota_project
         try:
-            token = await self.tokens.get()
+            attempt = await self.tokens.aauthorize()
         except VertexEnvError as err:
-            self.stats.upstream_errors += 1
-            log.warning("no Google token: %s", err)
-            return _error(
-                502, f"vertex-env proxy: no Google token: {err}", "token_error", "api_error"
-            )
+            return self._no_token(err)
         try:
-            upstream = await self._send(request.method, url, headers, body, token)
-            if upstream.status == 401:
+            upstream = await self._send(request.method, url, headers, body, attempt.value)
+            if attempt.refused(upstream.status):
                 # Decided before prepare(): nothing has reached the client yet, so one retry is invisible.
                 with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
                     await upstream.read()  # small; reading it returns the connection to the pool
                 upstream.release()
                 self.stats.upstream_401_retries += 1
                 try:
-                    token = await self.tokens.replace(token)
+                    await attempt.areplace()
                 except VertexEnvError as err:
-                    self.stats.upstream_errors += 1
-                    log.warning("no Google token after a 401: %s", err)
-                    return _error(
-                        502, f"vertex-env proxy: no Google token: {err}", "token_error", "api_error"
-                    )
-                upstream = await self._send(request.method, url, headers, body, token)
+                    return self._no_token(err, "after a 401")
+                upstream = await self._send(request.method, url, headers, body, attempt.value)
         except (asyncio.TimeoutError, aiohttp.ClientError) as err:
             self.stats.upstream_errors += 1
             log.warning("upstream %s failed: %s", self.upstream, type(err).__name__)
@@ -444,6 +344,11 @@ class LoopbackProxy:
             )
         self.stats.forwarded += 1
         return await self._relay(request, upstream)
+
+    def _no_token(self, err: VertexEnvError, when: str = "") -> web.Response:
+        self.stats.upstream_errors += 1
+        log.warning("no Google token%s: %s", f" {when}" if when else "", err)
+        return _error(502, f"vertex-env proxy: no Google token: {err}", "token_error", "api_error")
 
     async def _send(
         self, method: str, url: URL, headers: CIMultiDict[str], body: bytes, token: str
@@ -502,15 +407,6 @@ class LoopbackProxy:
             return response
         finally:
             upstream.release()
-
-
-def _is_loopback_name(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _host_name(host: str) -> str:

@@ -5,13 +5,21 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from vertex_env.cache import CachedToken, TokenCache, cache_dir
 from vertex_env.config import EMULATOR_HOST_ENV, Profile
 from vertex_env.credentials import CredentialSource, locate
 from vertex_env.errors import LockTimeoutError, VertexEnvError
+
+if TYPE_CHECKING:
+    import asyncio
+
+#: The status a server answers for a token it no longer accepts: the one answer that is retried, once.
+REFUSED_STATUS = 401
 
 
 @dataclass(frozen=True)
@@ -190,3 +198,198 @@ def _token(entry: CachedToken, *, from_cache: bool) -> Token:
         credential_type=entry.credential_type,
         from_cache=from_cache,
     )
+
+
+# -- the consumer side: one token held in memory, and the one 401 retry -----------------------------------
+
+# Every live HeldToken, so a forked child can give each one fresh locks (see _reset_held_after_fork).
+_HELD: weakref.WeakSet[HeldToken] = weakref.WeakSet()
+
+
+class HeldToken:
+    """A token held in memory for one consumer (the Python API's providers, the proxy, the httpx auth).
+
+    `get()` serves the held copy while it has more than the margin left (`margin_for`: `min_ttl`, at most half
+    the token's life) and the shared cache entry it came from has not been replaced by another process (one
+    `stat` per call: a token any process wrote — after a 401, a daemon refresh — reaches every holder); else it
+    asks `TokenSource.get`, which mints at most once for every thread and process of the user. `aget()` does the
+    same without blocking an event loop (the fetch runs in the loop's default executor; concurrent awaiters in
+    one loop share it). `replace(refused)` is the answer to a server's 401. Thread-safe; after `os.fork()` the
+    child starts with fresh locks and no held copy.
+    """
+
+    def __init__(
+        self,
+        source: TokenSource,
+        min_ttl: float,
+        *,
+        on_fetch: Callable[[], None] | None = None,
+    ) -> None:
+        self.source = source
+        self.min_ttl = float(min_ttl)
+        self._on_fetch = on_fetch
+        self._token: Token | None = None
+        self._entry: str | None = None  # the cache file the held token was read from or written to
+        self._stamp: tuple[int, int] | None = None  # that file's (inode, mtime) when it was read
+        self._lock = threading.Lock()
+        # One fetch in flight per event loop: concurrent awaiters in that loop share it.
+        self._pending: dict[asyncio.AbstractEventLoop, asyncio.Future[Token]] = {}
+        self._pending_lock = threading.Lock()
+        _HELD.add(self)
+
+    def _entry_stamp(self) -> tuple[int, int] | None:
+        if self._entry is None:
+            return None
+        try:
+            st = os.stat(self._entry)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns)
+
+    def fresh(self) -> Token | None:
+        """The held token if it may be served as it is (no lock, no I/O but one `stat`)."""
+        token = self._token  # one attribute read: no lock needed to look
+        if token is None or token.remaining() <= margin_for(token, self.min_ttl):
+            return None
+        if self._entry is not None:
+            stamp = self._entry_stamp()
+            # A removed entry changes nothing (ours is still good); a replaced one may hold a newer token.
+            if stamp is not None and stamp != self._stamp:
+                return None
+        return token
+
+    def _fetch(self) -> Token:
+        """Under self._lock: the token core's answer, kept. The entry is stamped before it is read, so a
+        write racing the read shows up as a change at the next call rather than being missed."""
+        source = self.source
+        self._entry = str(source.cache.path_for(source.cache_key)) if source.use_cache else None
+        self._stamp = self._entry_stamp()
+        token = source.get(self.min_ttl)
+        self._token = token
+        if self._on_fetch is not None:
+            self._on_fetch()
+        return token
+
+    def get(self) -> Token:
+        """A token with more than the margin left; may block while this thread fetches or mints one."""
+        token = self.fresh()
+        if token is not None:
+            return token
+        with self._lock:
+            return self.fresh() or self._fetch()
+
+    async def aget(self) -> Token:
+        """`get()` without blocking the running event loop."""
+        token = self.fresh()
+        if token is not None:
+            return token
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        with self._pending_lock:
+            future = self._pending.get(loop)
+            if future is None:
+                future = loop.run_in_executor(None, self.get)
+                self._pending[loop] = future
+                future.add_done_callback(lambda done: self._forget(loop, done))
+        # shield: a cancelled caller must not cancel the fetch the others are waiting for
+        return await asyncio.shield(future)
+
+    def _forget(self, loop: asyncio.AbstractEventLoop, done: asyncio.Future[Token]) -> None:
+        if not done.cancelled():
+            done.exception()  # retrieved here, so a fetch nobody awaited any more is not logged as lost
+        with self._pending_lock:
+            if self._pending.get(loop) is done:
+                del self._pending[loop]
+
+    def invalidate(self, refused: str | None = None) -> None:
+        """Forget the token (only if it is still `refused`, when given), here and in the shared cache."""
+        with self._lock:
+            current = self._token
+            if current is not None and (refused is None or current.value == refused):
+                self._token = None
+            self.source.invalidate(refused)
+
+    def replace(self, refused: str) -> Token:
+        """A server refused `refused`: a token other than it — the one a concurrent caller already got in its
+        place, or one minted now (the refused one is dropped here and from the shared cache first)."""
+        with self._lock:
+            current = self._token
+            if current is not None and current.value != refused and self.fresh() is current:
+                return current
+            self._token = None
+            self.source.invalidate(refused)
+            token = self._fetch()
+            if token.value == refused:  # pragma: no cover - the cache entry was removed just above
+                token = self._token = self.source.mint()
+            return token
+
+    async def areplace(self, refused: str) -> Token:
+        """`replace()` without blocking the running event loop."""
+        import asyncio
+
+        return await asyncio.get_running_loop().run_in_executor(None, self.replace, refused)
+
+    def authorize(self) -> Attempt:
+        """The token for one request, with the one-retry rule (see `Attempt`)."""
+        return Attempt(self, self.get())
+
+    async def aauthorize(self) -> Attempt:
+        return Attempt(self, await self.aget())
+
+    def _reset_after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._pending_lock = threading.Lock()
+        self._pending = {}
+        self._token = None  # re-read from the shared cache; never trust state copied mid-update
+
+    def __repr__(self) -> str:  # never show the token
+        return f"HeldToken(min_ttl={self.min_ttl:g}, held={self._token is not None})"
+
+
+class Attempt:
+    """One request authorized with a held token — the ONE rule for a refused token, used by every consumer:
+
+        attempt = held.authorize()                  # or: await held.aauthorize()
+        answer = send(attempt.value)
+        if attempt.refused(status_of(answer)):       # a 401, and no retry yet
+            answer = send(attempt.replace().value)   # or: (await attempt.areplace()).value
+
+    Only a 401 is retried, once, with a replacement token; a second 401 is the server's answer.
+    """
+
+    __slots__ = ("held", "retried", "token")
+
+    def __init__(self, held: HeldToken, token: Token) -> None:
+        self.held = held
+        self.token = token
+        self.retried = False
+
+    @property
+    def value(self) -> str:
+        return self.token.value
+
+    def refused(self, status: int) -> bool:
+        """True when the answer `status` calls for one resend with a replacement token."""
+        return status == REFUSED_STATUS and not self.retried
+
+    def replace(self) -> Token:
+        self.retried = True
+        self.token = self.held.replace(self.token.value)
+        return self.token
+
+    async def areplace(self) -> Token:
+        self.retried = True
+        self.token = await self.held.areplace(self.token.value)
+        return self.token
+
+    def __repr__(self) -> str:  # never show the token
+        return f"Attempt({self.token!r}, retried={self.retried})"
+
+
+def _reset_held_after_fork() -> None:
+    for held in list(_HELD):
+        held._reset_after_fork()
+
+
+os.register_at_fork(after_in_child=_reset_held_after_fork)

@@ -75,7 +75,8 @@ def emulator(
     Vertex's OpenAI-compatible chat completions on one loopback port. Once listening it prints, for a
     POSIX shell, the variables that route vertex-env (and google-auth through it) there.
     """
-    from vertex_env.emulator.server import EmulatorState, is_loopback, serve_forever
+    from vertex_env.emulator.server import EmulatorState, serve_forever
+    from vertex_env.loopback import is_loopback
 
     if not is_loopback(host):
         click.echo(

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
-import stat
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from vertex_env.commands.options import environment_from, port_option, profile_options
-from vertex_env.errors import ConfigError, SinkError
+from vertex_env.errors import SinkError
+from vertex_env.loopback import KEY_ENV, check_loopback, fixed_key
 
 if TYPE_CHECKING:
     from vertex_env.proxy import LoopbackProxy
@@ -27,9 +26,6 @@ LISTEN_ENV = "VERTEX_ENV_PROXY_LISTEN"
 PORT_ENV = "VERTEX_ENV_PROXY_PORT"
 WRITE_ENV_ENV = "VERTEX_ENV_PROXY_WRITE_ENV"
 KEY_FILE_ENV = "VERTEX_ENV_PROXY_KEY_FILE"
-KEY_ENV = (
-    "VERTEX_ENV_PROXY_KEY"  # the same name as vertex_env.proxy.KEY_ENV, without importing aiohttp
-)
 
 _EXAMPLES = """\b
 Examples:
@@ -89,10 +85,8 @@ def serve(
     Clients use the printed OPENAI_BASE_URL (the Vertex path on 127.0.0.1) and OPENAI_API_KEY (a local key).
     The proxy swaps the key for a fresh Google token on every request, so no client ever sees a token expire.
     """
-    from vertex_env.proxy import check_loopback
-
     check_loopback(listen_host)  # before any credential work: a wrong address is a usage mistake
-    key = _fixed_key(key_file)
+    key = fixed_key(key_file, os.environ)
     env = environment_from(options)
 
     import asyncio
@@ -103,24 +97,6 @@ def serve(
     asyncio.run(_serve(proxy, write_env, as_json))
     click.echo(f"vertex-env serve: stopped {describe(proxy.stats)}", err=True)
     return 0
-
-
-def _fixed_key(key_file: Path | None) -> str | None:
-    if key_file is not None:
-        mode = key_file.stat().st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            click.echo(
-                f"vertex-env serve: warning: {key_file} is readable by others (chmod 600 it)",
-                err=True,
-            )
-        try:
-            key = key_file.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as err:
-            raise ConfigError(f"cannot read key file {key_file}: {err}") from None
-        if not key:
-            raise ConfigError(f"key file {key_file} is empty")
-        return key
-    return os.environ.get(KEY_ENV) or None
 
 
 async def _serve(proxy: LoopbackProxy, write_env: Path | None, as_json: bool) -> None:
@@ -183,8 +159,9 @@ def _announce(proxy: LoopbackProxy, write_env: Path | None, as_json: bool) -> No
             )
         )
     else:
-        for name, value in variables.items():
-            click.echo(f"export {name}={shlex.quote(value)};")
+        from vertex_env.render import render
+
+        click.echo(render(variables, "sh"), nl=False)
     sys.stdout.flush()  # a parent reading our stdout must see the variables now, not at exit
     click.echo(
         f"vertex-env serve: proxy for {proxy.upstream} listening on {proxy.base_url}", err=True

@@ -161,10 +161,6 @@ def build_app(state: EmulatorState | None = None) -> web.Application:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def is_loopback(host: str) -> bool:
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
 async def _start(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
     # A short shutdown grace: a test stopping the server mid-delay or mid-stream must not wait a minute.
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.25)
