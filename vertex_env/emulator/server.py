@@ -24,6 +24,7 @@ from vertex_env.emulator.faults import OAUTH_ERRORS, EmulatorError, Fault, Scrip
 from vertex_env.emulator.google_errors import google_error
 from vertex_env.emulator.state import DEFAULT_PROJECT_ID, TOKEN_PREFIX, EmulatorState
 from vertex_env.loop_thread import LoopThread
+from vertex_env.loopback import is_loopback
 
 if TYPE_CHECKING:
     from vertex_env.emulator.admin import EmulatorAdmin
