@@ -215,6 +215,57 @@ def test_forked_child_gets_a_token_while_a_parent_thread_holds_the_provider_lock
     assert os.waitstatus_to_exitcode(status) == 0
 
 
+ANOTHER_PROCESS_RETRIES_A_401 = """
+import httpx, vertex_env
+env = vertex_env.resolve()
+with httpx.Client(auth=vertex_env.httpx_auth(env)) as http:
+    answer = http.post(env.base_url + "/chat/completions", json={"model": "m", "messages": []})
+    assert answer.status_code == 200, answer.status_code
+"""
+
+
+def test_bare_provider_recovers_from_a_revoked_token_once_any_process_replaces_it(
+    vertex_env_offline: OfflineVertex,
+) -> None:
+    """A plain `api_key=token_provider()` never sees the 401; a token another process put in the shared cache
+    in place of the refused one must still reach it (one stat of the cache entry per call)."""
+    env = vertex_env.resolve()
+    provider = vertex_env.token_provider(env)
+    client = openai.OpenAI(base_url=env.base_url, api_key=provider, max_retries=0)
+    first = provider()
+    vertex_env_offline.emulator.expire_tokens()  # revoked at "Google": the shared cache still holds it
+    with pytest.raises(openai.AuthenticationError):
+        client.chat.completions.create(model=MODEL, messages=HELLO)
+
+    subprocess.run([sys.executable, "-c", ANOTHER_PROCESS_RETRIES_A_401], check=True, timeout=60)
+
+    vertex_env_offline.emulator.reply_text("back")
+    reply = client.chat.completions.create(model=MODEL, messages=HELLO)
+    assert reply.choices[0].message.content == "back"
+    assert provider() != first
+
+
+def test_every_provider_adopts_a_token_another_process_wrote(
+    vertex_env_offline: OfflineVertex,
+) -> None:
+    sync_provider = vertex_env.token_provider()
+    async_provider = vertex_env.async_token_provider()
+    first = sync_provider()
+    assert asyncio.run(async_provider()) == first
+    vertex_env_offline.clear_cache()
+    assert sync_provider() == first  # a removed entry changes nothing: the held token is still good
+    minted = subprocess.run(
+        [sys.executable, "-m", "vertex_env", "token"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout.strip()  # minted and cached by that process
+    assert minted != first
+    assert sync_provider() == minted
+    assert asyncio.run(async_provider()) == minted
+
+
 # -- async_token_provider ------------------------------------------------------------------------------
 
 
