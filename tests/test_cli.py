@@ -121,15 +121,81 @@ def test_export_json_and_unset(emu: EmulatorServer, capsys: pytest.CaptureFixtur
     assert "unset" in out and "OPENAI_API_KEY" in out
 
 
-def test_default_format_follows_shell(
+def test_default_format_is_posix_sh_whatever_shell_says(emu: EmulatorServer) -> None:
+    """$SHELL names the login shell, not the one running the code: a fish user's bash script gets sh."""
+    bash = require_tool("bash")
+    for login_shell in ("/usr/bin/fish", "/usr/bin/pwsh"):
+        result = subprocess.run(
+            [
+                bash,
+                "--norc",
+                "-c",
+                'eval "$(vertex-env export)" && test -n "$OPENAI_API_KEY" && echo ok',
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**_env_with_venv(), "SHELL": login_shell},
+        )
+        assert result.stdout == "ok\n", result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "code"),
+    [
+        (["--porject", "x"], {}, 2),
+        (["--format", "jsn"], {}, 2),
+        ([], {"VERTEX_ENV_FORMAT": "jsn"}, 2),
+        ([], {"VERTEX_ENV_NO_CACHE": "maybe"}, 2),
+        (["--credentials", "missing.json"], {}, 5),
+        (["--format=fish", "--porject", "x"], {}, 2),
+    ],
+)
+def test_every_failed_export_leaves_false_on_stdout_so_eval_fails(
+    emu: EmulatorServer, args: list[str], env: dict[str, str], code: int
+) -> None:
+    bash = require_tool("bash")
+    result = subprocess.run(
+        [bash, "--norc", "-c", 'eval "$(vertex-env export "$@")"; echo "status=$?"', "bash", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**_env_with_venv(), **env},
+    )
+    assert result.stdout == "status=1\n", result.stderr
+    direct = subprocess.run(
+        [str(Path(sys.executable).parent / "vertex-env"), "export", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**_env_with_venv(), **env},
+    )
+    assert direct.returncode == code, direct.stderr
+    assert direct.stdout == "false;\n"
+    assert "Traceback" not in direct.stderr
+
+
+def test_an_unexpected_exception_in_export_still_leaves_false(
     emu: EmulatorServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("SHELL", "/usr/bin/fish")
-    assert main(["export"]) == 0
-    assert capsys.readouterr().out.startswith("set -gx ")
-    monkeypatch.setenv("SHELL", "/bin/zsh")
-    assert main(["export"]) == 0
-    assert capsys.readouterr().out.startswith("export ")
+    from vertex_env.tokens import TokenSource
+
+    def broken(self: TokenSource, min_ttl: float | None = None) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(TokenSource, "get", broken)
+    with pytest.raises(RuntimeError):
+        main(["export", "--format", "fish"])
+    assert capsys.readouterr().out == "false;\n"
+    with pytest.raises(RuntimeError):
+        main(["export", "--format", "github"])
+    assert capsys.readouterr().out == ""
+
+
+def test_unset_has_no_ci_format(emu: EmulatorServer, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", "--unset", "--format", "github"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "--unset" in captured.err
 
 
 def in_bash(bash: str, script: str) -> subprocess.CompletedProcess[str]:

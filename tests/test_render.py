@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from vertex_env.errors import SinkError
 from vertex_env.render import (
     FORMATS,
-    default_format,
     failure_output,
     render,
     render_unset,
@@ -311,25 +310,3 @@ def test_cmd_refuses_values_it_cannot_represent(value: str) -> None:
 @pytest.mark.parametrize("value", ["a & b", "a|b", "<x>", "(x)", "a b", "it's", "a;b", "~"])
 def test_cmd_accepts_specials_that_quotes_protect(value: str) -> None:
     assert render({"A": value}, "cmd") == f'set "A={value}"\n'
-
-
-@pytest.mark.parametrize(
-    ("shell", "fmt"),
-    [
-        ("/usr/bin/fish", "fish"),
-        ("/usr/local/bin/pwsh", "powershell"),
-        ("C:\\Program Files\\PowerShell\\7\\pwsh.exe", "powershell"),
-        ("powershell.exe", "powershell"),
-        ("/bin/bash", "sh"),
-        ("/usr/bin/zsh", "sh"),
-        ("/bin/dash", "sh"),
-        ("/bin/tcsh", "sh"),
-        ("", "sh"),
-    ],
-)
-def test_default_format_follows_the_login_shell(shell: str, fmt: str) -> None:
-    assert default_format({"SHELL": shell}) == fmt
-
-
-def test_default_format_without_shell_is_sh() -> None:
-    assert default_format({}) == "sh"

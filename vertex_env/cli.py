@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import click
 
 from vertex_env._version import __version__
 from vertex_env.errors import VertexEnvError
+
+FORMAT_ENV = "VERTEX_ENV_FORMAT"
 
 # name -> "module:attribute"; imported only when that command runs (start-up time is a feature).
 COMMANDS: dict[str, str] = {
@@ -83,8 +86,23 @@ def cli() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI in-process and return its exit code (tests call this; the entry point exits with it)."""
+    """Run the CLI in-process and return its exit code (tests call this; the entry point exits with it).
+
+    Whatever ends `export` with a non-zero status (a usage error, a failed mint, an unexpected exception)
+    leaves its shell format's failure text on stdout, so that `eval "$(vertex-env export)"` fails too.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
+    code = 1
+    try:
+        code = _main(args)
+    finally:
+        if code != 0 and command_of(args) == "export":
+            sys.stdout.write(export_failure_output(args, os.environ))
+            sys.stdout.flush()
+    return code
+
+
+def _main(args: list[str]) -> int:
     try:
         result = cli.main(args=args, prog_name="vertex-env", standalone_mode=False)
     except VertexEnvError as err:
@@ -101,6 +119,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 141
     return int(result) if isinstance(result, int) else 0
+
+
+def command_of(args: Sequence[str]) -> str | None:
+    """The subcommand named in argv (the group itself takes only --help and --version)."""
+    return next((a for a in args if not a.startswith("-")), None)
+
+
+def export_failure_output(args: Sequence[str], environ: Mapping[str, str]) -> str:
+    """The failure text of the format `export` was asked for (`false;` when it cannot be told)."""
+    from vertex_env import render
+
+    fmt = environ.get(FORMAT_ENV) or "sh"
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == "--format" and i + 1 < len(args):
+            fmt = args[i + 1]
+        elif arg.startswith("--format="):
+            fmt = arg.partition("=")[2]
+    if fmt in render.CI_FORMATS:  # a CI format's stdout may be a report file: leave it empty
+        return ""
+    return render.failure_output(fmt if fmt in render.FORMATS else "sh")
 
 
 def report(err: VertexEnvError) -> None:

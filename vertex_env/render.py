@@ -7,13 +7,14 @@ Every renderer is pure over the mapping it is given. POSIX statements end with `
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterable, Mapping
 
 from vertex_env.errors import SinkError
 
 FORMATS = ("sh", "fish", "powershell", "cmd", "dotenv", "json")
+#: `export` formats that set up a CI job (vertex_env.ci) rather than print shell text.
+CI_FORMATS = ("github", "gitlab", "circleci")
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -168,17 +169,6 @@ def failure_output(fmt: str) -> str:
     if fmt in ("dotenv", "json"):
         return ""
     raise _unknown(fmt)
-
-
-def default_format(environ: Mapping[str, str]) -> str:
-    """The format for a person typing `eval`, from the login shell named by $SHELL."""
-    shell = os.path.basename(environ.get("SHELL", "").replace("\\", "/")).lower()
-    shell = shell.removesuffix(".exe")
-    if shell == "fish":
-        return "fish"
-    if shell in ("pwsh", "powershell"):
-        return "powershell"
-    return "sh"
 
 
 def _unknown(fmt: str) -> SinkError:

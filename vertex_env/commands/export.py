@@ -8,10 +8,7 @@ from typing import Any
 import click
 
 from vertex_env.commands.options import environment_from, profile_options, variable_options
-from vertex_env.errors import VertexEnvError
-
-CI_FORMATS = ("github", "gitlab", "circleci")
-SHELL_FORMATS = ("sh", "fish", "powershell", "cmd", "dotenv", "json")
+from vertex_env.render import CI_FORMATS, FORMATS
 
 
 @click.command(
@@ -23,44 +20,37 @@ SHELL_FORMATS = ("sh", "fish", "powershell", "cmd", "dotenv", "json")
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(SHELL_FORMATS + CI_FORMATS),
-    default=None,
+    type=click.Choice(FORMATS + CI_FORMATS),
+    default="sh",
     envvar="VERTEX_ENV_FORMAT",
-    help="Output format; default follows $SHELL (fish, powershell) else sh. [env: VERTEX_ENV_FORMAT]",
+    help="Output format; sh (POSIX: bash, zsh, dash, ksh) unless given, whatever $SHELL says. [env: VERTEX_ENV_FORMAT]",
 )
 @click.option("--unset", is_flag=True, help="Print what removes the variables again.")
 @variable_options
 @profile_options
-def export(
-    options: dict[str, Any], fmt: str | None, unset: bool, google: bool, legacy: bool
-) -> int:
+def export(options: dict[str, Any], fmt: str, unset: bool, google: bool, legacy: bool) -> int:
     """Print the variables OPENAI_API_KEY, OPENAI_BASE_URL and VERTEX_ENV_EXPIRES_AT.
 
-    On failure stdout carries only `false`, so `eval "$(vertex-env export)"` fails too.
+    On any failure stdout carries only `false;` (in a shell format), so `eval "$(vertex-env export)"` fails too.
     """
     from vertex_env import render
 
-    fmt = fmt or render.default_format(os.environ)
     if unset:
         from vertex_env.environment import ALL_NAMES
 
-        click.echo(render.render_unset(ALL_NAMES, fmt if fmt in SHELL_FORMATS else "sh"), nl=False)
-        return 0
-    try:
-        env = environment_from(options)
-        token = env.token()
-        variables = env.variables(token, google=google, legacy=legacy)
         if fmt in CI_FORMATS:
-            output = _ci(fmt, variables, token.value)
-        else:
-            output = render.render(variables, fmt)
-    except VertexEnvError as err:
-        from vertex_env.cli import report
-
-        if fmt in SHELL_FORMATS:  # a CI format's stdout may be a report file: leave it empty
-            click.echo(render.failure_output(fmt), nl=False)
-        report(err)
-        return err.exit_code
+            raise click.UsageError(
+                f"--unset has no --format {fmt}: a CI job's variables end with the job"
+            )
+        click.echo(render.render_unset(ALL_NAMES, fmt), nl=False)
+        return 0
+    env = environment_from(options)
+    token = env.token()
+    variables = env.variables(token, google=google, legacy=legacy)
+    if fmt in CI_FORMATS:
+        output = _ci(fmt, variables, token.value)
+    else:
+        output = render.render(variables, fmt)
     click.echo(output, nl=False)
     return 0
 
