@@ -215,3 +215,67 @@ def _env_with_venv() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
     return env
+
+
+class HungServer:
+    """A loopback socket that accepts connections and never answers (a stuck proxy, a black-holed route)."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.host_port = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.accepted: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted.append(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.accepted:
+            conn.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "env"), [(["--timeout", "2"], {}), ([], {"VERTEX_ENV_TIMEOUT": "2s"})]
+)
+def test_a_hung_endpoint_costs_one_overall_timeout_not_one_per_retry(
+    isolated_machine: Path, args: list[str], env: dict[str, str]
+) -> None:
+    hung = HungServer()
+    try:
+        adc = write_authorized_user(isolated_machine / "adc.json")
+        environ = {
+            **_env_with_venv(),
+            **env,
+            "VERTEX_ENV_EMULATOR_HOST": hung.host_port,
+            "GOOGLE_APPLICATION_CREDENTIALS": str(adc),
+            "VERTEX_ENV_PROJECT": "test-project",
+        }
+        # Before the overall deadline this took 3 attempts x 15 s; the subprocess timeout turns that into a failure.
+        result = subprocess.run(
+            [str(Path(sys.executable).parent / "vertex-env"), "export", *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=environ,
+            timeout=30,
+        )
+        assert result.returncode == 8, result.stderr
+        assert result.stdout == "false;\n"
+        assert "no answer within the 2s timeout" in result.stderr, result.stderr
+        assert len(hung.accepted) == 1  # the deadline left no room for a retry
+    finally:
+        hung.close()
+
+
+def test_the_timeout_is_validated_like_every_duration(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", "--timeout", "0"]) != 0
+    assert "invalid timeout 0s" in capsys.readouterr().err

@@ -23,6 +23,9 @@ DEFAULT_API_VERSION = "v1"
 DEFAULT_MIN_TTL = 300
 DEFAULT_LIFETIME = 3600
 MAX_LIFETIME = 43200
+#: Seconds one command may spend reaching Google, across every retry (the prompt hooks pass a shorter one).
+DEFAULT_TIMEOUT = 20
+MAX_TIMEOUT = 600
 API_VERSIONS = ("v1", "v1beta1")
 
 _PROJECT_RE = re.compile(r"^(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
@@ -128,6 +131,13 @@ def validate_min_ttl(value: str | int) -> int:
         raise ConfigError(
             f"invalid min TTL {seconds}s: expected 0 to 50m (3000s); tokens live at most 1h by default"
         )
+    return seconds
+
+
+def validate_timeout(value: str | int) -> int:
+    seconds = parse_duration(value, "timeout")
+    if not 1 <= seconds <= MAX_TIMEOUT:
+        raise ConfigError(f"invalid timeout {seconds}s: expected 1s to 10m ({MAX_TIMEOUT}s)")
     return seconds
 
 
@@ -273,6 +283,15 @@ OPTIONS: tuple[Option, ...] = (
         DEFAULT_MIN_TTL,
         "Least life a served token has left (e.g. 300, 5m).",
     ),
+    Option(
+        "timeout",
+        "--timeout",
+        "VERTEX_ENV_TIMEOUT",
+        (),
+        validate_timeout,
+        DEFAULT_TIMEOUT,
+        "Most time spent reaching Google, across every retry (e.g. 20, 5s).",
+    ),
 )
 OPTIONS_BY_NAME = {opt.name: opt for opt in OPTIONS}
 PROFILE_ENV = "VERTEX_ENV_PROFILE"
@@ -300,6 +319,7 @@ class Profile:
     scopes: tuple[str, ...]
     min_ttl: int
     write: tuple[str, ...] = ()
+    timeout: int = DEFAULT_TIMEOUT
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def require_project(self) -> str:
@@ -392,7 +412,7 @@ def gcloud_project(environ: Mapping[str, str]) -> tuple[str, str] | None:
 
 
 _LIST_KEYS = ("scopes", "write")
-_DURATION_KEYS = ("lifetime", "min_ttl")
+_DURATION_KEYS = ("lifetime", "min_ttl", "timeout")
 
 
 def _check_type(key: str, raw: Any, source: str) -> None:

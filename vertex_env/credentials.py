@@ -360,7 +360,7 @@ def mint(
 
     from vertex_env.transport import make_request
 
-    request = make_request(environ=env)
+    request = make_request(environ=env, total=profile.timeout)
     creds = load_google_credentials(profile, source, request, env)
     try:
         creds.refresh(request)

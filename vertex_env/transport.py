@@ -64,11 +64,15 @@ class RoutedRequest(google.auth.transport.requests.Request):  # type: ignore[mis
         timeout: float = DEFAULT_TIMEOUT,
         retries: int = DEFAULT_RETRIES,
         emulator: str | None = None,
+        total: float | None = None,
     ) -> None:
         super().__init__(session=session)
         self.default_timeout = timeout
         self.retries = retries
         self.emulator = emulator
+        self.total = total
+        #: time.monotonic() after which no request starts and none waits longer (None: no overall limit).
+        self.deadline = None if total is None else time.monotonic() + total
 
     def __call__(  # type: ignore[override]
         self,
@@ -89,13 +93,41 @@ class RoutedRequest(google.auth.transport.requests.Request):  # type: ignore[mis
         while True:
             try:
                 return super().__call__(
-                    target, method=method, body=body, headers=headers, timeout=timeout, **kwargs
+                    target,
+                    method=method,
+                    body=body,
+                    headers=headers,
+                    timeout=self._within_deadline(timeout),
+                    **kwargs,
                 )
-            except google.auth.exceptions.TransportError:
+            except google.auth.exceptions.TransportError as err:
+                backoff = BACKOFF_SECONDS * (2**attempt)
+                if self._left() <= backoff:
+                    raise self._timed_out() from err
                 if attempt >= self.retries:
                     raise
-                time.sleep(BACKOFF_SECONDS * (2**attempt))
+                time.sleep(backoff)
                 attempt += 1
+
+    def _left(self) -> float:
+        return float("inf") if self.deadline is None else self.deadline - time.monotonic()
+
+    def _timed_out(self) -> google.auth.exceptions.TransportError:
+        return google.auth.exceptions.TransportError(
+            f"no answer within the {self.total:g}s timeout (--timeout, VERTEX_ENV_TIMEOUT)"
+        )
+
+    def _within_deadline(self, timeout: Any) -> Any:
+        """The attempt's timeout cut to what is left of the overall deadline (which also bounds google-auth's
+        own retries of 5xx answers: every one of them comes through here)."""
+        left = self._left()
+        if left == float("inf"):
+            return timeout
+        if left <= 0:
+            raise self._timed_out()
+        if isinstance(timeout, tuple):
+            return tuple(min(float(t), left) for t in timeout)
+        return min(float(timeout), left)
 
 
 _SESSION: requests.Session | None = None
@@ -107,12 +139,15 @@ def make_request(
     timeout: float = DEFAULT_TIMEOUT,
     retries: int = DEFAULT_RETRIES,
     environ: Mapping[str, str] | None = None,
+    total: float | None = None,
 ) -> RoutedRequest:
-    """The transport every google-auth call in vertex-env uses (routing read from `environ`, default os.environ)."""
+    """The transport every google-auth call in vertex-env uses (routing read from `environ`, default os.environ).
+
+    `total` bounds the whole exchange, every attempt and retry included, from now."""
     global _SESSION, _SESSION_PID
     if _SESSION is None or os.getpid() != _SESSION_PID:  # a forked child must not share sockets
         _SESSION = requests.Session()
         _SESSION_PID = os.getpid()
     return RoutedRequest(
-        _SESSION, timeout=timeout, retries=retries, emulator=emulator_host(environ)
+        _SESSION, timeout=timeout, retries=retries, emulator=emulator_host(environ), total=total
     )

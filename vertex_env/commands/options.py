@@ -54,6 +54,7 @@ def _metavar(name: str) -> str:
     return {
         "lifetime": "DURATION",
         "min_ttl": "DURATION",
+        "timeout": "DURATION",
         "impersonate": "SA_EMAIL",
         "credentials": "FILE|keyring:NAME",
     }.get(name, name.upper())
