@@ -253,8 +253,14 @@ def _import_openai(function: str) -> Any:
 
 
 def _split_options(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Take vertex-env's options (project=, location=, …) out of `kwargs`; the rest go to the OpenAI client."""
-    return {name: kwargs.pop(name) for name in list(kwargs) if name in OPTIONS_BY_NAME}
+    """Take vertex-env's options (project=, location=, …) out of `kwargs`; the rest go to the OpenAI client.
+
+    `timeout=` is the OpenAI client's own; vertex-env's token timeout comes from VERTEX_ENV_TIMEOUT there."""
+    return {
+        name: kwargs.pop(name)
+        for name in list(kwargs)
+        if name in OPTIONS_BY_NAME and name != "timeout"
+    }
 
 
 def _auth_base_of(client_class: type[Any]) -> type[Any] | None:
