@@ -95,8 +95,7 @@ def _answer(command: str, args: list[str], environ: Mapping[str, str]) -> str | 
     if command == "export":
         from vertex_env import render
 
-        fmt = values.pop("format", "") or environ.get("VERTEX_ENV_FORMAT") or ""
-        fmt = fmt or render.default_format(environ)
+        fmt = values.pop("format", "") or environ.get("VERTEX_ENV_FORMAT") or "sh"
         from_env = _env_flag(environ, "VERTEX_ENV_GOOGLE"), _env_flag(environ, "VERTEX_ENV_LEGACY")
         if fmt not in render.FORMATS or None in from_env:
             return None
