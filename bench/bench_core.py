@@ -153,7 +153,8 @@ def shell_startup_rows(bin_dir: Path, base: dict[str, str], home: Path, rounds: 
             )
             execs = [ln for ln in log.read_text().splitlines() if "execve(" in ln][1:]
             programs = sorted({ln.split('execve("', 1)[1].split('"', 1)[0] for ln in execs})
-            spawned = f"{len(execs)} processes" + (f" ({', '.join(programs)})" if programs else "")
+            spawned = f"{len(execs)} process{'es' * (len(execs) != 1)}"
+            spawned += f" ({', '.join(programs)})" if programs else ""
         ratio = times[name] / times["no hook"]
         rows.append((f"bash -i -c exit, {name}", ms(times[name]), spawned, f"{ratio:.2f}× no hook"))
     rc.unlink()

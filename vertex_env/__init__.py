@@ -6,11 +6,12 @@ The public API is re-exported here lazily, so `import vertex_env` stays cheap on
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from vertex_env._version import __version__
 
+TYPE_CHECKING = False  # typing stays off the warm `export` path (vertex_env.fast)
 if TYPE_CHECKING:
+    from typing import Any
+
     from vertex_env.api import (
         AsyncTokenProvider,
         TokenProvider,

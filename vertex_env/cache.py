@@ -15,10 +15,13 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from vertex_env import errors, files
 from vertex_env.errors import VertexEnvError
+
+TYPE_CHECKING = False  # typing stays off the warm `export` path (vertex_env.fast)
+if TYPE_CHECKING:
+    from typing import Any
 
 CACHE_VERSION = 1
 #: How long a process that misses waits for another one's mint (longer than any mint's own deadline).

@@ -12,9 +12,12 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from vertex_env.errors import ConfigError
+
+TYPE_CHECKING = False  # typing stays off the warm `export` path (vertex_env.fast)
+if TYPE_CHECKING:
+    from typing import Any
 
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 DEFAULT_LOCATION = "us-central1"

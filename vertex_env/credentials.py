@@ -7,7 +7,6 @@ well-known file, then the metadata server — and gives each source a stable ide
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import os
@@ -15,7 +14,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from vertex_env.config import Profile
 from vertex_env.errors import (
@@ -27,6 +25,10 @@ from vertex_env.errors import (
     TransientError,
     VertexEnvError,
 )
+
+TYPE_CHECKING = False  # typing stays off the warm `export` path (vertex_env.fast)
+if TYPE_CHECKING:
+    from typing import Any
 
 KNOWN_TYPES = (
     "authorized_user",
@@ -249,6 +251,8 @@ def _expiry(creds: Any) -> float:
 
         return time.time() + 3600.0
     if expiry.tzinfo is None:
+        import datetime as dt
+
         expiry = expiry.replace(tzinfo=dt.timezone.utc)
     return float(expiry.timestamp())
 

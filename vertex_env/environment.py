@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from vertex_env import config
 from vertex_env.config import Profile, emulator_host
 from vertex_env.tokens import Token, TokenSource
+
+TYPE_CHECKING = False  # typing stays off the warm `export` path (vertex_env.fast)
+if TYPE_CHECKING:
+    from typing import Any
 
 API_KEY = "OPENAI_API_KEY"
 BASE_URL = "OPENAI_BASE_URL"

@@ -12,7 +12,6 @@ import errno
 import fcntl
 import os
 import re
-import secrets
 import stat
 import time
 from collections.abc import Iterator
@@ -31,6 +30,8 @@ _POLL_FIRST, _POLL_MAX = 0.001, 0.05
 
 
 def temp_name(name: str) -> str:
+    import secrets  # (random and its seeding) only when writing, never on the warm read path
+
     return f".{name}.{TEMP_MARK}{secrets.token_hex(6)}.tmp"
 
 
