@@ -8,13 +8,13 @@ import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from vertex_env.cache import CachedToken, TokenCache, cache_dir
 from vertex_env.config import EMULATOR_HOST_ENV, Profile
 from vertex_env.credentials import CredentialSource, locate
 from vertex_env.errors import LockTimeoutError, VertexEnvError
 
+TYPE_CHECKING = False  # typing stays off the warm `export` path (vertex_env.fast)
 if TYPE_CHECKING:
     import asyncio
 
