@@ -61,7 +61,11 @@ CASES: list[tuple[list[str], dict[str, str], bool]] = [
     (["export"], {"VERTEX_ENV_PROFILE": "dev"}, FAST),
     (["token", "--scopes", "https://www.googleapis.com/auth/cloud-platform"], {}, FAST),
     (["export", "--location", "europe-west4", "--min-ttl", "5m"], {}, FAST),
+    (["export", "--timeout", "5"], {}, FAST),
+    (["token"], {"VERTEX_ENV_TIMEOUT": "3s"}, FAST),
     # everything below is click's to answer
+    (["token"], {"VERTEX_ENV_TIMEOUT": "soon"}, CLICK),
+    (["export", "--timeout", "0"], {}, CLICK),
     (["token", "--help"], {}, CLICK),
     (["export", "-h"], {}, CLICK),
     (["token", "--porject", "x"], {}, CLICK),

@@ -448,3 +448,37 @@ def test_a_unit_quotes_a_path_systemd_or_launchd_would_split_or_expand() -> None
 
     unit = hook_text("systemd", ["/opt/my tools/100%/vertex-env"])
     assert 'ExecStart="/opt/my tools/100%%/vertex-env" daemon\n' in unit
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish", "direnv"])
+def test_the_hook_gives_its_export_a_short_deadline(shell: str, isolated_machine: Path) -> None:
+    """A hung endpoint must not freeze the prompt for the default 20 s: VERTEX_ENV_HOOK_TIMEOUT, default 5."""
+    from vertex_env.commands.hook import hook_text
+
+    runner = "bash" if shell == "direnv" else shell
+    require_tool(runner)
+    program = isolated_machine / "vertex-env"
+    seen = isolated_machine / "timeout.txt"
+    program.write_text(f'#!/bin/sh\necho "$VERTEX_ENV_TIMEOUT" >> {seen}\nexit 8\n')
+    program.chmod(0o755)
+    call = {
+        "bash": "__vertex_env_hook",
+        "zsh": "_vertex_env_hook",
+        "fish": "__vertex_env_hook",
+        "direnv": "log_error() { :; }; log_status() { :; }; watch_file() { :; }; use_vertex",
+    }[shell]
+    for hook_timeout, expected in ((None, "5"), ("2", "2")):
+        seen.unlink(missing_ok=True)
+        env = dict(os.environ)
+        if hook_timeout:
+            env["VERTEX_ENV_HOOK_TIMEOUT"] = hook_timeout
+        subprocess.run(
+            [runner, "-c", hook_text(shell, [str(program)]) + "\n" + call],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        assert (
+            seen.read_text().splitlines()[0] == expected
+        )  # the export (direnv then asks `cache path`)
