@@ -19,7 +19,8 @@ import contextlib
 import hmac
 import json
 import logging
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -40,6 +41,7 @@ from vertex_env.loopback import (
     is_loopback,
     new_key,
 )
+from vertex_env.proxy_events import ProxyEvents
 from vertex_env.tokens import HeldToken
 
 if TYPE_CHECKING:
@@ -189,6 +191,11 @@ class LoopbackProxy:
         self._allowed_hosts = _loopback_host_names(self.host)
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
+        # Hook points for `serve` (vertex_env.sidecar): an observer, routes added before the catch-all,
+        # and how long close() lets in-flight requests and streams finish.
+        self.events = ProxyEvents()
+        self.app_hooks: list[Callable[[web.Application], None]] = []
+        self.shutdown_timeout = 1.0
 
     @classmethod
     def for_environment(
@@ -233,6 +240,8 @@ class LoopbackProxy:
             trust_env=self._trust_env,
         )
         app = web.Application(client_max_size=self.max_body)
+        for hook in self.app_hooks:
+            hook(app)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         runner = web.AppRunner(
             app,
@@ -240,7 +249,7 @@ class LoopbackProxy:
             handle_signals=False,
             keepalive_timeout=self.keepalive_timeout,
             auto_decompress=False,
-            shutdown_timeout=1.0,
+            shutdown_timeout=self.shutdown_timeout,
         )
         try:
             await runner.setup()
@@ -303,11 +312,13 @@ class LoopbackProxy:
         refusal = self._refusal(request)
         if refusal is not None:
             self.stats.refuse(refusal.status)
+            self.events.refused(request, refusal.status)
             return refusal
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             self.stats.refuse(413)
+            self.events.refused(request, 413)
             return _error(
                 413, f"vertex-env proxy: request body over {self.max_body} bytes", "too_large"
             )
@@ -327,6 +338,7 @@ class LoopbackProxy:
                     await upstream.read()  # small; reading it returns the connection to the pool
                 upstream.release()
                 self.stats.upstream_401_retries += 1
+                self.events.retried_after_401(request)
                 try:
                     await attempt.areplace()
                 except VertexEnvError as err:
@@ -356,13 +368,16 @@ class LoopbackProxy:
         assert self._session is not None, "start() first"
         outgoing = headers.copy()
         outgoing["Authorization"] = f"Bearer {token}"
-        return await self._session.request(
+        sent = time.perf_counter()
+        answer = await self._session.request(
             method,
             url,
             headers=outgoing,
             data=body or None,
             allow_redirects=False,
         )
+        self.events.upstream_answered(time.perf_counter() - sent, answer.status)
+        return answer
 
     async def _relay(
         self, request: web.Request, upstream: aiohttp.ClientResponse
@@ -392,8 +407,12 @@ class LoopbackProxy:
             )
             await response.prepare(request)
             try:
+                first = True
                 async for chunk in upstream.content.iter_any():
                     await response.write(chunk)
+                    if first:
+                        first = False
+                        self.events.first_byte(request)
             except (aiohttp.ClientError, asyncio.TimeoutError) as err:
                 # Mid-body failure: the status is out, so cut the connection rather than end it cleanly.
                 self.stats.upstream_errors += 1

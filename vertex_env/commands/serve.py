@@ -20,17 +20,21 @@ from vertex_env.errors import SinkError
 from vertex_env.loopback import KEY_ENV, check_loopback, fixed_key
 
 if TYPE_CHECKING:
-    from vertex_env.proxy import LoopbackProxy
+    from vertex_env.sidecar import Sidecar
 
 LISTEN_ENV = "VERTEX_ENV_PROXY_LISTEN"
 PORT_ENV = "VERTEX_ENV_PROXY_PORT"
 WRITE_ENV_ENV = "VERTEX_ENV_PROXY_WRITE_ENV"
 KEY_FILE_ENV = "VERTEX_ENV_PROXY_KEY_FILE"
+LOG_FORMAT_ENV = "VERTEX_ENV_PROXY_LOG_FORMAT"
+DRAIN_TIMEOUT_ENV = "VERTEX_ENV_PROXY_DRAIN_TIMEOUT"
+OPS_LISTEN_ENV = "VERTEX_ENV_PROXY_OPS_LISTEN"
 
 _EXAMPLES = """\b
 Examples:
   vertex-env serve --port 8787 --write-env .env &     # then any app reads .env
   vertex-env serve --project my-project --json        # {"base_url": ..., "api_key": ...}
+  vertex-env serve --port 8787 --key-file /key/key --ops-listen 0.0.0.0:9090 --log-format json
 """
 
 
@@ -71,6 +75,33 @@ Examples:
     is_flag=True,
     help="Print one JSON line (base_url, api_key, host, port) instead of shell code.",
 )
+@click.option(
+    "--log-format",
+    "log_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    envvar=LOG_FORMAT_ENV,
+    help=f"stderr as today's text, or one JSON object a line (a line per request too). [env: {LOG_FORMAT_ENV}]",
+)
+@click.option(
+    "--drain-timeout",
+    "drain_timeout",
+    type=click.FloatRange(0, 3600),
+    default=25.0,
+    show_default=True,
+    envvar=DRAIN_TIMEOUT_ENV,
+    metavar="SECONDS",
+    help=f"On SIGTERM, let in-flight requests and streams finish this long, then exit 0. [env: {DRAIN_TIMEOUT_ENV}]",
+)
+@click.option(
+    "--ops-listen",
+    "ops_listen",
+    default=None,
+    envvar=OPS_LISTEN_ENV,
+    metavar="HOST:PORT",
+    help=f"Also serve /healthz, /readyz and /metrics (nothing else) here, on any address: for probes and scrapers. [env: {OPS_LISTEN_ENV}]",
+)
 @profile_options
 def serve(
     options: dict[str, Any],
@@ -79,48 +110,60 @@ def serve(
     write_env: Path | None,
     key_file: Path | None,
     as_json: bool,
+    log_format: str,
+    drain_timeout: float,
+    ops_listen: str | None,
 ) -> int:
     """Run the authenticated loopback proxy until Ctrl-C or SIGTERM.
 
     Clients use the printed OPENAI_BASE_URL (the Vertex path on 127.0.0.1) and OPENAI_API_KEY (a local key).
     The proxy swaps the key for a fresh Google token on every request, so no client ever sees a token expire.
+
+    Without the key: GET /healthz (the process serves), GET /readyz (a fresh token is held or can be minted;
+    503 otherwise and while draining) and GET /metrics (Prometheus text; needs the extra vertex-env[metrics],
+    404 without it). SIGTERM drains: no new connections, in-flight requests and streams finish, exit 0.
     """
+    import dataclasses
+
+    from vertex_env.sidecar import ObservedTokenSource, parse_ops_listen
+
     check_loopback(listen_host)  # before any credential work: a wrong address is a usage mistake
+    ops_address = parse_ops_listen(ops_listen) if ops_listen else None
     key = fixed_key(key_file, os.environ)
     env = environment_from(options)
 
     import asyncio
 
+    from vertex_env.metrics import load as load_metrics
     from vertex_env.proxy import LoopbackProxy, describe
+    from vertex_env.sidecar import Sidecar, configure_logging
 
+    configure_logging(log_format)
+    tokens = ObservedTokenSource(env.token_source)
+    env = dataclasses.replace(env, token_source=tokens.as_token_source())
     proxy = LoopbackProxy.for_environment(env, key=key, host=listen_host, port=port)
-    asyncio.run(_serve(proxy, write_env, as_json))
-    click.echo(f"vertex-env serve: stopped {describe(proxy.stats)}", err=True)
+    sidecar = Sidecar(
+        proxy,
+        tokens,
+        metrics=load_metrics(tokens.expires_in),
+        log_requests=log_format == "json",
+        drain_timeout=drain_timeout,
+        ops_listen=ops_address,
+    ).attach()
+    asyncio.run(sidecar.run(lambda: _announce(sidecar, write_env, as_json, log_format)))
+    counters = describe(proxy.stats)
+    _note(log_format, "stopped", f"stopped {counters}", stats=json.loads(counters))
     return 0
 
 
-async def _serve(proxy: LoopbackProxy, write_env: Path | None, as_json: bool) -> None:
-    import asyncio
-    import contextlib
-    import signal
+def _note(log_format: str, event: str, text: str, **fields: Any) -> None:
+    """A line for the operator on stderr: today's text, or a JSON log event."""
+    if log_format == "json":
+        import logging
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signum, stop.set)
-            installed.append(signum)
-    try:
-        await proxy.start()
-        try:
-            _announce(proxy, write_env, as_json)
-            await stop.wait()
-        finally:
-            await proxy.close()
-    finally:
-        for signum in installed:
-            loop.remove_signal_handler(signum)
+        logging.getLogger("vertex_env.serve").info(text, extra={"event": event, "fields": fields})
+    else:
+        click.echo(f"vertex-env serve: {text}", err=True)
 
 
 def _write_env_file(path: Path, variables: dict[str, str]) -> None:
@@ -140,12 +183,16 @@ def _write_env_file(path: Path, variables: dict[str, str]) -> None:
     write_dotenv(path, variables)
 
 
-def _announce(proxy: LoopbackProxy, write_env: Path | None, as_json: bool) -> None:
+def _announce(sidecar: Sidecar, write_env: Path | None, as_json: bool, log_format: str) -> None:
+    proxy = sidecar.proxy
     variables = proxy.variables()
     if write_env is not None:
         _write_env_file(write_env, variables)
-        click.echo(
-            f"vertex-env serve: wrote OPENAI_BASE_URL and OPENAI_API_KEY to {write_env}", err=True
+        _note(
+            log_format,
+            "wrote_env",
+            f"wrote OPENAI_BASE_URL and OPENAI_API_KEY to {write_env}",
+            path=str(write_env),
         )
     elif as_json:
         click.echo(
@@ -163,7 +210,14 @@ def _announce(proxy: LoopbackProxy, write_env: Path | None, as_json: bool) -> No
 
         click.echo(render(variables, "sh"), nl=False)
     sys.stdout.flush()  # a parent reading our stdout must see the variables now, not at exit
-    click.echo(
-        f"vertex-env serve: proxy for {proxy.upstream} listening on {proxy.base_url}", err=True
+    ops = f"; probes and metrics also on port {sidecar.ops_port}" if sidecar.ops_port else ""
+    _note(
+        log_format,
+        "listening",
+        f"proxy for {proxy.upstream} listening on {proxy.base_url}{ops}",
+        base_url=proxy.base_url,
+        ops_port=sidecar.ops_port,
+        metrics=sidecar.metrics is not None,
     )
-    click.echo("vertex-env serve: press Ctrl-C to stop", err=True)
+    if log_format != "json":
+        click.echo("vertex-env serve: press Ctrl-C to stop", err=True)
