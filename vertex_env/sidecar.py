@@ -75,14 +75,18 @@ _NOT_READY: tuple[tuple[type[VertexEnvError], str], ...] = (
 
 
 class ObservedTokenSource:
-    """A TokenSource that tells the sidecar each time the proxy replaces its held token, or fails to.
+    """A TokenSource that tells the sidecar each time the proxy gets a new token, or fails to get one.
 
-    Calls run on the executor threads the proxy uses for token I/O; the callbacks only count and log.
+    The proxy also re-reads the shared cache when another process rewrote it; a read that returns the token
+    already held is not a refresh. Calls run on the executor threads the proxy uses for token I/O; the
+    callbacks only count and log.
     """
 
     def __init__(self, source: TokenSource) -> None:
         self._source = source
         self.expires_at: float | None = None
+        # The value last seen, only to tell a new token from a re-read.
+        self._last: str | None = None
         self.on_token: Callable[[Token], None] = lambda token: None
         self.on_failure: Callable[[VertexEnvError], None] = lambda err: None
 
@@ -92,8 +96,10 @@ class ObservedTokenSource:
         except VertexEnvError as err:
             self.on_failure(err)
             raise
-        self.expires_at = token.expires_at
-        self.on_token(token)
+        if token.value != self._last:
+            self._last = token.value
+            self.expires_at = token.expires_at
+            self.on_token(token)
         return token
 
     def get(self, min_ttl: float | None = None) -> Token:
