@@ -482,3 +482,19 @@ def test_the_hook_gives_its_export_a_short_deadline(shell: str, isolated_machine
         assert (
             seen.read_text().splitlines()[0] == expected
         )  # the export (direnv then asks `cache path`)
+
+
+def test_install_into_a_folder_that_cannot_be_made_is_one_line_and_exit_9(
+    isolated_machine: Path,
+) -> None:
+    blocker = isolated_machine / "not-a-dir"
+    blocker.write_text("")
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "vertex-env"), "hook", "zsh", "--install"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, XDG_DATA_HOME=str(blocker)),
+    )
+    assert result.returncode == 9
+    assert result.stderr.startswith("vertex-env: error: cannot write the hook file ")
+    assert len(result.stderr.splitlines()) == 1 and result.stdout == ""

@@ -132,11 +132,15 @@ def _upgrade_check(shell: str, cmd: list[str], installed: Path | None) -> str:
 
 def install_hook(shell: str) -> tuple[Path, str]:
     """Write the hook file for `shell` (atomically, 0644: it holds no secret); the rc-file line that loads it."""
+    from vertex_env.errors import SinkError
     from vertex_env.files import atomic_write
 
     target = installed_path(shell)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(target, hook_text(shell, installed=target).encode(), mode=0o644)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(target, hook_text(shell, installed=target).encode(), mode=0o644)
+    except OSError as err:
+        raise SinkError(f"cannot write the hook file {target}: {err.strerror or err}") from None
     if shell == "fish":
         return target, f"test -r {quote_fish(str(target))}; and source {quote_fish(str(target))}"
     return target, f"[ -r {quote_sh(str(target))} ] && . {quote_sh(str(target))}"
