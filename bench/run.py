@@ -1,4 +1,7 @@
-"""Run every benchmark in bench/ and print their tables (each measures ratios side by side in one run)."""
+"""Run every benchmark in bench/ and print their tables (each measures ratios side by side in one run).
+
+Arguments (e.g. `--rounds 21`, `--venv DIR`) go to bench_core.py, the one benchmark that takes them.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +15,9 @@ def main() -> int:
     failures = 0
     for script in sorted(here.glob("bench_*.py")):
         print(f"== {script.name}", flush=True)
+        args = sys.argv[1:] if script.name == "bench_core.py" else []
         failures += (
-            subprocess.run([sys.executable, str(script), *sys.argv[1:]], check=False).returncode
-            != 0
+            subprocess.run([sys.executable, str(script), *args], check=False).returncode != 0
         )
     return 1 if failures else 0
 
