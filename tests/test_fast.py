@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+import vertex_env
 from vertex_env import fast
 from vertex_env.cli import main
 from vertex_env.emulator import EmulatorServer, write_authorized_user
@@ -161,7 +162,7 @@ def test_the_console_script_serves_warm_commands_without_importing_click(
         "http",
         "email",
         "subprocess",
-        "ipaddress",
+        # (ipaddress and urllib.parse still come with pathlib, which config, cache and credentials use)
         "tomllib",  # no config file here
         "importlib.metadata",
         "typing",
@@ -183,10 +184,17 @@ def test_the_console_script_serves_warm_commands_without_importing_click(
 
 
 def imports(args: list[str]) -> set[str]:
-    """The modules `python -X importtime` reports for the entry point with `args` ([]: a bare start)."""
-    code = "from vertex_env.fast import entry_point; entry_point()" if args else "pass"
+    """The modules `python -X importtime` reports for the entry point with `args` ([]: a bare start).
+
+    Run without site (-S), with vertex_env and the venv's packages put on sys.path by hand: a development
+    venv's editable finder imports pathlib and more at every start, which would hide them from the diff.
+    """
+    root = str(Path(vertex_env.__file__).resolve().parent.parent)
+    paths = [root, *(p for p in sys.path if p.endswith("site-packages"))]
+    setup = f"import sys; sys.path[:0] = {paths!r}; "
+    code = setup + ("from vertex_env.fast import entry_point; entry_point()" if args else "pass")
     result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", code, *args],
+        [sys.executable, "-S", "-X", "importtime", "-c", code, *args],
         capture_output=True,
         text=True,
         check=True,
