@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from vertex_env.emulator import TOKEN_PREFIX, EmulatorServer, write_authorized_user
 from vertex_env.loop_thread import LoopThread
+from vertex_env.loopback import read_key_file
 from vertex_env.sidecar import parse_ops_listen
 
 PROJECT = "test-project"
@@ -522,3 +526,213 @@ def test_ops_listen_refuses_anything_else_as_a_usage_error(value: str, emu: Emul
     assert result.returncode == 3, result.stderr
     assert "--ops-listen" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+# -- deployment files -----------------------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+KUBERNETES = REPO / "shell" / "kubernetes"
+
+
+def _option(args: list[str], name: str) -> str:
+    return args[args.index(name) + 1]
+
+
+def test_kubernetes_manifest_probes_mounts_the_key_0400_and_drains_inside_the_grace() -> None:
+    yaml = pytest.importorskip("yaml")
+    documents = list(yaml.safe_load_all((KUBERNETES / "sidecar.yaml").read_text()))
+    (deployment,) = [d for d in documents if d and d.get("kind") == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    containers = {c["name"]: c for c in pod["containers"]}
+    sidecar, app = containers["vertex-env"], containers["app"]
+    args = sidecar["args"]
+
+    ops_port = int(_option(args, "--ops-listen").rsplit(":", 1)[1])
+    ports = {p["name"]: p["containerPort"] for p in sidecar["ports"]}
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        http_get = sidecar[probe]["httpGet"]
+        assert http_get["path"] == path
+        assert ports.get(http_get["port"], http_get["port"]) == ops_port
+    assert sidecar["readinessProbe"]["timeoutSeconds"] > 5  # /readyz may wait 5 s for a mint
+
+    (key_volume,) = [v for v in pod["volumes"] if "secret" in v]
+    assert key_volume["secret"]["defaultMode"] == 0o400
+    (mount,) = [m for m in sidecar["volumeMounts"] if m["name"] == key_volume["name"]]
+    assert mount["readOnly"] is True
+    assert _option(args, "--key-file").startswith(mount["mountPath"] + "/")
+    app_key = next(e for e in app["env"] if e["name"] == "OPENAI_API_KEY")
+    assert app_key["valueFrom"]["secretKeyRef"]["name"] == key_volume["secret"]["secretName"]
+    app_url = next(e for e in app["env"] if e["name"] == "OPENAI_BASE_URL")["value"]
+    assert app_url.startswith(f"http://127.0.0.1:{_option(args, '--port')}/v1/projects/")
+
+    requests = sidecar["resources"]["requests"]
+    assert requests["cpu"] and requests["memory"]
+    assert pod["terminationGracePeriodSeconds"] > float(_option(args, "--drain-timeout"))
+    security = pod["securityContext"]
+    assert security["runAsNonRoot"] is True and security["runAsUser"] != 0
+    # The kubelet gives the 0400 secret to fsGroup as 0440: vertex-env accepts that form for its own group.
+    assert security["fsGroup"] == security["runAsGroup"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "own_group", "accepted"),
+    [(0o440, True, True), (0o640, True, False), (0o444, True, False), (0o440, False, False)],
+)
+def test_a_key_file_as_the_kubelet_mounts_it_is_read_by_its_group_only(
+    tmp_path: Path, mode: int, own_group: bool, accepted: bool
+) -> None:
+    """Root-owned 0440 with the process's own group (a 0400 secret under fsGroup): accepted; nothing looser."""
+    if os.geteuid() != 0:  # pragma: no cover - CI runs as root
+        pytest.skip("needs root to run as another user and give a file to root")
+    uid = gid = 10001
+    folder = Path(tempfile.mkdtemp(prefix="vertex-env-kube-"))
+    try:
+        folder.chmod(0o755)
+        key_file = folder / "key"
+        key_file.write_text("k" * 48 + "\n")
+        os.chown(key_file, 0, gid if own_group else gid + 1)
+        key_file.chmod(mode)
+        outcome = _as_user(uid, gid, lambda: read_key_file(key_file) == "k" * 48)
+    finally:
+        shutil.rmtree(folder)
+    if accepted:
+        assert outcome == "True"
+    else:
+        assert outcome.startswith("ConfigError:") or outcome.startswith("PermissionError"), outcome
+        assert "accessible by others" in outcome or "Permission denied" in outcome
+        assert "k" * 48 not in outcome
+
+
+def _as_user(uid: int, gid: int, check: Callable[[], bool]) -> str:
+    """`check()` run in a forked child with effective uid/gid of another user; its result or error, as text."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.close(read)
+            os.setgroups([])
+            os.setegid(gid)
+            os.seteuid(uid)
+            try:
+                text = str(check())
+            except Exception as err:
+                text = f"{type(err).__name__}: {err}"
+            os.write(write, text.encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        text = pipe.read()
+    os.waitpid(pid, 0)
+    return text
+
+
+def _local_package_indexes() -> list[str]:
+    """The file:// package indexes pip is configured with: the image's install runs offline, from them only."""
+    import pwd
+
+    # pip's user configuration lives in the real home, which the isolation fixture has hidden.
+    real_home = pwd.getpwuid(os.getuid()).pw_dir
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XDG_")}
+    listed = subprocess.run(
+        [sys.executable, "-m", "pip", "config", "list"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**env, "HOME": real_home},
+    ).stdout
+    return re.findall(r"file://\S+?(?=['\s]|$)", listed)
+
+
+@pytest.mark.slow
+def test_the_dockerfile_commands_build_a_working_sidecar_in_a_plain_venv(
+    emu: EmulatorServer, tmp_path: Path
+) -> None:
+    """No docker engine here: the Dockerfile's own RUN commands run in a plain venv (paths moved under
+    tmp_path; useradd is checked, not run), then its ENTRYPOINT and CMD start a sidecar that answers probes."""
+    text = (KUBERNETES / "Dockerfile").read_text()
+    lines = [line.strip() for line in text.replace("\\\n", " ").splitlines()]
+    instructions = [line.split(None, 1) for line in lines if line and not line.startswith("#")]
+    by_kind: dict[str, list[str]] = {}
+    for kind, rest in instructions:
+        by_kind.setdefault(kind, []).append(rest)
+    assert re.fullmatch(r"python:3\.\d+-slim", by_kind["FROM"][0])
+    user = by_kind["USER"][-1].split(":")[0]
+    assert user.isdigit() and int(user) != 0
+    entrypoint = json.loads(by_kind["ENTRYPOINT"][0])
+    assert entrypoint == ["vertex-env", "serve"]
+    cmd = json.loads(by_kind["CMD"][0])
+
+    indexes = _local_package_indexes()
+    if not indexes:
+        message = (
+            "no local (file://) package index configured for pip: the install must run offline"
+        )
+        if os.environ.get("VERTEX_ENV_REQUIRE_TOOLS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    (copy,) = by_kind["COPY"]
+    assert copy == ". /src"
+    source = tmp_path / "src"
+    shutil.copytree(
+        REPO,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", ".tox", "*.egg-info", "build", "dist", "__pycache__", ".*_cache"
+        ),
+    )
+    prefix = tmp_path / "opt" / "vertex-env"
+    pip_env = {
+        **os.environ,
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_INDEX_URL": indexes[0],
+        "PIP_EXTRA_INDEX_URL": " ".join(indexes[1:]),
+        "PIP_NO_CACHE_DIR": "1",
+    }
+    ran = []
+    for command in by_kind["RUN"]:
+        if command.startswith("useradd "):
+            assert f"--uid {user}" in command
+            continue
+        moved = command.replace("/opt/vertex-env", str(prefix)).replace("/src", str(source))
+        result = subprocess.run(
+            ["sh", "-c", moved], env=pip_env, capture_output=True, text=True, timeout=600
+        )
+        assert result.returncode == 0, f"{command}: {result.stderr[-2000:]}"
+        ran.append(command)
+    assert any("pip install" in c and "[metrics]" in c for c in ran)
+    assert not source.exists()  # the image keeps no copy of the source
+
+    # ENTRYPOINT + CMD, with the image's PATH; the ops port moved to a free one of this machine.
+    cmd[cmd.index("--ops-listen") + 1] = "127.0.0.1:0"
+    cmd[cmd.index("--port") + 1] = "0"
+    env = {**os.environ, "PATH": f"{prefix / 'bin'}:{os.environ['PATH']}"}
+    process = subprocess.Popen(
+        [*entrypoint, *cmd], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stderr is not None
+        listening: dict[str, Any] = {}
+        for line in process.stderr:
+            event = json.loads(line)
+            if event["event"] == "listening":
+                listening = event
+                break
+        assert listening["metrics"] is True  # the image installs the extra
+        ops_port = listening["ops_port"]
+        assert request(ops_port, "GET", "/healthz")[:2] == (200, b"ok\n")
+        assert request(ops_port, "GET", "/readyz")[:2] == (200, b"ready\n")
+        families = {
+            f.name
+            for f in text_string_to_metric_families(
+                request(ops_port, "GET", "/metrics")[1].decode()
+            )
+        }
+        assert "vertex_env_proxy_requests" in families
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert os.path.realpath(shutil.which("vertex-env", path=env["PATH"]) or "").startswith(
+        str(prefix)
+    )

@@ -83,9 +83,20 @@ def check_key(key: str) -> str:
     return key
 
 
+def _kubelet_secret(st: os.stat_result) -> bool:
+    """A Kubernetes secret mounted with `defaultMode: 0400` under the pod's `fsGroup`: the kubelet makes it
+    root-owned, 0440, group fsGroup. Accepted only for a non-root process whose own group is that group."""
+    return (
+        st.st_uid == 0 != os.geteuid()
+        and st.st_gid == os.getegid()
+        and stat.S_IMODE(st.st_mode) == 0o440
+    )
+
+
 def read_key_file(path: Path) -> str:
     """The key in `path`, refused as ssh refuses a private key others could read: the file (a symlink is
-    followed) must be a regular file owned by us or root, with no group or other permission bits."""
+    followed) must be a regular file owned by us or root, with no group or other permission bits — except
+    the form the kubelet gives a 0400 secret under `fsGroup` (root-owned 0440, our own group)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as err:
@@ -99,7 +110,7 @@ def read_key_file(path: Path) -> str:
                 f"key file {path} belongs to another user (uid {st.st_uid}); refusing a key others control",
                 hint="use a key file of your own, mode 0600",
             )
-        if st.st_mode & 0o077:
+        if st.st_mode & 0o077 and not _kubelet_secret(st):
             raise ConfigError(
                 f"key file {path} is accessible by others (mode {stat.S_IMODE(st.st_mode):04o}); refusing it",
                 hint=f"run: chmod 600 {quote_sh(str(path))}",
