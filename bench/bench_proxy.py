@@ -4,6 +4,9 @@
 - streaming time to first byte                                           target within +2 ms
 - throughput at 32 concurrent clients                                    target ≥ 80 % of direct
 - RSS of the proxy process over 10,000 requests                          target flat
+- the cost of `serve`'s Prometheus metrics per request: two more `serve` processes side by side, one with
+  prometheus_client importable (`/metrics` on) and one where importing it fails, as if the `vertex-env[metrics]`
+  extra were not installed: latency p50 and proxy CPU µs per request
 
 Three processes, so no two share a GIL: the emulator (`vertex-env emulator`), the proxy (`vertex-env serve`)
 and this load generator (aiohttp). Direct calls carry a Google token minted by the token core; proxied calls
@@ -163,6 +166,7 @@ async def throughput(
 
 
 Row = tuple[str, str, str, str, str]
+CostRow = tuple[str, str, str, str]
 
 
 async def measure(
@@ -243,6 +247,68 @@ async def measure(
     return rows, notes
 
 
+# Run `vertex-env serve` with prometheus_client unimportable: what a user without the extra runs.
+_WITHOUT_METRICS = (
+    "import sys; sys.modules['prometheus_client'] = None\n"
+    "from vertex_env.cli import entry_point\nsys.argv[0] = 'vertex-env'\nentry_point()"
+)
+
+
+async def metrics_cost(
+    without: Target, with_: Target, pids: dict[str, int], quick: bool
+) -> list[CostRow]:
+    rounds = 300 if quick else 2000
+    total = 2000 if quick else 10000
+    concurrency = 32
+    rows: list[CostRow] = []
+    connector = aiohttp.TCPConnector(limit=concurrency * 2)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        for target in (without, with_):
+            for _ in range(100):
+                await one(session, target, BODY)
+        lat = await interleaved([without, with_], rounds, lambda t: one(session, t, BODY))
+        a = percentile(lat[without.name], 0.5) * 1e6
+        b = percentile(lat[with_.name], 0.5) * 1e6
+        rows.append(("latency p50 (µs)", f"{a:.0f}", f"{b:.0f}", f"{b - a:+.0f} µs"))
+        cpu: dict[str, float] = {without.name: 0.0, with_.name: 0.0}
+        rate: dict[str, list[float]] = {without.name: [], with_.name: []}
+        for order in ((without, with_), (with_, without)):
+            for target in order:
+                before = cpu_seconds(pids[target.name])
+                rate[target.name].append(await throughput(session, target, total // 2, concurrency))
+                cpu[target.name] += cpu_seconds(pids[target.name]) - before
+        a, b = (cpu[t.name] / total * 1e6 for t in (without, with_))
+        rows.append(("proxy CPU per request (µs)", f"{a:.0f}", f"{b:.0f}", f"{b - a:+.0f} µs"))
+        a, b = (statistics.mean(rate[t.name]) for t in (without, with_))
+        rows.append((f"throughput x{concurrency} (req/s)", f"{a:.0f}", f"{b:.0f}", f"{b / a:.0%}"))
+        async with session.get(with_.url.split("/v1/", 1)[0] + "/metrics") as answer:
+            scraped = (await answer.read()).decode()
+        counted = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in scraped.splitlines()
+            if line.startswith("vertex_env_proxy_requests_total{")
+        )
+        rows.append(("requests counted by /metrics", "-", f"{counted:.0f}", ""))
+    return rows
+
+
+def start_serve(python: str, env: dict[str, str], *, metrics: bool) -> subprocess.Popen[str]:
+    head = [python, "-m", "vertex_env"] if metrics else [python, "-c", _WITHOUT_METRICS]
+    return subprocess.Popen(
+        [*head, "serve", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def print_table(header: tuple[str, ...], rows: list[Row] | list[CostRow]) -> None:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="fewer requests (about 15 s)")
@@ -268,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
             env=env,
         )
         proxy: subprocess.Popen[str] | None = None
+        sidecars: list[subprocess.Popen[str]] = []
+        metric_rows: list[CostRow] = []
         try:
             started = first_json_line(emulator, "emulator")
             env["VERTEX_ENV_EMULATOR_HOST"] = started["host_port"]
@@ -296,16 +364,35 @@ def main(argv: list[str] | None = None) -> int:
             )
             pids = {"emulator": emulator.pid, "proxy": proxy.pid}
             rows, notes = asyncio.run(measure(direct, proxied, pids, args.quick))
+            proxy.terminate()
+            proxy.communicate(timeout=20)
+            proxy = None
+
+            try:
+                import prometheus_client  # noqa: F401
+            except ImportError:
+                notes.append("metrics cost: not measured (install vertex-env[metrics] to compare)")
+            else:
+                sidecars = [start_serve(python, env, metrics=m) for m in (False, True)]
+                targets = []
+                for name, process in zip(("without extra", "with extra"), sidecars, strict=True):
+                    announced = first_json_line(process, name)
+                    url = announced["base_url"] + "/chat/completions"
+                    targets.append(Target(name, url, f"Bearer {announced['api_key']}"))
+                pids = {t.name: p.pid for t, p in zip(targets, sidecars, strict=True)}
+                metric_rows = asyncio.run(metrics_cost(*targets, pids, args.quick))
         finally:
-            for process in (proxy, emulator):
+            for process in (*sidecars, proxy, emulator):
                 if process is not None:
                     process.terminate()
                     process.communicate(timeout=20)
 
-    header = ("metric", "direct", "proxy", "proxy vs direct", "target")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
-    for row in [header, *rows]:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    print_table(("metric", "direct", "proxy", "proxy vs direct", "target"), rows)
+    if metric_rows:
+        print()
+        print_table(
+            ("serve metrics cost", "without extra", "with extra", "difference"), metric_rows
+        )
     for note in notes:
         print(note)
     return 0
