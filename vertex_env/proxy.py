@@ -19,6 +19,7 @@ import contextlib
 import hmac
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from yarl import URL
 
 from vertex_env.environment import API_KEY, BASE_URL, Environment
 from vertex_env.errors import ConfigError, VertexEnvError
+from vertex_env.hardening import raise_open_file_limit
 from vertex_env.loop_thread import LoopThread
 from vertex_env.loopback import (
     DEFAULT_HOST,
@@ -42,6 +44,7 @@ from vertex_env.loopback import (
     new_key,
 )
 from vertex_env.proxy_events import ProxyEvents
+from vertex_env.proxy_guard import ConnectionGuard, GuardedSite, RateLimitedLog, quiet_server_logger
 from vertex_env.tokens import HeldToken
 
 if TYPE_CHECKING:
@@ -61,6 +64,10 @@ __all__ = [
 
 log = logging.getLogger("vertex_env.proxy")
 
+#: A connection must send a request with the key this soon after it opens, or it is closed.
+HEADER_TIMEOUT = 10.0
+#: Most client connections held at once (fewer when the open-file limit is low; see connection_cap).
+MAX_CONNECTIONS = 1024
 #: Largest request body accepted (413 beyond): room for several inline images, not for abuse.
 MAX_BODY = 32 * 1024 * 1024
 #: Idle keep-alive connections from clients are closed after this many seconds.
@@ -84,6 +91,8 @@ _REQUEST_DROP = HOP_BY_HOP | {"authorization", "host", "content-length"}
 _RESPONSE_DROP = HOP_BY_HOP
 # Headers aiohttp's client would otherwise invent: only what the client sent goes upstream.
 _NO_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
+# What a bearer token may hold: visible ASCII (RFC 6750's b64token and more), nothing a header cannot carry.
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
 _REFUSED_METHODS = frozenset({"CONNECT", "TRACE"})
 # Answers of known length up to this size are relayed in one write; longer ones, and every stream, chunk by chunk.
 _WHOLE_BODY_LIMIT = 1024 * 1024
@@ -105,6 +114,12 @@ class ProxyStats:
 
     def fetched(self) -> None:
         self.token_fetches += 1
+
+
+def connection_cap(open_files: int) -> int:
+    """Client connections to allow under an open-file limit: each may need an upstream socket too, and the
+    upstream pool (256), the event loop and the executor keep some handles of their own."""
+    return max(16, min(MAX_CONNECTIONS, (open_files - 320) // 2))
 
 
 def _error(
@@ -164,6 +179,8 @@ class LoopbackProxy:
         keepalive_timeout: float = KEEPALIVE_TIMEOUT,
         connect_timeout: float = 10.0,
         read_timeout: float = 300.0,
+        max_connections: int | None = None,
+        header_timeout: float = HEADER_TIMEOUT,
     ) -> None:
         self.host = check_loopback(host)
         self.port = port
@@ -196,6 +213,10 @@ class LoopbackProxy:
         self.events = ProxyEvents()
         self.app_hooks: list[Callable[[web.Application], None]] = []
         self.shutdown_timeout = 1.0
+        self.max_connections = max_connections
+        self.header_timeout = header_timeout
+        self.lines = RateLimitedLog(log)
+        self.guard: ConnectionGuard | None = None
 
     @classmethod
     def for_environment(
@@ -230,6 +251,12 @@ class LoopbackProxy:
         """Bind and serve. With `prime`, fetch a token first, so a credential problem fails here, not later."""
         if prime:
             await self.tokens.aget()
+        open_files = raise_open_file_limit()
+        cap = self.max_connections or connection_cap(open_files)
+        self.guard = guard = ConnectionGuard(cap, self.header_timeout, self.lines)
+        loop = asyncio.get_running_loop()
+        if loop.get_exception_handler() is None:
+            loop.set_exception_handler(guard.loop_exception_handler(None))
         connector = aiohttp.TCPConnector(limit=256, keepalive_timeout=30, ttl_dns_cache=300)
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -250,10 +277,11 @@ class LoopbackProxy:
             keepalive_timeout=self.keepalive_timeout,
             auto_decompress=False,
             shutdown_timeout=self.shutdown_timeout,
+            logger=quiet_server_logger(self.lines),
         )
         try:
             await runner.setup()
-            site = web.TCPSite(runner, self.host, self.port)
+            site = GuardedSite(runner, self.host, self.port, guard)
             await site.start()
         except OSError as err:
             await runner.cleanup()
@@ -302,6 +330,8 @@ class LoopbackProxy:
                 "vertex-env proxy: missing or wrong API key; use the OPENAI_API_KEY it printed",
                 "invalid_api_key",
             )
+        if self.guard is not None:
+            self.guard.authenticated(request.transport)
         path = raw.split("?", 1)[0]
         if not path.startswith(self.base_path + "/") or _unsafe_suffix(path[len(self.base_path) :]):
             return _error(404, f"vertex-env proxy serves only {self.base_path}/...", "not_found")
@@ -330,6 +360,9 @@ class LoopbackProxy:
             attempt = await self.tokens.aauthorize()
         except VertexEnvError as err:
             return self._no_token(err)
+        unusable = self._unusable(attempt.value)
+        if unusable is not None:
+            return unusable
         try:
             upstream = await self._send(request.method, url, headers, body, attempt.value)
             if attempt.refused(upstream.status):
@@ -343,6 +376,9 @@ class LoopbackProxy:
                     await attempt.areplace()
                 except VertexEnvError as err:
                     return self._no_token(err, "after a 401")
+                unusable = self._unusable(attempt.value)
+                if unusable is not None:
+                    return unusable
                 upstream = await self._send(request.method, url, headers, body, attempt.value)
         except (asyncio.TimeoutError, aiohttp.ClientError) as err:
             self.stats.upstream_errors += 1
@@ -361,6 +397,21 @@ class LoopbackProxy:
         self.stats.upstream_errors += 1
         log.warning("no Google token%s: %s", f" {when}" if when else "", err)
         return _error(502, f"vertex-env proxy: no Google token: {err}", "token_error", "api_error")
+
+    def _unusable(self, token: str) -> web.Response | None:
+        """A token no HTTP header can carry (CR, LF, NUL: a misbehaving endpoint) is never sent: a 502 with one
+        log line, and it is dropped so that the next request fetches another."""
+        if _HEADER_SAFE.fullmatch(token):
+            return None
+        self.tokens.invalidate(token)
+        self.stats.upstream_errors += 1
+        self.lines.warn("bad-token", "the token endpoint returned a token no HTTP header can carry")
+        return _error(
+            502,
+            "vertex-env proxy: the token endpoint returned an unusable token",
+            "token_error",
+            "api_error",
+        )
 
     async def _send(
         self, method: str, url: URL, headers: CIMultiDict[str], body: bytes, token: str
