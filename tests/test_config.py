@@ -176,20 +176,20 @@ def test_profile_commands_edit_the_file_and_keep_comments(
     cfg = config.config_path()
     cfg.parent.mkdir(parents=True, exist_ok=True)
     cfg.write_text(
-        '# my settings\ncolour = true  # keep me\n\n[profiles.old]\nproject = "old-project"\n'
+        '# my settings\n# colour = true  # keep me\n\n[profiles.old]\nproject = "old-project"\n'
     )
     assert (
         main(["profile", "set", "dev", "project=dev-project", "location=global", "min-ttl=10m"])
         == 0
     )
     text = cfg.read_text()
-    assert text.startswith("# my settings\ncolour = true  # keep me\n")
+    assert text.startswith("# my settings\n# colour = true  # keep me\n")
     assert main(["profile", "list", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"profiles": ["dev", "old"], "default": None}
     assert main(["profile", "default", "dev"]) == 0
     p = resolve({}, dict(__import__("os").environ))
     assert (p.name, p.project, p.location, p.min_ttl) == ("dev", "dev-project", "global", 600)
-    assert main(["profile", "set", "dev", "location=nowhere"]) == 3
+    assert main(["profile", "set", "dev", "location=nowhere"]) == 2  # a bad argument: usage error
     assert "invalid location 'nowhere'" in capsys.readouterr().err
     assert main(["profile", "remove", "dev", "location"]) == 0
     assert main(["profile", "show", "dev", "--json"]) == 0
@@ -197,7 +197,7 @@ def test_profile_commands_edit_the_file_and_keep_comments(
     assert main(["profile", "remove", "old"]) == 0
     assert main(["profile", "show", "old"]) == 3
     assert "unknown profile 'old' (known profiles: dev" in capsys.readouterr().err
-    assert "colour = true  # keep me" in cfg.read_text()
+    assert "# colour = true  # keep me" in cfg.read_text()
 
 
 @pytest.mark.parametrize(

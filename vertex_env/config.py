@@ -1,4 +1,4 @@
-"""Configuration → Profile: every option from flags > VERTEX_ENV_* > Google's variables > config file > credential > gcloud.
+"""Configuration → Profile: flags > VERTEX_ENV_* > a named profile > Google's variables > the default profile > credential > gcloud.
 
 A Profile is data: a frozen dataclass, validated once, with the source of each value kept for `status`.
 Nothing here imports google-auth; this module is on the warm `export` path.
@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vertex_env.errors import ConfigError
+from vertex_env.errors import ConfigError, UsageError
 
 TYPE_CHECKING = False  # typing stays off the warm `export` path (vertex_env.fast)
 if TYPE_CHECKING:
@@ -31,26 +31,39 @@ DEFAULT_TIMEOUT = 20
 MAX_TIMEOUT = 600
 API_VERSIONS = ("v1", "v1beta1")
 
-_PROJECT_RE = re.compile(r"^(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-_LOCATION_RE = re.compile(r"^(?:global|us|eu|[a-z]+-[a-z]+[0-9]{1,2})$")
-_ENDPOINT_RE = re.compile(r"^(?:openapi|[0-9]{1,20})$")
+# Every pattern is applied with fullmatch: `$` would let a trailing newline through (CI secrets carry one).
+_PROJECT_RE = re.compile(r"(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]")
+_LOCATION_RE = re.compile(r"global|us|eu|[a-z]+-[a-z]+[0-9]{1,2}")
+_ENDPOINT_RE = re.compile(r"openapi|[0-9]{1,20}")
 _HOST_RE = re.compile(
-    r"^(?=.{1,253}(?::|$))[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(?::[0-9]{1,5})?$"
+    r"(?=[^:]{1,253}(?::|\Z))[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(?::[0-9]{1,5})?"
 )
-_EMAIL_RE = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
-_PROFILE_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_DURATION_RE = re.compile(r"^\s*([0-9]+)\s*(s|m|h)?\s*$")
+_EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+_PROFILE_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+#: Longest piece of a user's value an error message repeats.
+SHOWN_CHARS = 80
+
+
+def shown(value: object) -> str:
+    """`repr(value)` for an error message, cut to SHOWN_CHARS (a 5,000-character value is not echoed whole)."""
+    text = repr(value)
+    if len(text) <= SHOWN_CHARS:
+        return text
+    return f"{text[: SHOWN_CHARS - 1]}…({len(str(value))} chars)"
+
+
+_DURATION_RE = re.compile(r"\s*([0-9]+)\s*(s|m|h)?\s*")
 
 
 def parse_duration(value: str | int, what: str) -> int:
     """Seconds from `3600`, `3600s`, `60m` or `1h`."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    match = _DURATION_RE.match(str(value))
+    match = _DURATION_RE.fullmatch(str(value))
     if not match:
         raise ConfigError(
-            f"invalid {what} {str(value)!r}: expected seconds, or a number with s, m or h (e.g. 300, 5m, 1h)"
+            f"invalid {what} {shown(str(value))}: expected seconds, or a number with s, m or h (e.g. 300, 5m, 1h)"
         )
     number, unit = int(match.group(1)), match.group(2) or "s"
     return number * {"s": 1, "m": 60, "h": 3600}[unit]
@@ -69,8 +82,8 @@ def format_duration(seconds: float) -> str:
 
 
 def _check(pattern: re.Pattern[str], value: str, what: str, accepted: str) -> str:
-    if not pattern.match(value):
-        raise ConfigError(f"invalid {what} {value!r}: expected {accepted}")
+    if not pattern.fullmatch(value):
+        raise ConfigError(f"invalid {what} {shown(value)}: expected {accepted}")
     return value
 
 
@@ -96,7 +109,7 @@ def validate_endpoint(value: str) -> str:
 def validate_api_version(value: str) -> str:
     if value not in API_VERSIONS:
         raise ConfigError(
-            f"invalid api version {value!r}: expected one of {', '.join(API_VERSIONS)}"
+            f"invalid api version {shown(value)}: expected one of {', '.join(API_VERSIONS)}"
         )
     return value
 
@@ -104,7 +117,7 @@ def validate_api_version(value: str) -> str:
 def validate_host(value: str) -> str:
     if value.split(":")[0] in ("0.0.0.0", "::", "[::]"):
         raise ConfigError(
-            f"invalid host {value!r}: an unspecified address is not an API host "
+            f"invalid host {shown(value)}: an unspecified address is not an API host "
             "(to choose where `serve` listens, use --listen)"
         )
     return _check(
@@ -154,7 +167,7 @@ def validate_scopes(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]
     for scope in items:
         if not scope.startswith("https://"):
             raise ConfigError(
-                f"invalid scope {scope!r}: expected an https:// scope URL such as {CLOUD_PLATFORM_SCOPE}"
+                f"invalid scope {shown(scope)}: expected an https:// scope URL such as {CLOUD_PLATFORM_SCOPE}"
             )
     return tuple(items)
 
@@ -162,9 +175,9 @@ def validate_scopes(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]
 def validate_credentials(value: str) -> str:
     if not value.strip():
         raise ConfigError("invalid credentials '': expected a file path or keyring:NAME")
-    if value.startswith("keyring:") and not _PROFILE_NAME_RE.match(value[len("keyring:") :]):
+    if value.startswith("keyring:") and not _PROFILE_NAME_RE.fullmatch(value[len("keyring:") :]):
         raise ConfigError(
-            f"invalid credentials {value!r}: expected keyring:NAME with NAME of letters, digits, . _ -"
+            f"invalid credentials {shown(value)}: expected keyring:NAME with NAME of letters, digits, . _ -"
         )
     return value
 
@@ -365,12 +378,55 @@ def read_config(path: Path) -> dict[str, Any]:
     try:
         with fh:
             data: dict[str, Any] = tomllib.load(fh)
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"cannot read config file {path}: byte {err.start} is not UTF-8 text (TOML files are UTF-8)"
+        ) from None
     except (OSError, tomllib.TOMLDecodeError) as err:
         raise ConfigError(f"cannot read config file {path}: {err}") from None
+    check_config(data, path)
+    return data
+
+
+#: What the top level of the config file may hold.
+TOP_LEVEL_KEYS = ("default_profile", "profiles")
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """` (did you mean 'x'?)`, or nothing when no choice is close."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_config(data: Mapping[str, Any], path: Path) -> None:
+    """The file's shape: known top-level keys, [profiles.NAME] tables, a default_profile that exists."""
+    for key in data:
+        if key not in TOP_LEVEL_KEYS:
+            kind = "table" if isinstance(data[key], dict) else "key"
+            hint = did_you_mean(key, TOP_LEVEL_KEYS)
+            if key == "profile" and isinstance(data[key], dict):
+                hint = f" (did you mean [profiles.{next(iter(data[key]), 'NAME')}]?)"
+            raise ConfigError(
+                f"unknown top-level {kind} {shown(key)} in config file {path}{hint}; "
+                f"expected {', '.join(TOP_LEVEL_KEYS)}"
+            )
     profiles = data.get("profiles", {})
     if not isinstance(profiles, dict) or not all(isinstance(v, dict) for v in profiles.values()):
         raise ConfigError(f"invalid config file {path}: [profiles.NAME] tables expected")
-    return data
+    if "default_profile" in data:
+        default = data["default_profile"]
+        if not isinstance(default, str):
+            raise ConfigError(
+                f"invalid default_profile {shown(default)} in config file {path}: expected a profile name"
+            )
+        if default not in profiles:
+            known = ", ".join(sorted(profiles)) or "none"
+            raise ConfigError(
+                f"default_profile {shown(default)} in config file {path} names no profile"
+                f"{did_you_mean(default, profiles)} (known profiles: {known})"
+            )
 
 
 def select_profile(
@@ -381,7 +437,7 @@ def select_profile(
         if requested not in profiles:
             known = ", ".join(sorted(profiles)) or "none"
             raise ConfigError(
-                f"unknown profile {requested!r} (known profiles: {known}; config file {path})"
+                f"unknown profile {shown(requested)} (known profiles: {known}; config file {path})"
             )
         return requested, profiles[requested]
     default_name = data.get("default_profile") or ("default" if "default" in profiles else None)
@@ -433,7 +489,32 @@ def _check_type(key: str, raw: Any, source: str) -> None:
     expected = "a string or a list of strings" if key in _LIST_KEYS else "a string"
     if key in _DURATION_KEYS:
         expected = "a number of seconds or a string such as '5m'"
-    raise ConfigError(f"invalid {key} {raw!r}: expected {expected} (from {source})")
+    raise ConfigError(f"invalid {key} {shown(raw)}: expected {expected} (from {source})")
+
+
+def _pick(
+    opt: Option,
+    flags: Mapping[str, Any],
+    env: Mapping[str, str],
+    table: Mapping[str, Any],
+    table_source: str,
+    named: bool,
+) -> tuple[Any, str]:
+    """(raw value, where it came from) for one option: flag > VERTEX_ENV_* > Google's variables > profile, except
+    that a profile the user named (--profile, VERTEX_ENV_PROFILE) outranks Google's ambient variables."""
+    if opt.name in flags:
+        return flags[opt.name], f"flag {opt.flag}"
+    if env.get(opt.env):
+        return env[opt.env], f"env {opt.env}"
+    google = next((var for var in opt.google_env if env.get(var)), None)
+    if named and opt.name in table:
+        outranked = f"; the named profile outranks env {google}" if google else ""
+        return table[opt.name], f"{table_source}{outranked}"
+    if google:
+        return env[google], f"env {google}"
+    if opt.name in table:
+        return table[opt.name], table_source
+    return None, "default"
 
 
 def resolve(
@@ -453,32 +534,23 @@ def resolve(
     path = config_path(env)
     requested = profile or flags.pop("profile", None) or env.get(PROFILE_ENV) or None
     if requested:
-        validate_profile_name(requested)
+        try:
+            validate_profile_name(requested)
+        except ConfigError as err:
+            raise UsageError(err.message) from None
     data = read_config(path)
     name, table = select_profile(data, requested, path)
     unknown = sorted(set(table) - set(PROFILE_KEYS))
     if unknown:
         raise ConfigError(
-            f"unknown key {unknown[0]!r} in profile {name!r} of {path}: expected one of {', '.join(PROFILE_KEYS)}"
+            f"unknown key {shown(unknown[0])} in profile {name!r} of {path}"
+            f"{did_you_mean(unknown[0], PROFILE_KEYS)}: expected one of {', '.join(PROFILE_KEYS)}"
         )
 
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for opt in OPTIONS:
-        raw: Any = None
-        source = "default"
-        if opt.name in flags:
-            raw, source = flags[opt.name], f"flag {opt.flag}"
-        elif env.get(opt.env):
-            raw, source = env[opt.env], f"env {opt.env}"
-        else:
-            for google_var in opt.google_env:
-                if env.get(google_var):
-                    raw, source = env[google_var], f"env {google_var}"
-                    break
-            else:
-                if opt.name in table:
-                    raw, source = table[opt.name], f"profile {name} ({path})"
+        raw, source = _pick(opt, flags, env, table, f"profile {name} ({path})", bool(requested))
         if raw is None:
             values[opt.name] = opt.default
         else:
@@ -486,8 +558,16 @@ def resolve(
             try:
                 values[opt.name] = opt.validate(raw)
             except ConfigError as err:
-                raise ConfigError(f"{err.message} (from {source})") from None
+                # A value given to this command (flag or variable) is a usage error; the file's is config.
+                cls = UsageError if source.startswith(("flag", "env")) else ConfigError
+                raise cls(f"{err.message} (from {source})") from None
         sources[opt.name] = source if raw is not None else "default"
+    if values["impersonate"] is None and sources["lifetime"] != "default":
+        cls = UsageError if sources["lifetime"].startswith(("flag", "env")) else ConfigError
+        raise cls(
+            f"a lifetime applies only to an impersonated token: set impersonate too, or drop the lifetime "
+            f"(from {sources['lifetime']})"
+        )
 
     writes = table.get("write", ())
     if isinstance(writes, str):

@@ -26,6 +26,12 @@ class ConfigError(VertexEnvError):
     exit_code = 3
 
 
+class UsageError(ConfigError):
+    """A bad value given to this command (a flag, an argument, a VERTEX_ENV_* or Google variable)."""
+
+    exit_code = 2
+
+
 class NoCredentialsError(VertexEnvError):
     """No Application Default Credentials anywhere."""
 

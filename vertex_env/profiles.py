@@ -12,10 +12,12 @@ from vertex_env.config import (
     OPTIONS_BY_NAME,
     PROFILE_KEYS,
     config_path,
+    did_you_mean,
     read_config,
+    shown,
     validate_profile_name,
 )
-from vertex_env.errors import ConfigError
+from vertex_env.errors import ConfigError, UsageError
 from vertex_env.files import atomic_write, locked
 
 #: How long a profile edit waits for another one (edits take milliseconds).
@@ -40,11 +42,18 @@ def show_profile(name: str, path: Path | None = None) -> dict[str, Any]:
 
 
 def _coerce(key: str, raw: str) -> Any:
+    """A `key=value` argument, validated: a bad one is a usage error (exit 2)."""
     if key not in PROFILE_KEYS:
-        raise ConfigError(f"unknown profile key {key!r}: expected one of {', '.join(PROFILE_KEYS)}")
+        raise UsageError(
+            f"unknown profile key {shown(key)}{did_you_mean(key, PROFILE_KEYS)}: "
+            f"expected one of {', '.join(PROFILE_KEYS)}"
+        )
     if key == "write":
         return [p for p in raw.split(",") if p]
-    value = OPTIONS_BY_NAME[key].validate(raw)
+    try:
+        value = OPTIONS_BY_NAME[key].validate(raw)
+    except ConfigError as err:
+        raise UsageError(err.message) from None
     return list(value) if isinstance(value, tuple) else value
 
 
@@ -52,15 +61,18 @@ def set_values(name: str, assignments: list[str], path: Path | None = None) -> P
     """`key=value` pairs into [profiles.NAME], validated; everything else in the file is kept."""
     import tomlkit
 
-    validate_profile_name(name)
+    try:
+        validate_profile_name(name)
+    except ConfigError as err:
+        raise UsageError(err.message) from None
     path = path or config_path()
     values: dict[str, Any] = {}
     for item in assignments:
         key, sep, raw = item.partition("=")
         key = key.strip().replace("-", "_")
         if not sep:
-            raise ConfigError(
-                f"invalid assignment {item!r}: expected KEY=VALUE (e.g. project=my-project)"
+            raise UsageError(
+                f"invalid assignment {shown(item)}: expected KEY=VALUE (e.g. project=my-project)"
             )
         values[key] = _coerce(key, raw.strip())
     with _editing(path) as doc:
@@ -97,6 +109,18 @@ def set_default(name: str, path: Path | None = None) -> Path:
 def _editing(path: Path) -> Iterator[Any]:
     """The parsed config file, saved back on success: locked against a concurrent edit, written atomically to
     the file a symlink points at (a dotfiles manager's link stays a link)."""
+    try:
+        with _locked_edit(path) as doc:
+            yield doc
+    except OSError as err:  # a read-only file or store (home-manager), an unwritable HOME
+        where = err.filename or path
+        raise ConfigError(
+            f"cannot write the config file {path}: {err.strerror or err} ({where})"
+        ) from None
+
+
+@contextlib.contextmanager
+def _locked_edit(path: Path) -> Iterator[Any]:
     import tomlkit
 
     target = Path(os.path.realpath(path))

@@ -1,0 +1,224 @@
+"""The everyday contract of the command line: whole-string validation, one-line errors, exit codes, precedence."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import require_tool
+
+from vertex_env import config
+from vertex_env.cli import main
+from vertex_env.config import resolve
+from vertex_env.emulator import EmulatorServer, write_authorized_user
+from vertex_env.errors import ConfigError
+
+VERTEX_ENV = str(Path(sys.executable).parent / "vertex-env")
+
+
+@pytest.fixture
+def emu(monkeypatch: pytest.MonkeyPatch, isolated_machine: Path) -> Iterator[EmulatorServer]:
+    with EmulatorServer() as server:
+        monkeypatch.setenv("VERTEX_ENV_EMULATOR_HOST", server.host_port)
+        adc = write_authorized_user(isolated_machine / "adc.json")
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(adc))
+        yield server
+
+
+def write_config(text: str) -> Path:
+    cfg = config.config_path()
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text(text)
+    return cfg
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--project", "my-project\n"],
+        ["--location", "us-central1\n"],
+        ["--endpoint", "openapi\n"],
+        ["--host", "psc.example.com\n"],
+        ["--impersonate", "sa@p.iam.gserviceaccount.com\n"],
+        ["--quota-project", "billing-project\n"],
+        ["--credentials", "keyring:prod\n"],
+        ["--profile", "dev\n"],
+    ],
+)
+def test_a_trailing_newline_is_refused_everywhere(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_config('[profiles.dev]\nproject = "dev-project"\n')
+    assert main(["export", "--project", "my-project", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vertex-env: error: invalid ") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "env"),
+    [
+        (["status", "--location", "us central"], {}),
+        (["export", "--location", "us central"], {}),
+        (["token", "--format", "jsn"], {}),  # no such option for token
+        (["export", "--format", "jsn"], {}),
+        (["token"], {"VERTEX_ENV_LOCATION": "us central"}),
+        (["token"], {"GOOGLE_CLOUD_PROJECT": "X"}),
+        (["token", "--profile", "a b"], {}),
+        (["token", "--lifetime", "2h"], {}),
+        (["token"], {"VERTEX_ENV_LIFETIME": "2h"}),
+        (["profile", "set", "dev", "location=us central"], {}),
+        (["profile", "set", "dev", "locaton=us-central1"], {}),
+        (["profile", "set", "bad name", "location=us-central1"], {}),
+        (["export", "--unset", "--format", "gitlab"], {}),
+    ],
+)
+def test_every_bad_command_line_value_is_a_usage_error(
+    argv: list[str], env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("VERTEX_ENV_PROJECT", "my-project")
+    if "GOOGLE_CLOUD_PROJECT" in env:
+        monkeypatch.delenv("VERTEX_ENV_PROJECT")
+    assert main(argv) == 2
+
+
+def test_a_bad_value_in_the_config_file_is_a_configuration_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cfg = write_config('[profiles.default]\nproject = "my-project"\nlocation = "us central"\n')
+    assert main(["token"]) == 3
+    assert f"(from profile default ({cfg}))" in capsys.readouterr().err
+
+
+def test_echoed_values_are_capped(capsys: pytest.CaptureFixture[str]) -> None:
+    huge = "x" * 5000
+    for argv in (["token", "--location", huge], ["token", "--profile", huge]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert len(err) < 400 and "(5000 chars)" in err, err
+
+
+def test_a_lifetime_without_impersonation_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ConfigError, match="a lifetime applies only to an impersonated token"):
+        resolve({"project": "my-project", "lifetime": "2h"}, {})
+    cfg = write_config('[profiles.default]\nproject = "my-project"\nlifetime = "2h"\n')
+    assert main(["token"]) == 3
+    assert f"profile default ({cfg})" in capsys.readouterr().err
+    profile = resolve(
+        {"project": "my-project", "lifetime": "2h", "impersonate": "sa@p.iam.gserviceaccount.com"},
+        {"VERTEX_ENV_CONFIG": "/nonexistent.toml"},
+    )
+    assert profile.lifetime == 7200
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('defualt_profile = "dev"\n', "unknown top-level key 'defualt_profile'"),
+        ('defualt_profile = "dev"\n', "(did you mean 'default_profile'?)"),
+        ('[profile.prod]\nproject = "p-project"\n', "unknown top-level table 'profile'"),
+        ('[profile.prod]\nproject = "p-project"\n', "(did you mean [profiles.prod]?)"),
+        ('default_profile = "nope"\n', "default_profile 'nope' in config file"),
+        ('default_profile = "dve"\n', "(did you mean 'dev'?)"),
+        ("default_profile = 5\n", "invalid default_profile 5"),
+        ('default_profile = "dev"\n[profiles.dev]\nprojcet = "x"\n', "(did you mean 'project'?)"),
+    ],
+)
+def test_config_file_mistakes_name_the_key_and_the_file(
+    text: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = write_config(
+        text + '[profiles.dev]\nproject = "dev-project"\n' * ("[profiles.dev]" not in text)
+    )
+    assert main(["token", "--project", "my-project"]) == 3
+    err = capsys.readouterr().err
+    assert message in err and str(cfg) in err and err.count("\n") == 1, err
+
+
+def test_a_config_file_that_is_not_utf8_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = config.config_path()
+    cfg.parent.mkdir(parents=True)
+    cfg.write_bytes(b'[profiles.dev]\nproject = "caf\xe9-project"\n')
+    for argv in (["token"], ["profile", "list"], ["profile", "set", "dev", "location=global"]):
+        assert main(argv) == 3
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "is not UTF-8" in err and str(cfg) in err, err
+
+
+def _without_root_powers(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run as root without CAP_DAC_OVERRIDE: file permissions then hold for the test as for a user."""
+    setpriv = require_tool("setpriv")
+    drop = "-dac_override,-dac_read_search"
+    return subprocess.run(
+        [setpriv, f"--bounding-set={drop}", f"--inh-caps={drop}", VERTEX_ENV, *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+
+
+def test_profile_set_where_nothing_can_be_written_is_one_line(isolated_machine: Path) -> None:
+    env = dict(os.environ)
+    cfg = write_config('[profiles.dev]\nproject = "dev-project"\n')
+    store = isolated_machine / "store"  # a read-only store, as home-manager's
+    store.mkdir()
+    (store / "config.toml").write_text('[profiles.dev]\nproject = "dev-project"\n')
+    linked = isolated_machine / "linked.toml"
+    linked.symlink_to(store / "config.toml")
+    unwritable_home = isolated_machine / "locked-home"
+    unwritable_home.mkdir()
+    cases = [
+        {"VERTEX_ENV_CONFIG": str(cfg)},
+        {"VERTEX_ENV_CONFIG": str(linked)},
+        {"HOME": str(unwritable_home), "XDG_CONFIG_HOME": str(unwritable_home / ".config")},
+    ]
+    for path in (cfg.parent, store, unwritable_home):
+        path.chmod(0o555)
+    (store / "config.toml").chmod(0o444)
+    cfg.chmod(0o444)
+    try:
+        for extra in cases:
+            result = _without_root_powers(
+                ["profile", "set", "dev", "location=global"], {**env, **extra}
+            )
+            assert result.returncode == 3, result.stderr
+            assert result.stderr.startswith("vertex-env: error: cannot write the config file")
+            assert result.stderr.count("\n") == 1 and "Permission denied" in result.stderr
+        assert "location" not in cfg.read_text() + (store / "config.toml").read_text()
+    finally:
+        for path in (cfg.parent, store, unwritable_home):
+            path.chmod(0o755)
+
+
+def test_a_named_profile_outranks_googles_ambient_variables(
+    emu: EmulatorServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_config(
+        'default_profile = "dev"\n'
+        '[profiles.dev]\nproject = "dev-project"\nlocation = "europe-west4"\n'
+        '[profiles.staging]\nproject = "staging-project"\nlocation = "us-east1"\n'
+    )
+    # as left behind by `eval "$(vertex-env export --google --profile dev)"`
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "dev-project")
+    monkeypatch.setenv("GOOGLE_CLOUD_LOCATION", "europe-west4")
+    assert main(["export", "--format", "json", "--profile", "staging"]) == 0
+    url = json.loads(capsys.readouterr().out)["OPENAI_BASE_URL"]
+    assert "/projects/staging-project/locations/us-east1/" in url
+    monkeypatch.setenv("VERTEX_ENV_PROFILE", "staging")
+    assert main(["status", "--json"]) == 0
+    values = json.loads(capsys.readouterr().out)["values"]
+    assert values["project"]["value"] == "staging-project"
+    assert "the named profile outranks env GOOGLE_CLOUD_PROJECT" in values["project"]["source"]
+    # A default profile nobody named still yields to Google's variables, as before.
+    monkeypatch.delenv("VERTEX_ENV_PROFILE")
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "other-project")
+    assert main(["status", "--json"]) == 0
+    values = json.loads(capsys.readouterr().out)["values"]
+    assert values["project"] == {"value": "other-project", "source": "env GOOGLE_CLOUD_PROJECT"}
