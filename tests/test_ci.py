@@ -185,5 +185,7 @@ def test_an_env_file_that_cannot_be_opened_is_a_one_line_error(
 def test_a_failed_gitlab_export_leaves_the_report_empty(capsys: pytest.CaptureFixture[str]) -> None:
     from vertex_env.cli import main
 
-    assert main(["export", "--format", "gitlab", "--project", "BAD_X"]) == 3
+    assert (
+        main(["export", "--format", "gitlab", "--project", "BAD_X"]) == 2
+    )  # a bad flag value is a usage error
     assert capsys.readouterr().out == ""
