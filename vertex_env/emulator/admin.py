@@ -75,7 +75,8 @@ class EmulatorAdmin:
         self._call("DELETE", "faults")
 
     def configure(self, **config: Any) -> dict[str, Any]:
-        """Change expires_in, max_lifetime, project_id, service_account_email, scopes, require_known_keys."""
+        """Change config keys: expires_in, max_lifetime, project_id, service_account_email, scopes,
+        require_known_keys, lifetime_extension, denied_projects, disabled_projects, metadata_refresh_before."""
         result: dict[str, Any] = self._call("POST", "config", config)
         return result
 
@@ -119,12 +120,27 @@ class EmulatorAdmin:
         return result
 
     def reset(self) -> None:
-        """Forget tokens, faults, replies, records and counters (config and keys stay)."""
+        """Forget tokens, faults, replies, records, counters and clock moves (config and keys stay)."""
         self._call("POST", "reset", {})
 
     def expire(self) -> int:
         """Expire every issued token now; returns how many were live."""
         result: int = self._call("POST", "expire", {})["expired"]
+        return result
+
+    def index(self) -> dict[str, Any]:
+        """What the admin API serves (`GET /__emulator/`): routes, fault targets and errors, config keys."""
+        result: dict[str, Any] = self._call("GET", "")
+        return result
+
+    def clock(self) -> dict[str, float]:
+        """The emulator's clock: `{"now", "offset"}`."""
+        result: dict[str, float] = self._call("GET", "clock")
+        return result
+
+    def advance_clock(self, seconds: float) -> dict[str, float]:
+        """Move the emulator's clock forward: its tokens age and expire without waiting."""
+        result: dict[str, float] = self._call("POST", "clock", {"advance": seconds})
         return result
 
     def register_key(

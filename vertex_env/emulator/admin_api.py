@@ -1,4 +1,7 @@
-"""The `/__emulator/` admin API: faults, scripted replies, config, keys, records and counters (`admin.py` is its client)."""
+"""The `/__emulator/` admin API: faults, scripted replies, config, clock, keys, records and counters.
+
+`GET /__emulator/` lists it; `admin.py` is its client.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,14 @@ from typing import Any
 
 from aiohttp import web
 
-from vertex_env.emulator.faults import EmulatorError, Fault, ScriptedReply
+from vertex_env.emulator.faults import (
+    FAULT_TARGETS,
+    OAUTH_ERRORS,
+    EmulatorError,
+    Fault,
+    ScriptedReply,
+    optional_float,
+)
 from vertex_env.emulator.google_errors import google_error
 from vertex_env.emulator.state import EmulatorState
 
@@ -101,6 +111,35 @@ async def keys(state: EmulatorState, request: web.Request) -> web.StreamResponse
     return await _admin_call(request, apply)
 
 
+async def clock_get(state: EmulatorState, request: web.Request) -> web.StreamResponse:
+    return web.json_response(state.clock())
+
+
+async def clock_advance(state: EmulatorState, request: web.Request) -> web.StreamResponse:
+    async def apply(body: Any) -> Any:
+        if not isinstance(body, dict) or set(body) != {"advance"}:
+            raise EmulatorError('clock takes {"advance": SECONDS}')
+        seconds = optional_float(body["advance"], "advance")
+        return state.advance_clock(seconds or 0.0)
+
+    return await _admin_call(request, apply)
+
+
+async def index(state: EmulatorState, request: web.Request) -> web.StreamResponse:
+    """What the admin API serves: one line per route."""
+    return web.json_response(
+        {
+            "admin_api": [
+                {"method": method, "path": ADMIN_PREFIX + path, "does": does}
+                for method, path, _, does in ROUTES
+            ],
+            "fault_targets": list(FAULT_TARGETS),
+            "fault_errors": sorted(OAUTH_ERRORS),
+            "config_keys": sorted(state.config.to_json()),
+        }
+    )
+
+
 async def _admin_call(
     request: web.Request, apply: Callable[[Any], Awaitable[Any]]
 ) -> web.StreamResponse:
@@ -116,21 +155,49 @@ async def _admin_call(
 
 Handler = Callable[[EmulatorState, web.Request], Awaitable[web.StreamResponse]]
 
-#: (method, path under /__emulator/, handler).
-ROUTES: tuple[tuple[str, str, Handler], ...] = (
-    ("GET", "stats", stats),
-    ("GET", "faults", faults_list),
-    ("POST", "faults", faults_add),
-    ("DELETE", "faults", faults_clear),
-    ("GET", "config", config_get),
-    ("POST", "config", config),
-    ("POST", "reply", reply),
-    ("DELETE", "reply", reply_clear),
-    ("GET", "requests", requests),
-    ("GET", "tokens", tokens),
-    ("POST", "reset", reset),
-    ("POST", "expire", expire),
-    ("POST", "keys", keys),
+#: (method, path under /__emulator/, handler, what it does) — `GET /__emulator/` lists them.
+ROUTES: tuple[tuple[str, str, Handler, str], ...] = (
+    ("GET", "", index, "this list"),
+    (
+        "GET",
+        "stats",
+        stats,
+        "counters: requests per kind, tokens by grant, chat ok/rejected, faults",
+    ),
+    ("GET", "faults", faults_list, "pending faults"),
+    (
+        "POST",
+        "faults",
+        faults_add,
+        'queue faults: {"target", "status"|"error"|"delay"|"non_json"|"close", "body", "count"}',
+    ),
+    ("DELETE", "faults", faults_clear, "drop pending faults"),
+    ("GET", "config", config_get, "current config"),
+    ("POST", "config", config, "change config keys (see config_keys)"),
+    (
+        "POST",
+        "reply",
+        reply,
+        'script chat answers: {"text"|"tool_calls"|"status", "body", "repeat"}',
+    ),
+    ("DELETE", "reply", reply_clear, "drop scripted answers"),
+    (
+        "GET",
+        "requests",
+        requests,
+        "recent requests and chat bodies (?kind=, ?limit=), secrets masked",
+    ),
+    ("GET", "tokens", tokens, "issued tokens (no values): grant, principal, scopes, expiry"),
+    ("GET", "clock", clock_get, "the emulator's clock: now and offset"),
+    ("POST", "clock", clock_advance, 'move the clock forward: {"advance": SECONDS}'),
+    ("POST", "reset", reset, "forget tokens, faults, replies, records, counters, clock moves"),
+    ("POST", "expire", expire, "expire every issued token now"),
+    (
+        "POST",
+        "keys",
+        keys,
+        'verify assertions of a service account: {"email", "public_key_pem", "key_id"}',
+    ),
 )
 
 
@@ -144,5 +211,5 @@ def routes(state: EmulatorState) -> list[web.RouteDef]:
         return handle
 
     return [
-        web.route(method, ADMIN_PREFIX + path, bind(handler)) for method, path, handler in ROUTES
+        web.route(method, ADMIN_PREFIX + path, bind(handler)) for method, path, handler, _ in ROUTES
     ]

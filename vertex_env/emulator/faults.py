@@ -9,15 +9,45 @@ from typing import Any
 KINDS = ("token", "iam", "metadata", "chat", "other")
 FAULT_TARGETS = (*KINDS, "any")
 
+#: The OAuth2 / STS error bodies a fault can answer with (HTTP 400), by fault `error` name. The token kind
+#: covers the OAuth2 token endpoint and STS alike, so each reaches every credential type's refresh.
 OAUTH_ERRORS: dict[str, dict[str, str]] = {
+    # A revoked or expired refresh token (authorized_user, external_account_authorized_user).
     "invalid_grant": {
         "error": "invalid_grant",
         "error_description": "Token has been expired or revoked.",
     },
+    # A Workspace reauth policy demands a fresh login.
     "invalid_rapt": {
         "error": "invalid_grant",
         "error_description": "reauth related error (invalid_rapt)",
         "error_subtype": "invalid_rapt",
+    },
+    # STS: the audience is not a workload identity provider's full resource name.
+    "invalid_request": {
+        "error": "invalid_request",
+        "error_description": 'Invalid value for "audience". This value should be the full resource '
+        "name of the Identity Provider. See "
+        "https://cloud.google.com/iam/docs/reference/sts/rest/v1/TopLevel/token for the list of "
+        "possible formats.",
+    },
+    # STS: the subject token's `aud` is not one the provider allows.
+    "audience_mismatch": {
+        "error": "invalid_grant",
+        "error_description": "The audience in ID Token [https://example.com/unexpected] does not "
+        "match the expected audience.",
+    },
+    # STS: the provider's attribute condition rejects the subject token.
+    "unauthorized_client": {
+        "error": "unauthorized_client",
+        "error_description": "The given credential is rejected by the attribute condition.",
+    },
+    # STS: the pool or provider is disabled, deleted or missing.
+    "invalid_target": {
+        "error": "invalid_target",
+        "error_description": 'The target service indicated by the "audience" parameters is invalid. '
+        "This might either be because the pool or provider is disabled or deleted or because it "
+        "doesn't exist.",
     },
 }
 

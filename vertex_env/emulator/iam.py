@@ -1,4 +1,9 @@
-"""IAM Credentials: `generateAccessToken` (service account impersonation) and the allowedLocations lookup."""
+"""IAM Credentials: `generateAccessToken` (service account impersonation) and the allowedLocations lookup.
+
+Strict as Google is: a lifetime above 3600 s is refused unless the org policy
+iam.allowServiceAccountCredentialLifetimeExtension lists the account (config `lifetime_extension`), and each
+delegate must name a service account (`projects/-/serviceAccounts/EMAIL_OR_UNIQUE_ID`, or the bare email).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,18 @@ import re
 
 from aiohttp import web
 
-from vertex_env.emulator.google_errors import UNAUTHENTICATED_MESSAGE, google_error
-from vertex_env.emulator.state import EmulatorState
+from vertex_env.emulator import google_errors
+from vertex_env.emulator.google_errors import IAM_SERVICE, google_error
+from vertex_env.emulator.state import LIFETIME_EXTENSION_POLICY, EmulatorState, bearer_value
 
 IAM_PATH = re.compile(
     r"^/v1/projects/-/serviceAccounts/(?P<email>[^/:]+)(?P<rest>:[A-Za-z]+|/allowedLocations)$"
 )
 _LIFETIME = re.compile(r"^(?P<seconds>\d+(?:\.\d+)?)s$")
+_ACCOUNT = re.compile(
+    r"^(?:projects/-/serviceAccounts/)?(?:[^@/\s]+@[^@/\s]+\.[^@/\s]+|[0-9]{1,30})$"
+)
+_METHOD = "google.iam.credentials.v1.IAMCredentials.GenerateAccessToken"
 
 
 async def generate_access_token(
@@ -22,12 +32,24 @@ async def generate_access_token(
     match = IAM_PATH.match(request.path)
     assert match is not None  # classify() said so
     email, rest = match["email"], match["rest"]
-    caller = state.caller(request.headers.get("Authorization", ""))
+    authorization = request.headers.get("Authorization", "")
+    caller = state.caller(authorization)
     if rest == "/allowedLocations":
         # google-auth's regional access boundary lookup; this answer is Google's "no boundary".
         return web.json_response({"locations": [], "encodedLocations": "0x0"})
     if caller is None:
-        return web.json_response(google_error(401, UNAUTHENTICATED_MESSAGE), status=401)
+        value = bearer_value(authorization)
+        record = state.token_record(value) if value else None
+        reason = (
+            "CREDENTIALS_MISSING"
+            if value is None
+            else "ACCESS_TOKEN_TYPE_UNSUPPORTED"
+            if record is None
+            else "ACCESS_TOKEN_EXPIRED"
+        )
+        return web.json_response(
+            google_errors.unauthenticated(reason, IAM_SERVICE, _METHOD), status=401
+        )
     token_id.append(caller.id)
     if rest != ":generateAccessToken" or request.method != "POST":
         return web.json_response(
@@ -61,6 +83,33 @@ async def generate_access_token(
             ),
             status=400,
         )
+    limit = state.config.lifetime_limit(email)
+    if lifetime > limit:
+        return web.json_response(
+            google_error(
+                400,
+                f"Requested lifetime {lifetime_text} exceeds the maximum of {limit}s for service "
+                f"account {email}. Lifetimes up to {max_lifetime}s need the organization policy "
+                f"constraints/{LIFETIME_EXTENSION_POLICY} to list the account.",
+            ),
+            status=400,
+        )
+    delegates = body.get("delegates") or []
+    if not isinstance(delegates, list):
+        return web.json_response(
+            google_error(400, "Invalid value at 'delegates': a list of service accounts."),
+            status=400,
+        )
+    for delegate in delegates:
+        if not isinstance(delegate, str) or not _ACCOUNT.match(delegate):
+            return web.json_response(
+                google_error(
+                    400,
+                    f"Invalid form of account ID {delegate}. Should be "
+                    "[Gaia ID |Email |Unique ID |] of the account",
+                ),
+                status=400,
+            )
     value, issued = state.issue_token(
         "impersonation",
         principal=f"serviceAccount:{email}",

@@ -1,4 +1,4 @@
-"""The GCE metadata server: project and instance values, the service account listing, and its access token."""
+"""The GCE metadata server: project and instance values, the service account listing, and its cached access token."""
 
 from __future__ import annotations
 
@@ -68,13 +68,14 @@ def respond(state: EmulatorState, request: web.Request) -> web.StreamResponse:
         )
     if leaf == "token":
         requested = request.query.get("scopes", "").replace(",", " ").split()
-        value, issued = state.issue_token(
-            "metadata",
-            principal=f"serviceAccount:{config.service_account_email}",
-            scopes=requested or list(config.scopes),
+        # Like a real metadata server: the cached token again, with what it has left, until only
+        # metadata_refresh_before seconds remain; a caller cannot get a fresher one earlier.
+        value, _, expires_in = state.metadata_token(
+            f"serviceAccount:{config.service_account_email}",
+            tuple(requested or config.scopes),
         )
         return web.json_response(
-            {"access_token": value, "expires_in": issued.expires_in, "token_type": "Bearer"},
+            {"access_token": value, "expires_in": expires_in, "token_type": "Bearer"},
             headers=flavor,
         )
     return web.Response(status=404, text="Not Found\n", content_type="text/html", headers=flavor)

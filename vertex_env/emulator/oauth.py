@@ -8,14 +8,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import time
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 
 from vertex_env.config import CLOUD_PLATFORM_SCOPE
-from vertex_env.emulator.faults import EmulatorError
+from vertex_env.emulator.faults import OAUTH_ERRORS, EmulatorError
 from vertex_env.emulator.state import EmulatorState, IssuedToken, rsa_verifier
 
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -33,6 +33,11 @@ _GOOGLE_TOKEN_AUDIENCES = frozenset(
 OAUTH_TOKEN_PATHS = frozenset({"/token", "/o/oauth2/token", "/oauth2/v4/token"})
 STS_EXCHANGE_PATHS = frozenset({"/v1/token"})
 STS_REFRESH_PATHS = frozenset({"/v1/oauthtoken", "/v1/oauth/token"})
+# What STS accepts as `audience`: a workload or workforce identity provider's full resource name.
+_PROVIDER_AUDIENCE = re.compile(
+    r"^//iam\.[a-z0-9.-]+/(?:projects/[0-9]+/locations/global/workloadIdentityPools/[^/]+"
+    r"|locations/global/workforcePools/[^/]+)/providers/[^/]+$"
+)
 # Google's refusal of a JWT-bearer assertion signed for more than an hour.
 _MAX_ASSERTION_SECONDS = 3600
 _CLOCK_SKEW_SECONDS = 300
@@ -89,6 +94,9 @@ def _sts_exchange(state: EmulatorState, form: Mapping[str, str]) -> web.StreamRe
         if not form.get(name):
             state.count("token_rejected")
             return oauth_error(400, "invalid_request", f"Missing required parameter: {name}")
+    if not _PROVIDER_AUDIENCE.match(form.get("audience", "")):
+        state.count("token_rejected")
+        return web.json_response(OAUTH_ERRORS["invalid_request"], status=400)
     scopes = form.get("scope", "").split() or [CLOUD_PLATFORM_SCOPE]
     value, issued = state.issue_token(
         "token_exchange", principal=f"principal:{form.get('audience', '')}", scopes=scopes
@@ -149,7 +157,7 @@ def verify_assertion(
     audience = claims.get("aud")
     if audience not in _GOOGLE_TOKEN_AUDIENCES and audience not in own_audiences:
         raise EmulatorError("Invalid JWT: Failed audience check.")
-    now = time.time()
+    now = state.now()
     try:
         issued_at = float(claims["iat"])
         expires_at = float(claims["exp"])

@@ -21,7 +21,7 @@ from aiohttp import web
 from vertex_env.config import ORIGINAL_HOST_HEADER
 from vertex_env.emulator import admin_api, iam, metadata, oauth, vertex
 from vertex_env.emulator.faults import OAUTH_ERRORS, EmulatorError, Fault, ScriptedReply
-from vertex_env.emulator.google_errors import google_error
+from vertex_env.emulator.google_errors import google_error, status_error
 from vertex_env.emulator.state import DEFAULT_PROJECT_ID, TOKEN_PREFIX, EmulatorState
 from vertex_env.loop_thread import LoopThread
 from vertex_env.loopback import is_loopback
@@ -56,7 +56,7 @@ def classify(path: str) -> str:
         return "token"
     if iam.IAM_PATH.match(path):
         return "iam"
-    if vertex.CHAT_PATH.match(path):
+    if vertex.VERTEX_PATH.match(path):
         return "chat"
     return "other"
 
@@ -115,7 +115,7 @@ class EmulatorApp:
         if kind == "iam":
             return await iam.generate_access_token(self.state, request, token_id)
         if kind == "chat":
-            return await vertex.chat(self.state, request, token_id)
+            return await vertex.respond(self.state, request, token_id)
         return web.json_response(
             google_error(404, f"The emulator does not serve {request.path}"), status=404
         )
@@ -146,7 +146,7 @@ class EmulatorApp:
                     "error_description": f"Emulated fault: HTTP {fault.status}",
                 }
             else:
-                body = google_error(fault.status, f"Emulated fault: HTTP {fault.status}")
+                body = status_error(fault.status)
             headers = {"Metadata-Flavor": "Google"} if kind == "metadata" else None
             return web.json_response(body, status=fault.status, headers=headers)
         return None

@@ -38,7 +38,14 @@ _CONFIG_KEYS = (
     "service_account_email",
     "scopes",
     "require_known_keys",
+    "lifetime_extension",
+    "denied_projects",
+    "disabled_projects",
+    "metadata_refresh_before",
 )
+#: The longest generateAccessToken lifetime without the org policy below (Google's default).
+DEFAULT_MAX_LIFETIME = 3600
+LIFETIME_EXTENSION_POLICY = "iam.allowServiceAccountCredentialLifetimeExtension"
 
 
 @dataclasses.dataclass
@@ -52,15 +59,15 @@ class IssuedToken:
     issued_at: float
     expires_at: float
 
-    def live(self, now: float | None = None) -> bool:
-        return (time.time() if now is None else now) < self.expires_at
+    def live(self, now: float) -> bool:
+        return now < self.expires_at
 
     @property
     def expires_in(self) -> int:
         """The lifetime it was issued with, in whole seconds (what a token response says)."""
         return max(0, round(self.expires_at - self.issued_at))
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self, now: float) -> dict[str, Any]:
         """A record safe to show: everything but the token value."""
         return {
             "id": self.id,
@@ -69,7 +76,7 @@ class IssuedToken:
             "scopes": list(self.scopes),
             "issued_at": self.issued_at,
             "expires_at": self.expires_at,
-            "expired": not self.live(),
+            "expired": not self.live(now),
         }
 
 
@@ -82,6 +89,20 @@ class EmulatorConfig:
     scopes: tuple[str, ...] = (CLOUD_PLATFORM_SCOPE,)
     #: Refuse JWT-bearer assertions from service accounts with no registered key (off: accept unverified).
     require_known_keys: bool = False
+    #: Service accounts the org policy iam.allowServiceAccountCredentialLifetimeExtension lists ("*": all):
+    #: only they get generateAccessToken lifetimes above 3600 s (up to max_lifetime).
+    lifetime_extension: tuple[str, ...] = ()
+    #: Projects no principal may name in x-goog-user-project (Vertex answers 403 USER_PROJECT_DENIED).
+    denied_projects: tuple[str, ...] = ()
+    #: Projects where the Vertex AI API is disabled (Vertex answers 403 SERVICE_DISABLED).
+    disabled_projects: tuple[str, ...] = ()
+    #: The metadata server hands back its cached token until fewer than this many seconds remain.
+    metadata_refresh_before: int = 300
+
+    def lifetime_limit(self, email: str) -> int:
+        """The longest generateAccessToken lifetime `email` may ask for under the org policy."""
+        allowed = "*" in self.lifetime_extension or email in self.lifetime_extension
+        return self.max_lifetime if allowed else min(DEFAULT_MAX_LIFETIME, self.max_lifetime)
 
     def update(self, values: Mapping[str, Any]) -> None:
         unknown = set(values) - set(_CONFIG_KEYS)
@@ -103,6 +124,13 @@ class EmulatorConfig:
                 self.scopes = tuple(str(s) for s in value)
             elif key == "require_known_keys":
                 self.require_known_keys = bool(value)
+            elif key == "metadata_refresh_before":
+                number = optional_int(value, key)
+                if number is None or number < 0:
+                    raise EmulatorError(f"{key} is a number of seconds (0 or more)")
+                self.metadata_refresh_before = number
+            elif key in ("lifetime_extension", "denied_projects", "disabled_projects"):
+                setattr(self, key, _names(key, value))
             else:
                 if not isinstance(value, str) or not value:
                     raise EmulatorError(f"{key} is a non-empty string")
@@ -110,8 +138,21 @@ class EmulatorConfig:
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        data["scopes"] = list(self.scopes)
+        for key, value in data.items():
+            if isinstance(value, tuple):
+                data[key] = list(value)
         return data
+
+
+def _names(key: str, value: Any) -> tuple[str, ...]:
+    """A list of names from a list, a comma/space separated string, or (lifetime_extension) a boolean."""
+    if isinstance(value, bool) and key == "lifetime_extension":
+        return ("*",) if value else ()
+    if isinstance(value, str):
+        value = value.replace(",", " ").split()
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+        raise EmulatorError(f"{key} is a list of names")
+    return tuple(value)
 
 
 class EmulatorState:
@@ -129,6 +170,10 @@ class EmulatorState:
         service_account_email: str = DEFAULT_SERVICE_ACCOUNT,
         scopes: tuple[str, ...] | list[str] = (CLOUD_PLATFORM_SCOPE,),
         require_known_keys: bool = False,
+        lifetime_extension: bool | list[str] | tuple[str, ...] = (),
+        denied_projects: list[str] | tuple[str, ...] = (),
+        disabled_projects: list[str] | tuple[str, ...] = (),
+        metadata_refresh_before: int = 300,
         public_keys: Mapping[str, str | bytes] | None = None,
         history: int = 500,
     ) -> None:
@@ -142,12 +187,19 @@ class EmulatorState:
                 "service_account_email": service_account_email,
                 "scopes": list(scopes),
                 "require_known_keys": require_known_keys,
+                "lifetime_extension": lifetime_extension,
+                "denied_projects": list(denied_projects),
+                "disabled_projects": list(disabled_projects),
+                "metadata_refresh_before": metadata_refresh_before,
             }
         )
         self._history = history
         self._token_ids = itertools.count(1)
         self._request_ids = itertools.count(1)
         self._tokens: dict[str, IssuedToken] = {}
+        # scopes -> the metadata server's current token value
+        self._metadata_tokens: dict[tuple[str, ...], str] = {}
+        self._clock_offset = 0.0
         # email -> {key id or "" -> PEM}
         self._keys: dict[str, dict[str, str]] = {}
         self._faults: list[Fault] = []
@@ -164,7 +216,7 @@ class EmulatorState:
     # -- configuration -------------------------------------------------------------------------------
 
     def configure(self, **values: Any) -> dict[str, Any]:
-        """Change expires_in, max_lifetime, project_id, service_account_email, scopes, require_known_keys."""
+        """Change config keys (see EmulatorConfig); every value is validated before any changes."""
         with self._lock:
             trial = dataclasses.replace(self.config)
             trial.update(values)  # validate everything before changing anything
@@ -239,6 +291,25 @@ class EmulatorState:
                 return self._replies.popleft()
             return self._sticky_reply
 
+    # -- the clock -------------------------------------------------------------------------------------
+
+    def now(self) -> float:
+        """The emulator's time ("Google's clock"): the wall clock moved by `advance_clock`."""
+        with self._lock:
+            return time.time() + self._clock_offset
+
+    def advance_clock(self, seconds: float) -> dict[str, float]:
+        """Move the emulator's clock forward: issued tokens age (and expire) without anyone waiting."""
+        if seconds < 0:
+            raise EmulatorError("the clock only moves forward")
+        with self._lock:
+            self._clock_offset += seconds
+            return self.clock()
+
+    def clock(self) -> dict[str, float]:
+        with self._lock:
+            return {"now": time.time() + self._clock_offset, "offset": self._clock_offset}
+
     # -- tokens ----------------------------------------------------------------------------------------
 
     def issue_token(
@@ -251,8 +322,8 @@ class EmulatorState:
     ) -> tuple[str, IssuedToken]:
         """Mint an access token; `lifetime` defaults to the configured expires_in."""
         value = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        now = time.time()
         with self._lock:
+            now = self.now()
             seconds = self.config.expires_in if lifetime is None else lifetime
             issued = IssuedToken(
                 id=next(self._token_ids),
@@ -271,21 +342,43 @@ class EmulatorState:
         """The record of a live token, or None when unknown or expired."""
         with self._lock:
             issued = self._tokens.get(value)
-        if issued is None or not issued.live():
-            return None
-        return issued
+            if issued is None or not issued.live(self.now()):
+                return None
+            return issued
+
+    def token_record(self, value: str) -> IssuedToken | None:
+        """The record of a token this emulator issued, live or expired (None: never issued)."""
+        with self._lock:
+            return self._tokens.get(value)
+
+    def metadata_token(
+        self, principal: str, scopes: tuple[str, ...]
+    ) -> tuple[str, IssuedToken, int]:
+        """The metadata server's token for `scopes`, as a real one serves it: the cached token again, with
+        the seconds it has left, until fewer than metadata_refresh_before remain; then a new one.
+        Returns (value, record, expires_in)."""
+        with self._lock:
+            now = self.now()
+            value = self._metadata_tokens.get(scopes)
+            issued = self._tokens.get(value) if value is not None else None
+            if (
+                value is None
+                or issued is None
+                or issued.expires_at - now < self.config.metadata_refresh_before
+                or issued.expires_at - now <= 0
+            ):
+                value, issued = self.issue_token("metadata", principal=principal, scopes=scopes)
+                self._metadata_tokens[scopes] = value
+            return value, issued, max(0, int(issued.expires_at - now))
 
     def caller(self, authorization: str) -> IssuedToken | None:
         """The live token an `Authorization: Bearer ...` header carries, or None."""
-        scheme, _, value = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not value.strip():
-            return None
-        return self.lookup_token(value.strip())
+        return self.lookup_token(bearer_value(authorization) or "")
 
     def expire_all(self) -> int:
         """Make every issued token expired now; returns how many were live."""
-        now = time.time()
         with self._lock:
+            now = self.now()
             live = [t for t in self._tokens.values() if t.live(now)]
             for issued in live:
                 issued.expires_at = now - 1
@@ -293,7 +386,8 @@ class EmulatorState:
 
     def issued_tokens(self) -> list[dict[str, Any]]:
         with self._lock:
-            return [t.describe() for t in self._tokens.values()]
+            now = self.now()
+            return [t.describe(now) for t in self._tokens.values()]
 
     # -- records ---------------------------------------------------------------------------------------
 
@@ -371,7 +465,7 @@ class EmulatorState:
                 "original_hosts": dict(self._original_hosts),
                 "tokens_issued": counters.get("tokens_issued", 0),
                 "tokens_by_grant": dict(self._grants),
-                "live_tokens": sum(1 for t in self._tokens.values() if t.live()),
+                "live_tokens": sum(1 for t in self._tokens.values() if t.live(self.now())),
                 "chat_ok": counters.get("chat_ok", 0),
                 "chat_rejected": counters.get("chat_rejected", 0),
                 "token_rejected": counters.get("token_rejected", 0),
@@ -383,9 +477,11 @@ class EmulatorState:
             }
 
     def reset(self) -> None:
-        """Forget tokens, faults, replies, records and counters; keep config and registered keys."""
+        """Forget tokens, faults, replies, records, counters and clock moves; keep config and registered keys."""
         with self._lock:
             self._tokens.clear()
+            self._metadata_tokens.clear()
+            self._clock_offset = 0.0
             self._faults.clear()
             self.clear_replies()
             self._records.clear()
@@ -393,6 +489,14 @@ class EmulatorState:
             self._counters.clear()
             self._original_hosts.clear()
             self._grants.clear()
+
+
+def bearer_value(authorization: str) -> str | None:
+    """The token of an `Authorization: Bearer ...` header, or None."""
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
 
 
 def rsa_verifier(pem: str) -> Any:

@@ -1,56 +1,134 @@
-"""Vertex AI's OpenAI-compatible endpoint: chat completions (JSON and SSE) with default, schema-shaped or scripted answers."""
+"""Vertex AI's OpenAI-compatible endpoint: chat completions (JSON and SSE) and embeddings, behind Google's checks.
+
+Every request passes the checks Google makes, in its order, each answered with Google's body: a bearer token
+(401 CREDENTIALS_MISSING / ACCESS_TOKEN_EXPIRED / ACCESS_TOKEN_TYPE_UNSUPPORTED), the cloud-platform scope
+(403 ACCESS_TOKEN_SCOPE_INSUFFICIENT), an `x-goog-user-project` the caller may use (403 USER_PROJECT_DENIED),
+and the API enabled in the consumer project (403 SERVICE_DISABLED). Answers are default, schema-shaped or
+scripted by a test.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 import secrets
+import struct
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 
-from vertex_env.emulator.google_errors import UNAUTHENTICATED_MESSAGE, google_error
-from vertex_env.emulator.state import EmulatorState
+from vertex_env.config import CLOUD_PLATFORM_SCOPE
+from vertex_env.emulator import google_errors
+from vertex_env.emulator.google_errors import VERTEX_SERVICE, google_error, status_error
+from vertex_env.emulator.state import EmulatorState, IssuedToken, bearer_value
 
-CHAT_PATH = re.compile(
+#: Chat completions and embeddings (one kind of traffic: "chat").
+VERTEX_PATH = re.compile(
     r"^/(?P<version>v1|v1beta1)/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
-    r"/endpoints/(?P<endpoint>[^/]+)/chat/completions$"
+    r"/endpoints/(?P<endpoint>[^/]+)/(?P<operation>chat/completions|embeddings)$"
 )
+#: text-embedding-005's size, the default when a request names no `dimensions`.
+DEFAULT_EMBEDDING_DIMENSIONS = 768
+_MAX_EMBEDDING_DIMENSIONS = 3072
+USER_PROJECT_HEADER = "X-Goog-User-Project"
 
 
-async def chat(
+def _method(version: str, operation: str) -> str:
+    name = "ChatCompletions" if operation == "chat/completions" else "Embeddings"
+    return f"google.cloud.aiplatform.{version}.PredictionService.{name}"
+
+
+def authorize(
+    state: EmulatorState, request: web.Request
+) -> tuple[IssuedToken | None, web.StreamResponse | None]:
+    """The caller's token record, or Google's refusal (401/403) as a response."""
+    match = VERTEX_PATH.match(request.path)
+    assert match is not None  # classify() said so
+    method = _method(match["version"], match["operation"])
+    value = bearer_value(request.headers.get("Authorization", ""))
+    record = state.token_record(value) if value else None
+    refusal: tuple[int, dict[str, Any]] | None = None
+    if value is None:
+        refusal = 401, google_errors.unauthenticated("CREDENTIALS_MISSING", VERTEX_SERVICE, method)
+    elif record is None:
+        refusal = (
+            401,
+            google_errors.unauthenticated("ACCESS_TOKEN_TYPE_UNSUPPORTED", VERTEX_SERVICE, method),
+        )
+    elif not record.live(state.now()):
+        refusal = 401, google_errors.unauthenticated("ACCESS_TOKEN_EXPIRED", VERTEX_SERVICE, method)
+    elif CLOUD_PLATFORM_SCOPE not in record.scopes:
+        refusal = 403, google_errors.scope_insufficient(VERTEX_SERVICE, method)
+    else:
+        config = state.config
+        user_project = request.headers.get(USER_PROJECT_HEADER, "").strip()
+        consumer = user_project or match["project"]
+        if user_project and user_project in config.denied_projects:
+            refusal = 403, google_errors.user_project_denied(user_project, VERTEX_SERVICE)
+        elif consumer in config.disabled_projects:
+            refusal = 403, google_errors.service_disabled(consumer, VERTEX_SERVICE)
+    if refusal is not None:
+        state.count("chat_rejected")
+        return None, web.json_response(refusal[1], status=refusal[0])
+    return record, None
+
+
+async def _json_body(
     state: EmulatorState, request: web.Request, token_id: list[int]
-) -> web.StreamResponse:
+) -> tuple[dict[str, Any] | None, web.StreamResponse | None]:
+    """The authorized request's JSON object, or the response refusing it."""
     raw = await request.text()
-    caller = state.caller(request.headers.get("Authorization", ""))
+    caller, refused = authorize(state, request)
     state.record_chat(
         path=request.path,
         headers=request.headers,
         raw_body=raw,
         token_id=caller.id if caller else None,
     )
-    if caller is None:
-        state.count("chat_rejected")
-        return web.json_response(google_error(401, UNAUTHENTICATED_MESSAGE), status=401)
+    if refused is not None:
+        return None, refused
+    assert caller is not None
     token_id.append(caller.id)
     if request.method != "POST":
-        return web.json_response(google_error(405, "Use POST."), status=405)
+        return None, web.json_response(google_error(405, "Use POST."), status=405)
     try:
         body = json.loads(raw)
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        return web.json_response(google_error(400, "Invalid JSON payload received."), status=400)
+        return None, web.json_response(
+            google_error(400, "Invalid JSON payload received."), status=400
+        )
+    return body, None
+
+
+async def respond(
+    state: EmulatorState, request: web.Request, token_id: list[int]
+) -> web.StreamResponse:
+    """Chat completions or embeddings, by path."""
+    match = VERTEX_PATH.match(request.path)
+    if match is not None and match["operation"] == "embeddings":
+        return await embeddings(state, request, token_id)
+    return await chat(state, request, token_id)
+
+
+async def chat(
+    state: EmulatorState, request: web.Request, token_id: list[int]
+) -> web.StreamResponse:
+    body, refused = await _json_body(state, request, token_id)
+    if body is None:
+        assert refused is not None
+        return refused
     reply = state.next_reply()
     if reply is not None and reply.status is not None:
-        error_body = (
-            reply.body if reply.body is not None else google_error(reply.status, "Scripted error")
-        )
+        error_body = reply.body if reply.body is not None else status_error(reply.status)
         return web.json_response(error_body, status=reply.status)
     state.count("chat_ok")
-    match = CHAT_PATH.match(request.path)
+    match = VERTEX_PATH.match(request.path)
     model = str(body.get("model") or (match["endpoint"] if match else "emulated"))
     tool_calls = _normalize_tool_calls(reply.tool_calls) if reply and reply.tool_calls else None
     if reply is not None and reply.text is not None:
@@ -255,3 +333,71 @@ def _split_for_stream(text: str, pieces: int = 4) -> list[str]:
         return [text] if text else []
     size = max(1, -(-len(words) // pieces))
     return ["".join(words[i : i + size]) for i in range(0, len(words), size)]
+
+
+async def embeddings(
+    state: EmulatorState, request: web.Request, token_id: list[int]
+) -> web.StreamResponse:
+    """OpenAI's embeddings response: one deterministic unit vector per input (float list or base64)."""
+    body, refused = await _json_body(state, request, token_id)
+    if body is None:
+        assert refused is not None
+        return refused
+    inputs = body.get("input")
+    if isinstance(inputs, str) or (
+        isinstance(inputs, list) and inputs and all(isinstance(i, int) for i in inputs)
+    ):
+        inputs = [inputs]
+    if not isinstance(inputs, list) or not inputs:
+        return web.json_response(
+            google_error(400, "input is a string or a non-empty list of strings"), status=400
+        )
+    dimensions = body.get("dimensions", DEFAULT_EMBEDDING_DIMENSIONS)
+    if (
+        not isinstance(dimensions, int)
+        or isinstance(dimensions, bool)
+        or not 1 <= dimensions <= _MAX_EMBEDDING_DIMENSIONS
+    ):
+        return web.json_response(
+            google_error(400, f"dimensions must be between 1 and {_MAX_EMBEDDING_DIMENSIONS}"),
+            status=400,
+        )
+    encoding = body.get("encoding_format") or "float"
+    if encoding not in ("float", "base64"):
+        return web.json_response(
+            google_error(400, "encoding_format is float or base64"), status=400
+        )
+    state.count("chat_ok")
+    match = VERTEX_PATH.match(request.path)
+    model = str(body.get("model") or (match["endpoint"] if match else "emulated"))
+    data = []
+    for index, item in enumerate(inputs):
+        vector = _embedding(json.dumps(item) if not isinstance(item, str) else item, dimensions)
+        packed: Any = (
+            base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode("ascii")
+            if encoding == "base64"
+            else vector
+        )
+        data.append({"object": "embedding", "index": index, "embedding": packed})
+    prompt_tokens = sum(max(1, _word_count(item)) for item in inputs)
+    return web.json_response(
+        {
+            "object": "list",
+            "data": data,
+            "model": model,
+            "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
+        }
+    )
+
+
+def _embedding(text: str, dimensions: int) -> list[float]:
+    """A unit vector that depends only on the text (equal texts embed equally)."""
+    raw: list[float] = []
+    counter = 0
+    while len(raw) < dimensions:
+        digest = hashlib.sha256(f"{counter}:{text}".encode()).digest()
+        raw.extend((byte - 127.5) / 127.5 for byte in digest)
+        counter += 1
+    vector = raw[:dimensions]
+    norm = sum(v * v for v in vector) ** 0.5 or 1.0
+    return [round(v / norm, 6) for v in vector]
