@@ -61,18 +61,30 @@ Examples:
     f"there (and export the first as GOOGLE_APPLICATION_CREDENTIALS). [env: {WRITE_CREDENTIALS_ENV}]",
 )
 @click.option(
+    "--allow-lifetime-extension",
+    is_flag=True,
+    help="Act as if the org policy iam.allowServiceAccountCredentialLifetimeExtension lists every "
+    "service account: impersonated tokens may live up to 12 h (otherwise at most 1 h, as Google).",
+)
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
     help="Print one JSON line (url, host_port, credential files) instead of shell code.",
 )
 def emulator(
-    host: str, port: int, expires_in: int, write_credentials: Path | None, as_json: bool
+    host: str,
+    port: int,
+    expires_in: int,
+    write_credentials: Path | None,
+    allow_lifetime_extension: bool,
+    as_json: bool,
 ) -> None:
     """Run the offline Google + Vertex emulator until Ctrl-C or SIGTERM.
 
     It serves Google's OAuth2 token endpoint, STS, IAM generateAccessToken, the GCE metadata server and
-    Vertex's OpenAI-compatible chat completions on one loopback port. Once listening it prints, for a
+    Vertex's OpenAI-compatible chat completions and embeddings on one loopback port, as strictly as
+    Google (GET /__emulator/ lists the admin API: faults, scripted replies, clock, config). Once listening it prints, for a
     POSIX shell, the variables that route vertex-env (and google-auth through it) there.
     """
     from vertex_env.emulator.server import EmulatorState, serve_forever
@@ -84,7 +96,7 @@ def emulator(
             "gets tokens and the admin API.",
             err=True,
         )
-    state = EmulatorState(expires_in=expires_in)
+    state = EmulatorState(expires_in=expires_in, lifetime_extension=allow_lifetime_extension)
 
     def on_ready(bound_host: str, bound_port: int) -> None:
         # A wildcard bind is reached through loopback on this machine.
