@@ -474,3 +474,15 @@ def test_loop_and_sessions_close_cleanly(emu: EmulatorServer) -> None:
     running: Any = BackgroundProxy.for_environment(env).start()
     running.stop()
     running.stop()  # idempotent
+
+
+def test_repr_of_the_proxy_objects_shows_no_key_nor_token(emu: EmulatorServer) -> None:
+    with BackgroundProxy.for_environment(resolve()) as running:
+        assert raw_request(running.port, request_bytes(CHAT, running.key))[0] == 200
+        held = running.proxy.tokens
+        token = held.get().value
+        shown = " ".join(
+            repr(x) for x in (running, running.proxy, held, held.authorize(), running.stats)
+        )
+    assert running.key not in shown
+    assert token not in shown

@@ -36,6 +36,7 @@ from vertex_env.errors import (
     TransientError,
     VertexEnvError,
 )
+from vertex_env.hardening import disable_core_dumps
 from vertex_env.tokens import Token, margin_for
 
 #: The longest single sleep: the wall clock is re-read at least this often (suspend, clock changes).
@@ -432,6 +433,7 @@ def serve(
     log: Callable[[str], None] = stderr_log,
 ) -> int:
     """Run the daemon in this process until a signal, a permanent failure, or (with once) one refresh."""
+    disable_core_dumps()  # a long-lived holder of tokens: no core file with one in it
     keeper = make_keeper()
     lock = DaemonLock(keeper.directory, keeper.digest)
     lock.acquire()

@@ -302,6 +302,9 @@ class LoopbackProxy:
         if session is not None:
             await session.close()
 
+    def __repr__(self) -> str:  # never the key, never a token
+        return f"LoopbackProxy(base_url={self.base_url!r}, upstream={self.upstream!r})"
+
     async def __aenter__(self) -> LoopbackProxy:
         await self.start()
         return self

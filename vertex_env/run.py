@@ -15,7 +15,24 @@ from typing import Any, NoReturn
 from vertex_env.errors import CommandNotExecutableError, CommandNotFoundError, NestedRunError
 
 ACTIVE = "VERTEX_ENV_ACTIVE"
-_FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP")
+# Every signal a terminal, a shell or a supervisor sends to a program: the child gets each one (SIGKILL and
+# SIGSTOP cannot be caught; PR_SET_PDEATHSIG covers our death on Linux).
+_FORWARDED = (
+    "SIGHUP",
+    "SIGINT",
+    "SIGQUIT",
+    "SIGTERM",
+    "SIGUSR1",
+    "SIGUSR2",
+    "SIGALRM",
+    "SIGWINCH",
+    "SIGCONT",
+    "SIGTSTP",
+    "SIGINFO",
+    "SIGPWR",
+)
+# Sent by the terminal to its whole foreground process group, the child included: not sent a second time.
+_FROM_TERMINAL = ("SIGINT", "SIGQUIT", "SIGTSTP")
 
 
 def child_environment(parent: Mapping[str, str], variables: Mapping[str, str]) -> dict[str, str]:
@@ -42,8 +59,6 @@ def default_command(env: Mapping[str, str]) -> list[str]:
 def exec_command(argv: Sequence[str], env: Mapping[str, str]) -> NoReturn:
     """Replace this process with argv (PATH searched in env). Where exec is impossible, spawn and mirror."""
     args = list(argv) or default_command(env)
-    if os.name == "nt":
-        raise SystemExit(spawn_and_wait(args, env))
     _flush()
     try:
         os.execvpe(args[0], args, dict(env))
@@ -52,23 +67,30 @@ def exec_command(argv: Sequence[str], env: Mapping[str, str]) -> NoReturn:
 
 
 def spawn_and_wait(argv: Sequence[str], env: Mapping[str, str]) -> int:
-    """Run argv as a child, forwarding SIGINT/SIGTERM/SIGHUP to it; its exit code (128+N if killed by N).
+    """Run argv as a child that must not outlive us; its exit code (128+N if killed by N).
 
-    SIGINT is not forwarded while we are the foreground process group of a terminal: the terminal already
-    sent it to the child too, and a second one would cut short its own clean-up. Handlers can only be
-    installed from the main thread; elsewhere the child gets no forwarded signals.
+    Every signal a terminal or supervisor sends (`_FORWARDED`) is passed on to the child, except SIGINT,
+    SIGQUIT and SIGTSTP while we are the foreground process group of a terminal: the terminal already sent
+    them to the child too. On Linux the child gets SIGTERM when we die, even by SIGKILL (PR_SET_PDEATHSIG), so
+    it never keeps talking to a port another user could then take. Handlers can only be installed from the
+    main thread; elsewhere the child gets no forwarded signals.
     """
     args = list(argv) or default_command(env)
     child: subprocess.Popen[bytes] | None = None
     pending: list[int] = []
+    from_terminal = {getattr(signal, name) for name in _FROM_TERMINAL if hasattr(signal, name)}
+    stop = getattr(signal, "SIGTSTP", None)
 
     def forward(signum: int, frame: FrameType | None) -> None:
-        if signum == signal.SIGINT and _terminal_sent_sigint():
-            return
-        if child is None:
-            pending.append(signum)
-        elif child.poll() is None:
-            child.send_signal(signum)
+        if not (signum in from_terminal and _in_terminal_foreground()):
+            if child is None:
+                pending.append(signum)
+            elif child.poll() is None:
+                child.send_signal(signum)
+        if signum == stop:
+            os.kill(
+                os.getpid(), signal.SIGSTOP
+            )  # suspended along with the child, as the shell expects
 
     previous: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}
     if threading.current_thread() is threading.main_thread():
@@ -79,7 +101,7 @@ def spawn_and_wait(argv: Sequence[str], env: Mapping[str, str]) -> int:
     try:
         _flush()
         try:
-            child = subprocess.Popen(args, env=dict(env))
+            child = subprocess.Popen(args, env=dict(env), preexec_fn=_die_with_parent())
         except OSError as exc:
             raise _exec_error(args[0], exc) from exc
         for signum in pending:
@@ -91,10 +113,32 @@ def spawn_and_wait(argv: Sequence[str], env: Mapping[str, str]) -> int:
     return 128 - code if code < 0 else code
 
 
-def _terminal_sent_sigint() -> bool:
+def _die_with_parent() -> Callable[[], None] | None:
+    """For Popen's preexec_fn on Linux: the child gets SIGTERM when this thread's process dies. Everything it
+    needs is looked up here, before the fork; the child only calls prctl and getppid."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    from vertex_env.hardening import PR_SET_PDEATHSIG
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+    term = int(signal.SIGTERM)
+
+    def in_child() -> None:
+        prctl(PR_SET_PDEATHSIG, term, 0, 0, 0)
+        if os.getppid() != parent:  # we died between fork and prctl: the signal would never come
+            os.kill(os.getpid(), term)
+
+    return in_child
+
+
+def _in_terminal_foreground() -> bool:
     """True when we are in the foreground of a controlling terminal (so Ctrl-C reached the child as well)."""
-    if sys.platform == "win32":
-        return True  # the console sends Ctrl-C to every process attached to it
     try:
         fd = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError:

@@ -42,7 +42,10 @@ def run(
     argv = list(command) or [os.environ.get("SHELL") or "/bin/sh"]
     env = environment_from(options)
     if proxy:
+        from vertex_env.hardening import disable_core_dumps
         from vertex_env.proxy_run import run_with_proxy
+
+        disable_core_dumps()  # we hold tokens for as long as the child runs: no core file with one in it
 
         return run_with_proxy(env, argv, legacy=legacy, google=google)
     variables = env.variables(google=google, legacy=legacy)

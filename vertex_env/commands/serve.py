@@ -17,6 +17,7 @@ import click
 
 from vertex_env.commands.options import environment_from, port_option, profile_options
 from vertex_env.errors import SinkError
+from vertex_env.hardening import disable_core_dumps
 from vertex_env.loopback import KEY_ENV, check_loopback, fixed_key
 
 if TYPE_CHECKING:
@@ -128,6 +129,7 @@ def serve(
     from vertex_env.sidecar import ObservedTokenSource, parse_ops_listen
 
     check_loopback(listen_host)  # before any credential work: a wrong address is a usage mistake
+    disable_core_dumps()  # a long-lived holder of tokens and the key: no core file with them in it
     ops_address = parse_ops_listen(ops_listen) if ops_listen else None
     key = fixed_key(key_file, os.environ)
     env = environment_from(options)

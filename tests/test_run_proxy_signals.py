@@ -1,0 +1,169 @@
+"""`run --proxy`: the child never outlives the proxy it depends on, and gets every signal a terminal or a
+supervisor sends to vertex-env."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from vertex_env.emulator import EmulatorServer, write_authorized_user
+
+
+@pytest.fixture
+def emu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[EmulatorServer]:
+    with EmulatorServer() as server:
+        monkeypatch.setenv("VERTEX_ENV_EMULATOR_HOST", server.host_port)
+        adc = write_authorized_user(tmp_path / "adc.json")
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(adc))
+        monkeypatch.setenv("VERTEX_ENV_PROJECT", "test-project")
+        yield server
+
+
+def wait_for(path: Path, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists() or not path.read_text():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def alive(pid: int) -> bool:
+    """Running or stopped; a zombie (dead, waiting for a reaper that may not exist here) is not alive."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    state = next(line for line in status.splitlines() if line.startswith("State:"))
+    return state.split()[1] not in ("Z", "X")
+
+
+def run_proxy(script: str) -> subprocess.Popen[bytes]:
+    """`vertex-env run --proxy` in a session of its own: no terminal, so every signal is ours to forward."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "vertex_env", "run", "--proxy", "--", sys.executable, "-c", script],
+        start_new_session=True,
+    )
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")
+def test_the_child_dies_when_vertex_env_is_killed(emu: EmulatorServer, tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    script = textwrap.dedent(
+        f"""
+        import os, time
+        open({str(pid_file)!r}, "w").write(str(os.getpid()))
+        time.sleep(120)
+        """
+    )
+    parent = run_proxy(script)
+    try:
+        wait_for(pid_file)
+        child = int(pid_file.read_text())
+        assert alive(child)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while alive(child):
+            assert time.monotonic() < deadline, "the child outlived the proxy"
+            time.sleep(0.02)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+
+
+@pytest.mark.parametrize(
+    "name", ["SIGUSR1", "SIGUSR2", "SIGQUIT", "SIGALRM", "SIGWINCH", "SIGHUP", "SIGINT"]
+)
+def test_every_signal_a_supervisor_sends_reaches_the_child(
+    emu: EmulatorServer, tmp_path: Path, name: str
+) -> None:
+    ready, got = tmp_path / "ready", tmp_path / "got"
+    script = textwrap.dedent(
+        f"""
+        import os, signal, sys
+        def note(signum, frame):
+            open({str(got)!r}, "w").write(signal.Signals(signum).name)
+            sys.exit(7)
+        signal.signal(signal.{name}, note)
+        open({str(ready)!r}, "w").write("1")
+        while True:
+            signal.pause()
+        """
+    )
+    parent = run_proxy(script)
+    try:
+        wait_for(ready)
+        parent.send_signal(getattr(signal, name))
+        assert parent.wait(timeout=20) == 7
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+    assert got.read_text() == name
+
+
+# -- no core dumps from the long-running holders of a token ----------------------------------------------
+
+
+def core_limit(pid: int) -> str:
+    line = next(
+        line
+        for line in Path(f"/proc/{pid}/limits").read_text().splitlines()
+        if line.startswith("Max core file size")
+    )
+    return " ".join(line.split()[4:6])  # soft and hard
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_run_proxy_and_serve_write_no_core_dump(emu: EmulatorServer, tmp_path: Path) -> None:
+    seen = tmp_path / "limits"
+    script = (
+        f"import os; open({str(seen)!r}, 'w').write(open(f'/proc/{{os.getppid()}}/limits').read())"
+    )
+    parent = run_proxy(script)
+    assert parent.wait(timeout=30) == 0
+    line = next(x for x in seen.read_text().splitlines() if x.startswith("Max core file size"))
+    assert line.split()[4:6] == ["0", "0"]
+
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "vertex_env", "serve", "--json"], stdout=subprocess.PIPE
+    )
+    try:
+        assert serve.stdout is not None
+        serve.stdout.readline()
+        assert core_limit(serve.pid) == "0 0"
+    finally:
+        serve.terminate()
+        serve.wait(timeout=30)
+        if serve.stdout is not None:
+            serve.stdout.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux only")
+def test_disable_core_dumps_makes_the_process_undumpable() -> None:
+    import ctypes
+    import os
+
+    from vertex_env.hardening import disable_core_dumps
+
+    pid = os.fork()
+    if pid == 0:  # in a child: the test process keeps its own settings
+        code = 1
+        try:
+            disable_core_dumps()
+            import resource
+
+            get_dumpable = 3  # PR_GET_DUMPABLE
+            dumpable = ctypes.CDLL(None).prctl(get_dumpable, 0, 0, 0, 0)
+            code = 0 if (dumpable, resource.getrlimit(resource.RLIMIT_CORE)) == (0, (0, 0)) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
