@@ -142,6 +142,13 @@ def test_the_clock_ages_tokens_until_google_says_expired(
     assert emu.admin.clock()["offset"] == 0
 
 
+@pytest.mark.parametrize("advance", [-1, None, "soon", float("inf"), float("nan")])
+def test_the_clock_refuses_to_go_back_or_nowhere(emu: EmulatorServer, advance: Any) -> None:
+    status, body = http(f"{emu.url}/__emulator/clock", method="POST", body={"advance": advance})
+    assert status == 400, body
+    assert emu.admin.clock()["offset"] == 0
+
+
 def test_chat_with_a_token_without_cloud_platform_scope_is_403_scope_insufficient(
     emu: EmulatorServer, tmp_path: Path
 ) -> None:

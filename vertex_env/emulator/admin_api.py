@@ -120,7 +120,9 @@ async def clock_advance(state: EmulatorState, request: web.Request) -> web.Strea
         if not isinstance(body, dict) or set(body) != {"advance"}:
             raise EmulatorError('clock takes {"advance": SECONDS}')
         seconds = optional_float(body["advance"], "advance")
-        return state.advance_clock(seconds or 0.0)
+        if seconds is None:
+            raise EmulatorError('clock takes {"advance": SECONDS}')
+        return state.advance_clock(seconds)
 
     return await _admin_call(request, apply)
 

@@ -9,6 +9,7 @@ import collections
 import dataclasses
 import itertools
 import json
+import math
 import secrets
 import threading
 import time
@@ -300,8 +301,8 @@ class EmulatorState:
 
     def advance_clock(self, seconds: float) -> dict[str, float]:
         """Move the emulator's clock forward: issued tokens age (and expire) without anyone waiting."""
-        if seconds < 0:
-            raise EmulatorError("the clock only moves forward")
+        if not math.isfinite(seconds) or seconds < 0:
+            raise EmulatorError("the clock only moves forward, by a finite number of seconds")
         with self._lock:
             self._clock_offset += seconds
             return self.clock()
