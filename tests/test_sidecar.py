@@ -736,3 +736,39 @@ def test_the_dockerfile_commands_build_a_working_sidecar_in_a_plain_venv(
     assert os.path.realpath(shutil.which("vertex-env", path=env["PATH"]) or "").startswith(
         str(prefix)
     )
+
+
+def test_a_second_signal_stops_at_once_without_waiting_for_the_drain(
+    emu: EmulatorServer, monkeypatch: pytest.MonkeyPatch, serve_processes: list[Serve]
+) -> None:
+    with SlowVertex(emu) as slow:
+        monkeypatch.setenv("VERTEX_ENV_EMULATOR_HOST", f"127.0.0.1:{slow.port}")
+        serve = Serve("--log-format", "json", "--drain-timeout", "60")
+        serve_processes.append(serve)
+        connection, response = _open_stream(serve.port, serve.key)
+        assert response.read1() == b'data: {"n": 1}\n\n'
+        serve.process.send_signal(signal.SIGTERM)
+        serve.wait_for_event("draining")
+        assert serve.process.poll() is None  # draining: it would wait up to 60 s for the stream
+        serve.process.send_signal(signal.SIGINT)
+        assert serve.stop(timeout=15) == 0
+        connection.close()
+    assert "forced" in [e["event"] for e in serve.log_events()]
+
+
+def test_a_taken_ops_port_is_one_line_and_exit_3(
+    emu: EmulatorServer, serve_processes: list[Serve]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "vertex_env", "serve", "--ops-listen", f"127.0.0.1:{port}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 3, result.stderr
+    assert "--ops-listen" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -297,10 +297,12 @@ class LoopbackProxy:
     async def close(self) -> None:
         runner, session = self._runner, self._session
         self._runner = self._session = None
-        if runner is not None:
-            await runner.cleanup()
-        if session is not None:
-            await session.close()
+        try:
+            if runner is not None:
+                await runner.cleanup()
+        finally:  # also when a second signal cancels the drain: never leave the upstream session open
+            if session is not None:
+                await session.close()
 
     def __repr__(self) -> str:  # never the key, never a token
         return f"LoopbackProxy(base_url={self.base_url!r}, upstream={self.upstream!r})"
