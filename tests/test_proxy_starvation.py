@@ -3,6 +3,7 @@ requests must neither starve clients that have the key nor flood the logs (nor p
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -267,3 +268,23 @@ def test_a_token_no_header_can_carry_is_a_502_then_replaced_never_a_500(
     assert "Traceback" not in caplog.text
     assert all(r.exc_info is None for r in caplog.records)
     assert bad not in caplog.text
+
+
+def test_the_guarded_proxy_serves_under_uvloop(emu: EmulatorServer) -> None:
+    """uvloop's transports are not asyncio.Transport subclasses: the guard must not insist they are."""
+    uvloop = pytest.importorskip("uvloop", reason="uvloop is not installed (optional)")
+    env = resolve()
+
+    async def scenario() -> int:
+        proxy = LoopbackProxy(upstream=env.base_url, token_source=env.token_source)
+        async with proxy:
+            reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+            writer.write(request(proxy.key))
+            await writer.drain()
+            status_line = await asyncio.wait_for(reader.readline(), 10)
+            writer.close()
+            await writer.wait_closed()
+            return int(status_line.split()[1])
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(scenario()) == 200

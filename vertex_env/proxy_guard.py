@@ -18,7 +18,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -90,11 +90,11 @@ class _Connection(asyncio.Protocol):
         self._deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, only alike: no isinstance check here.
+        self.transport = cast(asyncio.Transport, transport)
         if not self.guard.admit(self):
-            transport.write(_REFUSE_FULL)
-            transport.close()
+            self.transport.write(_REFUSE_FULL)
+            self.transport.close()
             return
         self.admitted = True
         loop = asyncio.get_running_loop()
