@@ -222,3 +222,49 @@ def test_a_named_profile_outranks_googles_ambient_variables(
     assert main(["status", "--json"]) == 0
     values = json.loads(capsys.readouterr().out)["values"]
     assert values["project"] == {"value": "other-project", "source": "env GOOGLE_CLOUD_PROJECT"}
+
+
+def test_export_unset_removes_only_what_vertex_env_set(emu: EmulatorServer) -> None:
+    bash = require_tool("bash")
+    script = (
+        "export GOOGLE_CLOUD_PROJECT=mine OPENAI_API_BASE=mine-too; "
+        'eval "$(vertex-env export --project my-project)" && test -n "$OPENAI_API_KEY" && '
+        'eval "$(vertex-env export --unset)" && '
+        'echo "key=${OPENAI_API_KEY-unset} url=${OPENAI_BASE_URL-unset} set=${VERTEX_ENV_SET-unset} '
+        'project=$GOOGLE_CLOUD_PROJECT base=$OPENAI_API_BASE"'
+    )
+    result = subprocess.run(
+        [bash, "--norc", "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PATH": f"{Path(VERTEX_ENV).parent}:{os.environ['PATH']}"},
+    )
+    assert result.stdout == "key=unset url=unset set=unset project=mine base=mine-too\n", (
+        result.stderr
+    )
+
+
+@pytest.mark.parametrize(
+    "value", ["http://127.0.0.1:{port}", "http://127.0.0.1:{port}/", "127.0.0.1:{port}"]
+)
+def test_emulator_host_takes_an_http_url_too(
+    value: str,
+    emu: EmulatorServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    port = emu.host_port.rsplit(":", 1)[1]
+    monkeypatch.setenv("VERTEX_ENV_EMULATOR_HOST", value.format(port=port))
+    assert main(["export", "--format", "json", "--project", "my-project"]) == 0
+    url = json.loads(capsys.readouterr().out)["OPENAI_BASE_URL"]
+    assert url.startswith(f"http://127.0.0.1:{port}/v1/projects/my-project/")
+
+
+@pytest.mark.parametrize("value", ["https://127.0.0.1:8765", "127.0.0.1:8765/path", "ftp://x:1"])
+def test_emulator_host_refuses_other_schemes_and_paths(
+    value: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("VERTEX_ENV_EMULATOR_HOST", value)
+    assert main(["token", "--project", "my-project"]) == 2
+    assert "expected HOST:PORT" in capsys.readouterr().err

@@ -348,9 +348,23 @@ class Profile:
 
 
 def emulator_host(environ: Mapping[str, str] | None = None) -> str | None:
-    """`HOST:PORT` of the emulator when routing is on (VERTEX_ENV_EMULATOR_HOST), else None."""
+    """`HOST:PORT` of the emulator when routing is on (VERTEX_ENV_EMULATOR_HOST), else None.
+
+    `http://HOST:PORT` (with or without a trailing `/`) is taken as HOST:PORT; any other scheme or a path is
+    refused (the emulator speaks plain HTTP on loopback)."""
     env = os.environ if environ is None else environ
     value = env.get(EMULATOR_HOST_ENV, "").strip()
+    if value.lower().startswith("http://"):
+        value = value[len("http://") :].rstrip("/")
+    if (
+        value
+        and not _HOST_RE.fullmatch(value)
+        and not re.fullmatch(r"\[[0-9a-fA-F:.]+\]:[0-9]{1,5}", value)
+    ):
+        raise UsageError(
+            f"invalid {EMULATOR_HOST_ENV} {shown(env.get(EMULATOR_HOST_ENV, ''))}: expected HOST:PORT such as "
+            "127.0.0.1:8765 (an http:// prefix is accepted; the emulator speaks plain HTTP)"
+        )
     return value or None
 
 

@@ -18,7 +18,9 @@ API_KEY = "OPENAI_API_KEY"
 BASE_URL = "OPENAI_BASE_URL"
 EXPIRES_AT = "VERTEX_ENV_EXPIRES_AT"
 LEGACY_BASE = "OPENAI_API_BASE"
-#: Every name any sink may set (what `--unset` removes).
+#: The names a shell export set, recorded in the shell itself so that `--unset` removes only those.
+SET_RECORD = "VERTEX_ENV_SET"
+#: Every name any sink may set (what `--unset` may remove).
 ALL_NAMES = (
     API_KEY,
     BASE_URL,
@@ -70,6 +72,21 @@ def variables(
     if legacy:
         result[LEGACY_BASE] = base_url
     return result
+
+
+def recorded(variables: Mapping[str, str]) -> dict[str, str]:
+    """The variables plus SET_RECORD naming them, for a shell that may later ask `export --unset`."""
+    return {**variables, SET_RECORD: ",".join(variables)}
+
+
+def names_to_unset(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """What `export --unset` removes: the names the shell's last export recorded (never a name vertex-env does
+    not set); with no record (an export by an older version), every name vertex-env may set."""
+    record = environ.get(SET_RECORD)
+    if record is None:
+        return (*ALL_NAMES, SET_RECORD)
+    listed = {name.strip() for name in record.split(",")}
+    return (*(name for name in ALL_NAMES if name in listed), SET_RECORD)
 
 
 def resolve(

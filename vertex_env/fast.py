@@ -110,4 +110,9 @@ def _answer(command: str, args: list[str], environ: Mapping[str, str]) -> str | 
         return None
     if command == "token":
         return token.value + "\n"
-    return render.render(env.variables(token, google=google, legacy=legacy), fmt)
+    from vertex_env.environment import recorded
+
+    variables = env.variables(token, google=google, legacy=legacy)
+    if fmt in render.SHELL_FORMATS:
+        variables = recorded(variables)
+    return render.render(variables, fmt)

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from vertex_env.errors import SinkError
 
 FORMATS = ("sh", "fish", "powershell", "cmd", "dotenv", "json")
+#: Formats that set variables in a live shell (which `export --unset` can later clean up).
+SHELL_FORMATS = ("sh", "fish", "powershell", "cmd")
 #: `export` formats that set up a CI job (vertex_env.ci) rather than print shell text.
 CI_FORMATS = ("github", "gitlab", "circleci")
 

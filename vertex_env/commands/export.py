@@ -35,18 +35,20 @@ def export(options: dict[str, Any], fmt: str, unset: bool, google: bool, legacy:
     """
     from vertex_env import render
 
-    if unset:
-        from vertex_env.environment import ALL_NAMES
+    from vertex_env.environment import names_to_unset, recorded
 
+    if unset:
         if fmt in CI_FORMATS:
             raise click.UsageError(
                 f"--unset has no --format {fmt}: a CI job's variables end with the job"
             )
-        click.echo(render.render_unset(ALL_NAMES, fmt), nl=False)
+        click.echo(render.render_unset(names_to_unset(os.environ), fmt), nl=False)
         return 0
     env = environment_from(options)
     token = env.token()
     variables = env.variables(token, google=google, legacy=legacy)
+    if fmt in render.SHELL_FORMATS:
+        variables = recorded(variables)
     if fmt in CI_FORMATS:
         output = _ci(fmt, variables, token.value)
     else:
