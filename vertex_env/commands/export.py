@@ -34,7 +34,6 @@ def export(options: dict[str, Any], fmt: str, unset: bool, google: bool, legacy:
     On any failure stdout carries only `false;` (in a shell format), so `eval "$(vertex-env export)"` fails too.
     """
     from vertex_env import render
-
     from vertex_env.environment import names_to_unset, recorded
 
     if unset:
