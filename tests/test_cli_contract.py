@@ -268,3 +268,10 @@ def test_emulator_host_refuses_other_schemes_and_paths(
     monkeypatch.setenv("VERTEX_ENV_EMULATOR_HOST", value)
     assert main(["token", "--project", "my-project"]) == 2
     assert "expected HOST:PORT" in capsys.readouterr().err
+
+
+def test_a_mistyped_command_gets_a_suggestion(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["exprot"]) == 2
+    assert "Did you mean 'export'?" in capsys.readouterr().err
+    assert main(["nonsense"]) == 2
+    assert "No such command 'nonsense'" in capsys.readouterr().err
