@@ -1,7 +1,8 @@
 """The shared token cache: one small JSON file per cache key, 0600, in a 0700 per-user directory.
 
 Short-lived access tokens only (long-lived secrets go to the OS keyring). Files are written atomically and
-read defensively: a corrupt, foreign-owned or group/world-accessible file is ignored and later replaced.
+read defensively: a corrupt, oversized, foreign-owned or group/world-accessible file, a symlink or a FIFO is
+ignored (a miss) and later replaced. The directory must be ours, as ssh and gpg require: see TokenCache.
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
+import re
 import stat
 import time
 from collections.abc import Iterator, Mapping
@@ -18,10 +21,20 @@ from pathlib import Path
 
 from vertex_env import errors, files
 from vertex_env.errors import VertexEnvError
+from vertex_env.files import ensure_private_dir
+
+__all__ = [
+    "CachedToken",
+    "TokenCache",
+    "cache_dir",
+    "ensure_private_dir",
+    "key_digest",
+    "valid_token",
+]
 
 TYPE_CHECKING = False  # typing stays off the warm `export` path (vertex_env.fast)
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, TypeGuard
 
 CACHE_VERSION = 1
 #: How long a process that misses waits for another one's mint (longer than any mint's own deadline).
@@ -50,7 +63,7 @@ def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     if runtime:
         try:
             st = os.stat(runtime)
-            if st.st_uid == os.getuid() and stat.S_ISDIR(st.st_mode):
+            if st.st_uid == os.geteuid() and stat.S_ISDIR(st.st_mode):
                 return Path(runtime) / "vertex-env"
         except OSError:
             pass
@@ -58,78 +71,86 @@ def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     return Path(base) / "vertex-env"
 
 
-def ensure_private_dir(path: Path) -> Path:
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    st = path.stat()
-    if st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) != 0o700:
-        path.chmod(0o700)
-    return path
-
-
 def key_digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:40]
 
 
 class TokenCache:
+    """Token files in one private directory. A directory another user could control (a symlink, not ours,
+    writable by others) is never read (every read misses) and never written (UnsafeDirectoryError, an OSError:
+    TokenSource then goes on without the cache and says so once)."""
+
     def __init__(self, directory: Path | None = None) -> None:
         self.directory = directory or cache_dir()
 
     def path_for(self, key: str) -> Path:
         return self.directory / f"token-{key_digest(key)}.json"
 
-    def read(self, key: str) -> CachedToken | None:
-        path = self.path_for(key)
+    def safe(self) -> bool:
+        """Whether the directory exists and is private (the check before every read)."""
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            files.check_private_dir(self.directory)
         except OSError:
+            return False
+        return True
+
+    def _read_json(self, path: Path) -> Any:
+        """The JSON of a private file of ours, else None (never blocks, never follows a symlink, size-capped)."""
+        if not self.safe():
+            return None
+        data = files.read_private(path)
+        if data is None:
             return None
         try:
-            st = os.fstat(fd)
-            if st.st_uid != os.getuid() or st.st_mode & 0o077 or not stat.S_ISREG(st.st_mode):
-                return None  # never trust a file someone else could have written or read
-            with os.fdopen(fd, "rb", closefd=False) as fh:
-                data = json.loads(fh.read(65536))
-        except (OSError, ValueError):
+            return json.loads(data)
+        except (ValueError, RecursionError):
             return None
-        finally:
-            os.close(fd)
-        return _parse(data, key)
+
+    def read(self, key: str) -> CachedToken | None:
+        return _parse(self._read_json(self.path_for(key)), key)
+
+    def _write_json(self, path: Path, payload: dict[str, Any]) -> None:
+        ensure_private_dir(self.directory)
+        files.sweep_temp(self.directory, legacy=True)
+        files.atomic_write(path, json.dumps(payload).encode(), mode=0o600)
 
     def write(self, key: str, token: CachedToken) -> Path:
-        ensure_private_dir(self.directory)
+        if not valid_token(token.value):
+            raise errors.TransientError(NOT_A_TOKEN)
         path = self.path_for(key)
-        payload = {"version": CACHE_VERSION, "key": key_digest(key), **asdict(token)}
-        files.atomic_write(path, json.dumps(payload).encode(), mode=0o600)
+        self._write_json(path, {"version": CACHE_VERSION, "key": key_digest(key), **asdict(token)})
         return path
 
     def failure_path(self, key: str) -> Path:
         return self.directory / f"token-{key_digest(key)}.failed.json"
 
     def write_failure(self, key: str, err: VertexEnvError) -> None:
-        """Record a failed mint (its class and message, never a secret) for processes waiting on the lock."""
-        payload = {
-            "at": time.time(),
-            "class": type(err).__name__,
-            "message": err.message,
-            "hint": err.hint,
-        }
+        """Record that a mint failed, and its class: processes waiting on the lock fail the same way. No text
+        is stored: a message read back from a file is never shown (another user could have written it)."""
         with contextlib.suppress(OSError):
-            files.atomic_write(self.failure_path(key), json.dumps(payload).encode(), mode=0o600)
+            self._write_json(
+                self.failure_path(key), {"at": time.time(), "class": type(err).__name__}
+            )
 
     def read_failure(self, key: str, *, since: float) -> VertexEnvError | None:
-        """The error of a mint that failed after `since` (while the caller waited for the lock), if any."""
-        try:
-            with open(self.failure_path(key), "rb") as fh:
-                data = json.loads(fh.read(65536))
-            if float(data["at"]) < since:
-                return None
-            cls = getattr(errors, str(data["class"]), None)
-            if not (isinstance(cls, type) and issubclass(cls, VertexEnvError)):
-                cls = VertexEnvError
-            failure: VertexEnvError = cls(str(data["message"]), hint=data.get("hint"))
-            return failure
-        except (OSError, ValueError, KeyError, TypeError):
+        """The error of a mint that failed after `since` (while the caller waited for the lock), if any: its
+        class from the record, its message from our own code."""
+        data = self._read_json(self.failure_path(key))
+        if not isinstance(data, dict):
             return None
+        at = data.get("at")
+        if not _is_number(at) or at < since:
+            return None
+        cls = getattr(errors, str(data.get("class")), None)
+        if not (isinstance(cls, type) and issubclass(cls, VertexEnvError)):
+            cls = VertexEnvError
+        doc = (cls.__doc__ or "").strip().splitlines()
+        reason = doc[0].rstrip(".") if doc else "it failed"
+        failure: VertexEnvError = cls(
+            f"another vertex-env process could not get a token moments ago: {reason}",
+            hint="run the command again to see the full error",
+        )
+        return failure
 
     def remove(self, key: str, only_value: str | None = None) -> bool:
         """Forget the token for `key` (only if it is still `only_value`, when given)."""
@@ -137,17 +158,29 @@ class TokenCache:
             current = self.read(key)
             if current is None or current.value != only_value:
                 return False
+        if not self.safe():
+            return False
         with contextlib.suppress(FileNotFoundError):
             self.path_for(key).unlink()
             return True
         return False
 
     def clear(self) -> int:
+        """Remove every cached token (and our stale temp files); refuses a directory that is not private."""
+        try:
+            files.check_private_dir(self.directory)
+        except FileNotFoundError:
+            return 0
+        except files.UnsafeDirectoryError as err:
+            raise errors.SinkError(
+                f"refusing to touch the token cache {self.directory}: {err.strerror}"
+            ) from None
         removed = 0
         for path in self.directory.glob("token-*.json"):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
                 removed += 1
+        files.sweep_temp(self.directory, older_than=0, legacy=True)
         return removed
 
     @contextlib.contextmanager
@@ -160,20 +193,44 @@ class TokenCache:
             yield
 
 
+#: What a minted token may hold: printable ASCII without blanks (Google's are `ya29.` and base64url).
+_TOKEN = re.compile(r"[\x21-\x7e]+")
+NOT_A_TOKEN = (
+    "the token endpoint answered with something that is not an access token "
+    "(empty, or holding blanks, control or non-ASCII characters)"
+)
+
+
+def valid_token(value: object) -> bool:
+    """Whether `value` can be an access token: a non-empty string of printable ASCII (no CR, LF, NUL)."""
+    return isinstance(value, str) and _TOKEN.fullmatch(value) is not None
+
+
+def _is_number(value: object) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _parse(data: Any, key: str) -> CachedToken | None:
+    """A cache entry, or None for anything but exactly what `write` stores (a bad entry is a miss)."""
     if (
         not isinstance(data, dict)
         or data.get("version") != CACHE_VERSION
         or data.get("key") != key_digest(key)
     ):
         return None
-    try:
-        return CachedToken(
-            value=str(data["value"]),
-            expires_at=float(data["expires_at"]),
-            minted_at=float(data["minted_at"]),
-            principal=data.get("principal"),
-            credential_type=str(data.get("credential_type", "unknown")),
-        )
-    except (KeyError, TypeError, ValueError):
+    value, expires_at, minted_at = data.get("value"), data.get("expires_at"), data.get("minted_at")
+    principal, credential_type = data.get("principal"), data.get("credential_type", "unknown")
+    if not (valid_token(value) and _is_number(expires_at) and _is_number(minted_at)):
         return None
+    if not (principal is None or isinstance(principal, str)) or not isinstance(
+        credential_type, str
+    ):
+        return None
+    assert isinstance(value, str)
+    return CachedToken(
+        value=value,
+        expires_at=float(expires_at),
+        minted_at=float(minted_at),
+        principal=principal,
+        credential_type=credential_type,
+    )

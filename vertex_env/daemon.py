@@ -147,7 +147,13 @@ class DaemonLock:
         self._fd: int | None = None
 
     def acquire(self, patience: float = LOCK_PATIENCE) -> None:
-        ensure_private_dir(self.directory)
+        try:
+            ensure_private_dir(self.directory)
+        except OSError as err:
+            raise SinkError(
+                f"cannot use the cache directory {self.directory}: {err.strerror or err}",
+                hint="the daemon keeps its lock and state there; fix or remove it",
+            ) from None
         try:
             self._fd = files.acquire(self.path, patience, what="the daemon lock")
         except LockTimeoutError:
@@ -170,11 +176,15 @@ def lock_held(path: Path) -> bool:
 
 
 def read_state(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    """The state file, if it is a private file of ours (a file another user planted is never believed)."""
+    data = files.read_private(path)
+    if data is None:
         return None
-    return data if isinstance(data, dict) else None
+    try:
+        state = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    return state if isinstance(state, dict) else None
 
 
 def write_state(path: Path, state: dict[str, Any]) -> None:
@@ -497,6 +507,20 @@ def daemon_status(env: Environment) -> dict[str, Any]:
     """Whether a daemon serves this profile's cache key, its last and next refresh; `summary` for people."""
     source = env.token_source
     directory, digest = source.cache.directory, key_digest(source.cache_key)
+    try:
+        files.check_private_dir(directory)
+    except files.UnsafeDirectoryError as err:
+        return {
+            "running": False,
+            "pid": None,
+            "last_refresh": None,
+            "next_refresh": None,
+            "last_error": None,
+            "state_file": str(state_path(directory, digest)),
+            "summary": f"unknown: the cache directory {directory} is not private ({err.strerror})",
+        }
+    except OSError:
+        pass  # no directory yet: no daemon
     running = lock_held(lock_path(directory, digest))
     state = read_state(state_path(directory, digest)) or {}
     result: dict[str, Any] = {

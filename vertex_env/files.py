@@ -22,6 +22,8 @@ from vertex_env.errors import LockTimeoutError
 #: Our temp files: `.NAME.vertex-env-<12 hex>.tmp`, created 0600 beside NAME. Nothing else is ever swept.
 TEMP_MARK = "vertex-env-"
 _TEMP = re.compile(r"\.(?P<name>.+)\.vertex-env-[0-9a-f]{12}\.tmp\Z")
+#: Temp files of vertex-env before 0.2 (tempfile.mkstemp's names), swept only in the private cache directory.
+_LEGACY_TEMP = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp\Z")
 #: A temp file this old is a leftover of a killed writer (a write takes milliseconds).
 STALE_AFTER = 60.0
 
@@ -93,9 +95,16 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def sweep_temp(directory: Path, *, name: str | None = None, older_than: float = STALE_AFTER) -> int:
+def sweep_temp(
+    directory: Path,
+    *,
+    name: str | None = None,
+    older_than: float = STALE_AFTER,
+    legacy: bool = False,
+) -> int:
     """Remove our own leftover temp files in `directory` (only those of `name`, when given) older than
-    `older_than` seconds and owned by us. Returns how many were removed; never raises for a file it skips."""
+    `older_than` seconds and owned by us (`legacy`: also the mkstemp names of earlier versions — only in a
+    directory that is all ours). Returns how many were removed; never raises for a file it skips."""
     removed = 0
     now = time.time()
     try:
@@ -103,7 +112,9 @@ def sweep_temp(directory: Path, *, name: str | None = None, older_than: float = 
     except OSError:
         return 0
     for entry in entries:
-        match = _TEMP.fullmatch(entry.name)
+        match = (
+            _TEMP.fullmatch(entry.name) or (legacy and _LEGACY_TEMP.fullmatch(entry.name)) or None
+        )
         if match is None or (name is not None and match.group("name") != name):
             continue
         try:
@@ -190,5 +201,90 @@ def is_locked(path: Path) -> bool:
     else:
         fcntl.flock(fd, fcntl.LOCK_UN)
         return False
+    finally:
+        os.close(fd)
+
+
+# --- private directories and files (what ssh and gpg require of ~/.ssh and ~/.gnupg) -------------------------
+
+#: The most vertex-env reads from a file it keeps (tokens, failure records, daemon state are under 4 KiB).
+READ_LIMIT = 64 * 1024
+
+
+class UnsafeDirectoryError(OSError):
+    """A private directory that another user could control: a symlink, not ours, or writable by others."""
+
+
+def _check_directory(fd: int, path: Path) -> os.stat_result:
+    st = os.fstat(fd)
+    if st.st_uid != os.geteuid():
+        raise UnsafeDirectoryError(
+            errno.EPERM, f"it is owned by uid {st.st_uid}, not by you", str(path)
+        )
+    if st.st_mode & 0o022:
+        raise UnsafeDirectoryError(
+            errno.EPERM,
+            f"it is writable by other users (mode {stat.S_IMODE(st.st_mode):04o})",
+            str(path),
+        )
+    return st
+
+
+def _open_directory(path: Path) -> int:
+    try:
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _CLOEXEC)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(path):
+            raise UnsafeDirectoryError(errno.EPERM, "it is a symbolic link", str(path)) from None
+        raise
+
+
+def check_private_dir(path: Path) -> None:
+    """Raise UnsafeDirectoryError unless `path` is a real directory (not a symlink) owned by us and writable
+    by nobody else; FileNotFoundError when it does not exist."""
+    fd = _open_directory(path)
+    try:
+        _check_directory(fd, path)
+    finally:
+        os.close(fd)
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """`path` as a private directory: created 0700 when missing; an existing one of ours is tightened to 0700;
+    a symlink, a foreign-owned or a group/world-writable one is refused (UnsafeDirectoryError)."""
+    try:
+        fd = _open_directory(path)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):  # a concurrent process made it: checked below
+            os.mkdir(path, 0o700)
+        fd = _open_directory(path)
+    try:
+        st = _check_directory(fd, path)
+        if stat.S_IMODE(st.st_mode) != 0o700:
+            os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)
+    return path
+
+
+def read_private(path: Path, limit: int = READ_LIMIT) -> bytes | None:
+    """The bytes of a file only we could have written and only we can read — a regular file (never through a
+    symlink, never blocking on a FIFO) owned by us, mode without group/other bits, at most `limit` bytes —
+    else None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | _CLOEXEC)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+            return None
+        if st.st_size > limit:
+            return None
+        data = os.read(fd, limit + 1)
+        return None if len(data) > limit else data
+    except OSError:
+        return None
     finally:
         os.close(fd)

@@ -9,10 +9,10 @@ import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from vertex_env.cache import CachedToken, TokenCache, cache_dir
+from vertex_env.cache import NOT_A_TOKEN, CachedToken, TokenCache, cache_dir, valid_token
 from vertex_env.config import EMULATOR_HOST_ENV, Profile
 from vertex_env.credentials import CredentialSource, locate
-from vertex_env.errors import LockTimeoutError, VertexEnvError
+from vertex_env.errors import LockTimeoutError, TransientError, VertexEnvError
 
 TYPE_CHECKING = False  # typing stays off the warm `export` path (vertex_env.fast)
 if TYPE_CHECKING:
@@ -170,6 +170,10 @@ class TokenSource:
 
         minted_at = time.time()
         minted = mint(self.profile, self.source, self.environ)
+        if not valid_token(
+            minted.value
+        ):  # a CR or LF would split a header line; never cache or serve it
+            raise TransientError(NOT_A_TOKEN)
         entry = CachedToken(
             value=minted.value,
             expires_at=minted.expires_at,
