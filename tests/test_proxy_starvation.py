@@ -243,22 +243,16 @@ def test_1100_half_sent_requests_neither_exhaust_files_nor_flood_stderr(
 def test_a_token_no_header_can_carry_is_a_502_then_replaced_never_a_500(
     emu: EmulatorServer, caplog: pytest.LogCaptureFixture, bad: str
 ) -> None:
-    from vertex_env.cache import CachedToken
-
     caplog.set_level(logging.DEBUG)
-    source = resolve().token_source
-    now = time.time()
-    source.cache.write(
-        source.cache_key,
-        CachedToken(
-            value=bad,
-            expires_at=now + 3600,
-            minted_at=now,
-            principal=None,
-            credential_type="authorized_user",
-        ),
-    )
     with BackgroundProxy.for_environment(resolve()) as proxy:
+        # The held token dies and the token endpoint then misbehaves once (the cache can no longer hold such a
+        # token: it refuses to store one and a planted entry is a miss, tests/test_cache_safety.py).
+        emu.admin.expire()
+        emu.admin.fault(
+            "token",
+            status=200,
+            body={"access_token": bad, "expires_in": 3600, "token_type": "Bearer"},
+        )
         with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as sock:
             sock.sendall(request(proxy.key))
             status, body = read_response(sock)
