@@ -537,11 +537,13 @@ def resolve(
     *,
     profile: str | None = None,
     credential_project: Callable[[Profile], tuple[str, str] | None] | None = None,
+    credential_quota_project: Callable[[Profile], tuple[str, str] | None] | None = None,
 ) -> Profile:
     """Merge every source into a validated Profile.
 
     `flags` holds command-line values (None = not given). `credential_project` is asked for the project only
-    when no earlier source set one (it may read the credential file or the metadata server).
+    when no earlier source set one (it may read the credential file or the metadata server);
+    `credential_quota_project` likewise for the quota project (the ADC file's quota_project_id).
     """
     env = os.environ if environ is None else environ
     flags = {k: v for k, v in (flags or {}).items() if v is not None and v != ()}
@@ -600,6 +602,20 @@ def resolve(
                 sources["project"] = source
                 result = Profile(**{**result.__dict__, "project": project, "sources": sources})
                 break
+    found = (
+        credential_quota_project(result)
+        if result.quota_project is None and credential_quota_project
+        else None
+    )
+    if found:
+        quota, source = found
+        try:
+            validate_project(quota)
+        except ConfigError:
+            pass  # google-auth would send it anyway; a malformed id cannot name a billable project
+        else:
+            sources["quota_project"] = source
+            result = Profile(**{**result.__dict__, "quota_project": quota, "sources": sources})
     return result
 
 

@@ -12,19 +12,12 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vertex_env.config import Profile
-from vertex_env.errors import (
-    AuthError,
-    CredentialFileError,
-    InvalidGrantError,
-    NoCredentialsError,
-    ReauthRequiredError,
-    TransientError,
-    VertexEnvError,
-)
+from vertex_env.errors import CredentialFileError, NoCredentialsError, VertexEnvError
+from vertex_env.google_errors import redact
 
 TYPE_CHECKING = False  # typing stays off the warm `export` path (vertex_env.fast)
 if TYPE_CHECKING:
@@ -49,13 +42,15 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "impersonated_service_account": ("service_account_impersonation_url", "source_credentials"),
 }
-_TOKENISH = re.compile(r"(ya29\.[A-Za-z0-9._~+/=-]+|eyJ[A-Za-z0-9._-]{20,}|1//[A-Za-z0-9._-]{10,})")
+#: Valid ADC types google-auth knows that vertex-env cannot use, and why.
+UNSUPPORTED_TYPES = {
+    "gdch_service_account": "a Google Distributed Cloud (air-gapped) service account; its tokens are for "
+    "that universe's own service-identity endpoint, not Vertex AI on googleapis.com",
+}
+GOOGLE_UNIVERSE = "googleapis.com"
 _NO_GCE_VALUES = ("true", "1", "yes")
 
-
-def redact(text: str) -> str:
-    """Remove anything shaped like an access token, JWT or refresh token from a message."""
-    return _TOKENISH.sub("[redacted]", text)
+__all__ = ["redact"]
 
 
 def well_known_file(environ: Mapping[str, str]) -> Path:
@@ -73,7 +68,7 @@ class CredentialSource:
     origin: str  # how it was found, for `status` and error messages
     path: str | None = None
     keyring_name: str | None = None
-    content: bytes | None = None
+    content: bytes | None = field(default=None, repr=False)  # refresh tokens, private keys
     metadata_host: str | None = None
 
     @property
@@ -86,7 +81,7 @@ class CredentialSource:
 
     def info(self) -> dict[str, Any]:
         """The parsed credential JSON, checked for the fields google-auth needs."""
-        label = self.path or f"keyring entry {self.keyring_name!r}"
+        label = self.label
         try:
             data = json.loads(self.content or b"")
         except (ValueError, UnicodeDecodeError):
@@ -96,6 +91,15 @@ class CredentialSource:
         if not isinstance(data, dict):
             raise CredentialFileError(f"malformed credential file {label}: expected a JSON object")
         cred_type = data.get("type")
+        if cred_type in UNSUPPORTED_TYPES:
+            raise CredentialFileError(
+                f"unsupported credential type {cred_type!r} in {label}: {UNSUPPORTED_TYPES[cred_type]}"
+            )
+        if cred_type is None:
+            raise CredentialFileError(
+                f"malformed credential file {label}: no field 'type' (not an Application Default "
+                f"Credentials file; expected one of {', '.join(KNOWN_TYPES)})"
+            )
         if cred_type not in KNOWN_TYPES:
             raise CredentialFileError(
                 f"malformed credential file {label}: field 'type' is {cred_type!r}, expected one of {', '.join(KNOWN_TYPES)}"
@@ -105,7 +109,15 @@ class CredentialSource:
                 raise CredentialFileError(
                     f"malformed credential file {label}: {cred_type} credential lacks field {name!r}"
                 )
+        _check_universe(data, label)
         return data
+
+    @property
+    def label(self) -> str:
+        """How error messages name this credential."""
+        if self.kind == "metadata":
+            return "the metadata server's credential"
+        return self.path or f"keyring entry {self.keyring_name!r}"
 
     @property
     def credential_type(self) -> str:
@@ -139,6 +151,20 @@ class CredentialSource:
         if data.get("audience"):
             return f"(workload identity {data['audience']})"
         return None
+
+
+def _check_universe(data: Mapping[str, Any], label: str) -> None:
+    """Refuse a credential from another universe (Trusted Partner Cloud, GDCH, …): google-auth would hand back
+    a self-signed JWT or call that universe's STS, and Vertex AI at aiplatform.googleapis.com answers 401."""
+    for where in (data, data.get("source_credentials")):
+        if not isinstance(where, Mapping):
+            continue
+        universe = where.get("universe_domain")
+        if universe not in (None, "", GOOGLE_UNIVERSE):
+            raise CredentialFileError(
+                f"the credential in {label} belongs to the universe {universe!r}; vertex-env reaches "
+                f"Vertex AI only in {GOOGLE_UNIVERSE}, where a token from another universe cannot work"
+            )
 
 
 def _read_file(path: str, origin: str) -> CredentialSource:
@@ -187,7 +213,10 @@ def locate(profile: Profile, environ: Mapping[str, str] | None = None) -> Creden
 def credential_project(
     profile: Profile, environ: Mapping[str, str] | None = None
 ) -> tuple[str, str] | None:
-    """The project the credential knows: a file's project_id / quota_project_id, or the metadata server's."""
+    """The project the credential knows: a file's project_id, or the metadata server's.
+
+    Never `quota_project_id`: as in google-auth (`_default.py`), that is the project billed for quota (sent as
+    x-goog-user-project, see `credential_quota_project`), not the project a request's URL names."""
     env = os.environ if environ is None else environ
     try:
         source = locate(profile, env)
@@ -204,9 +233,33 @@ def credential_project(
         return None
     if not isinstance(data, dict):
         return None
-    for key in ("project_id", "quota_project_id"):
-        if isinstance(data.get(key), str) and data[key]:
-            return data[key], f"credential file {source.path} ({key})"
+    if isinstance(data.get("project_id"), str) and data["project_id"]:
+        return data["project_id"], f"credential file {source.path} (project_id)"
+    return None
+
+
+def credential_quota_project(
+    profile: Profile, environ: Mapping[str, str] | None = None
+) -> tuple[str, str] | None:
+    """The ADC file's `quota_project_id` (gcloud writes it at `application-default login`), as google-auth
+    uses it: the quota project sent as x-goog-user-project. None for the metadata server and the keyring
+    (reading a keyring entry costs a keyring round trip on every command; set quota_project in the profile)."""
+    env = os.environ if environ is None else environ
+    if (profile.credentials or "").startswith("keyring:"):
+        return None
+    try:
+        source = locate(profile, env)
+    except VertexEnvError:
+        return None
+    if source.kind != "file":
+        return None
+    try:
+        data = json.loads(source.content or b"")
+    except ValueError:
+        return None
+    value = data.get("quota_project_id") if isinstance(data, dict) else None
+    if isinstance(value, str) and value:
+        return value, f"credential file {source.path} (quota_project_id)"
     return None
 
 
@@ -238,7 +291,7 @@ def metadata_project(environ: Mapping[str, str]) -> str | None:
 
 @dataclass(frozen=True)
 class Minted:
-    value: str
+    value: str = field(repr=False)
     expires_at: float
     principal: str | None
     credential_type: str
@@ -288,9 +341,10 @@ def load_google_credentials(
         try:
             creds = credentials_from_info(info, scopes)
         except (google.auth.exceptions.DefaultCredentialsError, ValueError, KeyError) as err:
-            label = source.path or f"keyring entry {source.keyring_name!r}"
+            from vertex_env.google_errors import readable
+
             raise CredentialFileError(
-                f"malformed credential file {label}: {redact(str(err))}"
+                f"malformed credential file {source.label}: {readable(err)}"
             ) from None
     if profile.impersonate:
         from google.auth import impersonated_credentials
@@ -368,16 +422,17 @@ def mint(
     creds = load_google_credentials(profile, source, request, env)
     try:
         creds.refresh(request)
-    except google.auth.exceptions.RefreshError as err:
-        raise classify_refresh_error(err, source) from None
-    except google.auth.exceptions.TransportError as err:
-        raise TransientError(
-            f"could not reach Google to refresh the token: {redact(str(err))}"
-        ) from None
-    except (ValueError, TypeError, KeyError) as err:  # google-auth choking on a non-token body
-        raise TransientError(
-            "Google's token endpoint gave an answer that is not a token response "
-            f"({type(err).__name__}); a proxy or captive portal may be in the way"
+    # OAuthError (every STS exchange) is not a RefreshError; ValueError/TypeError come from a key google-auth
+    # cannot sign with or a body that is not a token response: google_errors tells which from the transport.
+    except (google.auth.exceptions.GoogleAuthError, ValueError, TypeError, KeyError) as err:
+        from vertex_env.google_errors import classify
+
+        raise classify(
+            err,
+            label=source.label,
+            credential_type=source.credential_type,
+            request=request,
+            info=_parsed(source),
         ) from None
     principal = source.principal()
     if profile.impersonate:
@@ -392,24 +447,9 @@ def mint(
     )
 
 
-def classify_refresh_error(err: Exception, source: CredentialSource) -> VertexEnvError:
-    text = redact(str(err))
-    short = text if len(text) < 300 else text[:300] + "…"
-    if "invalid_rapt" in text or "reauth" in text.lower():
-        return ReauthRequiredError(
-            "Google requires you to reauthenticate (invalid_rapt)",
-            hint="run `gcloud auth application-default login` again",
-        )
-    if "invalid_grant" in text:
-        what = (
-            "refresh token"
-            if source.credential_type in ("authorized_user", "external_account_authorized_user")
-            else "credential"
-        )
-        return InvalidGrantError(
-            f"the {what} was revoked or has expired (invalid_grant)",
-            hint="run `gcloud auth application-default login`, or create a new key for the service account",
-        )
-    if getattr(err, "retryable", False) or re.search(r"\b(5\d\d|429)\b", text):
-        return TransientError(f"Google's token service kept failing: {short}")
-    return AuthError(f"Google refused the credential: {short}")
+def _parsed(source: CredentialSource) -> dict[str, Any] | None:
+    try:
+        data = json.loads(source.content or b"")
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None

@@ -39,6 +39,9 @@ class Environment:
     token_source: TokenSource
     environ: Mapping[str, str]
 
+    def __repr__(self) -> str:  # never all of os.environ (it holds the user's secrets)
+        return f"Environment(profile={self.profile.name!r}, project={self.profile.project!r}, location={self.profile.location!r})"
+
     @property
     def base_url(self) -> str:
         return config.base_url(self.profile, emulator_host(self.environ))
@@ -107,7 +110,18 @@ def resolve(
 
         return credential_project(p, env)
 
-    prof = config.resolve(overrides, env, profile=profile, credential_project=from_credential)
+    def quota_from_credential(p: Profile) -> tuple[str, str] | None:
+        from vertex_env.credentials import credential_quota_project
+
+        return credential_quota_project(p, env)
+
+    prof = config.resolve(
+        overrides,
+        env,
+        profile=profile,
+        credential_project=from_credential,
+        credential_quota_project=quota_from_credential,
+    )
     return Environment(
         profile=prof, token_source=TokenSource(prof, environ=env, use_cache=use_cache), environ=env
     )

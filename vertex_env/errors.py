@@ -39,7 +39,8 @@ class NoCredentialsError(VertexEnvError):
 
 
 class CredentialFileError(VertexEnvError):
-    """A credential file that cannot be read or lacks a field."""
+    """A credential that cannot be read, lacks a field, or that google-auth cannot use here (a local problem:
+    an unsupported type, another universe, a non-RSA key, an executable source not allowed, no AWS environment)."""
 
     exit_code = 5
 
@@ -96,7 +97,7 @@ EXIT_CODES: dict[int, str] = {
     2: "usage error (bad flag or argument)",
     ConfigError.exit_code: "invalid configuration or unknown profile",
     NoCredentialsError.exit_code: "no credentials found",
-    CredentialFileError.exit_code: "malformed or unreadable credential file",
+    CredentialFileError.exit_code: "credential file malformed, unreadable or unusable here",
     ReauthRequiredError.exit_code: "reauthentication required (invalid_rapt)",
     InvalidGrantError.exit_code: "refresh token revoked or expired (invalid_grant)",
     TransientError.exit_code: "network or server failure after retries",

@@ -33,12 +33,23 @@ _FORWARDED = (
 )
 # Sent by the terminal to its whole foreground process group, the child included: not sent a second time.
 _FROM_TERMINAL = ("SIGINT", "SIGQUIT", "SIGTSTP")
+#: Older names of OPENAI_BASE_URL that clients still read first (langchain-openai, openai<1.0): a stale one
+#: from the parent shell would send the child elsewhere, so it is replaced by the base URL we set.
+BASE_URL_ALIASES = ("OPENAI_API_BASE",)
 
 
 def child_environment(parent: Mapping[str, str], variables: Mapping[str, str]) -> dict[str, str]:
-    """The parent's environment with the variables set over any stale ones, and VERTEX_ENV_ACTIVE=1."""
+    """The parent's environment with the variables set over any stale ones, and VERTEX_ENV_ACTIVE=1.
+
+    Every OPENAI_* name vertex-env knows is ours in the child: set from `variables`, or (an alias of the base
+    URL the parent had) replaced by our base URL."""
     env = dict(parent)
     env.update(variables)
+    base_url = variables.get("OPENAI_BASE_URL")
+    if base_url:
+        for alias in BASE_URL_ALIASES:
+            if alias in env and alias not in variables:
+                env[alias] = base_url
     env[ACTIVE] = "1"
     return env
 

@@ -73,6 +73,10 @@ class RoutedRequest(google.auth.transport.requests.Request):  # type: ignore[mis
         self.total = total
         #: time.monotonic() after which no request starts and none waits longer (None: no overall limit).
         self.deadline = None if total is None else time.monotonic() + total
+        #: The URL google-auth last asked for (before routing) and the last answer: (url, status, body).
+        #: vertex_env.google_errors reads them to tell "Google said no" from a local or network problem.
+        self.last_url: str | None = None
+        self.last_response: tuple[str, int, bytes] | None = None
 
     def __call__(  # type: ignore[override]
         self,
@@ -89,10 +93,11 @@ class RoutedRequest(google.auth.transport.requests.Request):  # type: ignore[mis
             headers[ORIGINAL_HOST_HEADER] = original
         if timeout is None or timeout == google.auth.transport.requests._DEFAULT_TIMEOUT:
             timeout = self.default_timeout
+        self.last_url = url
         attempt = 0
         while True:
             try:
-                return super().__call__(
+                response = super().__call__(
                     target,
                     method=method,
                     body=body,
@@ -100,6 +105,8 @@ class RoutedRequest(google.auth.transport.requests.Request):  # type: ignore[mis
                     timeout=self._within_deadline(timeout),
                     **kwargs,
                 )
+                self.last_response = (url, int(response.status), bytes(response.data or b""))
+                return response
             except google.auth.exceptions.TransportError as err:
                 backoff = BACKOFF_SECONDS * (2**attempt)
                 if self._left() <= backoff:
@@ -136,7 +143,7 @@ _SESSION_PID: int | None = None
 
 def make_request(
     *,
-    timeout: float = DEFAULT_TIMEOUT,
+    timeout: float | None = None,
     retries: int = DEFAULT_RETRIES,
     environ: Mapping[str, str] | None = None,
     total: float | None = None,
@@ -149,5 +156,9 @@ def make_request(
         _SESSION = requests.Session()
         _SESSION_PID = os.getpid()
     return RoutedRequest(
-        _SESSION, timeout=timeout, retries=retries, emulator=emulator_host(environ), total=total
+        _SESSION,
+        timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+        retries=retries,
+        emulator=emulator_host(environ),
+        total=total,
     )
