@@ -17,7 +17,6 @@ from pathlib import Path
 
 from vertex_env.config import Profile
 from vertex_env.errors import CredentialFileError, NoCredentialsError, VertexEnvError
-from vertex_env.google_errors import redact
 
 TYPE_CHECKING = False  # typing stays off the warm `export` path (vertex_env.fast)
 if TYPE_CHECKING:
@@ -50,7 +49,12 @@ UNSUPPORTED_TYPES = {
 GOOGLE_UNIVERSE = "googleapis.com"
 _NO_GCE_VALUES = ("true", "1", "yes")
 
-__all__ = ["redact"]
+
+def redact(text: str) -> str:
+    """Remove anything shaped like a token or secret from a message (vertex_env.google_errors.redact)."""
+    from vertex_env.google_errors import redact as _redact  # not on the warm path's import list
+
+    return _redact(text)
 
 
 def well_known_file(environ: Mapping[str, str]) -> Path:
