@@ -220,7 +220,7 @@ def test_a_client_secret_echoed_by_the_token_endpoint_is_redacted_everywhere(
     stored = "".join(
         p.read_text() for p in cache_dir(dict(os.environ)).glob("*.failed.json")
     )  # what waiting processes and the daemon's state read
-    assert "invalid_client" in stored
+    assert '"class": "AuthError"' in stored  # a record exists; it holds the class, never text
     for value in (secret, info["refresh_token"]):
         assert value not in line and value not in stored
 
