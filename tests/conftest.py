@@ -6,8 +6,12 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from vertex_env.emulator import EmulatorServer
 
 _CLEARED_PREFIXES = ("GOOGLE_", "GCE_", "CLOUDSDK_", "OPENAI_", "VERTEX_ENV_")
 
@@ -82,3 +86,25 @@ def second_user() -> tuple[int, int]:
         )
         entry = pwd.getpwnam(SECOND_USER)
     return entry.pw_uid, entry.pw_gid
+
+
+def start_emulator(
+    monkeypatch: pytest.MonkeyPatch,
+    folder: Path,
+    *,
+    project: str | None = "test-project",
+    **config: Any,
+) -> EmulatorServer:
+    """A started emulator that vertex-env talks to: emulator host, an authorized_user ADC file in `folder`,
+    the project (unless None), and no HTTP proxy variables. The caller stops it."""
+    from vertex_env.emulator import EmulatorServer, write_authorized_user
+
+    server = EmulatorServer(**config).start()
+    monkeypatch.setenv("VERTEX_ENV_EMULATOR_HOST", server.host_port)
+    adc = write_authorized_user(folder / "adc.json")
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(adc))
+    if project is not None:
+        monkeypatch.setenv("VERTEX_ENV_PROJECT", project)
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    return server

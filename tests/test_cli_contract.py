@@ -10,12 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import require_tool
+from conftest import require_tool, start_emulator
 
 from vertex_env import config
 from vertex_env.cli import main
 from vertex_env.config import resolve
-from vertex_env.emulator import EmulatorServer, write_authorized_user
+from vertex_env.emulator import EmulatorServer
 from vertex_env.errors import ConfigError
 
 VERTEX_ENV = str(Path(sys.executable).parent / "vertex-env")
@@ -23,11 +23,11 @@ VERTEX_ENV = str(Path(sys.executable).parent / "vertex-env")
 
 @pytest.fixture
 def emu(monkeypatch: pytest.MonkeyPatch, isolated_machine: Path) -> Iterator[EmulatorServer]:
-    with EmulatorServer() as server:
-        monkeypatch.setenv("VERTEX_ENV_EMULATOR_HOST", server.host_port)
-        adc = write_authorized_user(isolated_machine / "adc.json")
-        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(adc))
+    server = start_emulator(monkeypatch, isolated_machine, project=None)
+    try:
         yield server
+    finally:
+        server.stop()
 
 
 def write_config(text: str) -> Path:

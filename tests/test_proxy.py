@@ -28,6 +28,7 @@ import aiohttp
 import openai
 import pytest
 from aiohttp import web
+from conftest import start_emulator
 
 from vertex_env.cli import main
 from vertex_env.emulator import TOKEN_PREFIX, EmulatorServer, write_authorized_user
@@ -39,19 +40,6 @@ from vertex_env.proxy_run import run_with_proxy
 PROJECT = "test-project"
 BASE_PATH = f"/v1/projects/{PROJECT}/locations/us-central1/endpoints/openapi"
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def start_emulator(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **config: Any
-) -> EmulatorServer:
-    server = EmulatorServer(**config).start()
-    monkeypatch.setenv("VERTEX_ENV_EMULATOR_HOST", server.host_port)
-    adc = write_authorized_user(tmp_path / "adc.json")
-    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(adc))
-    monkeypatch.setenv("VERTEX_ENV_PROJECT", PROJECT)
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    return server
 
 
 @pytest.fixture
@@ -616,7 +604,7 @@ def test_run_proxy_google_sets_the_google_variables_too(
     import subprocess
     import sys
 
-    from vertex_env.emulator import EmulatorServer, write_authorized_user
+    from vertex_env.emulator import EmulatorServer
 
     with EmulatorServer() as emu:
         env = dict(

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import start_emulator
 
 from vertex_env.cli import main
-from vertex_env.emulator import TOKEN_PREFIX, EmulatorServer, write_authorized_user
+from vertex_env.emulator import TOKEN_PREFIX, EmulatorServer
 from vertex_env.environment import resolve
 from vertex_env.errors import ConfigError
 from vertex_env.proxy import (
@@ -39,12 +40,11 @@ BODY = b'{"model":"m","messages":[{"role":"user","content":"hi"}]}'
 
 @pytest.fixture
 def emu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[EmulatorServer]:
-    with EmulatorServer() as server:
-        monkeypatch.setenv("VERTEX_ENV_EMULATOR_HOST", server.host_port)
-        adc = write_authorized_user(tmp_path / "adc.json")
-        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(adc))
-        monkeypatch.setenv("VERTEX_ENV_PROJECT", PROJECT)
+    server = start_emulator(monkeypatch, tmp_path, project=PROJECT)
+    try:
         yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -17,8 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import start_emulator
 
-from vertex_env.emulator import EmulatorServer, write_authorized_user
+from vertex_env.emulator import EmulatorServer
 from vertex_env.environment import resolve
 from vertex_env.proxy import MAX_CONNECTIONS, BackgroundProxy, LoopbackProxy
 
@@ -31,12 +32,11 @@ HALF_SENT = f"POST {CHAT} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: app".enco
 
 @pytest.fixture
 def emu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[EmulatorServer]:
-    with EmulatorServer() as server:
-        monkeypatch.setenv("VERTEX_ENV_EMULATOR_HOST", server.host_port)
-        adc = write_authorized_user(tmp_path / "adc.json")
-        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(adc))
-        monkeypatch.setenv("VERTEX_ENV_PROJECT", PROJECT)
+    server = start_emulator(monkeypatch, tmp_path, project=PROJECT)
+    try:
         yield server
+    finally:
+        server.stop()
 
 
 def guarded(**options: float) -> BackgroundProxy:

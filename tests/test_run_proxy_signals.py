@@ -12,18 +12,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import start_emulator
 
-from vertex_env.emulator import EmulatorServer, write_authorized_user
+from vertex_env.emulator import EmulatorServer
 
 
 @pytest.fixture
 def emu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[EmulatorServer]:
-    with EmulatorServer() as server:
-        monkeypatch.setenv("VERTEX_ENV_EMULATOR_HOST", server.host_port)
-        adc = write_authorized_user(tmp_path / "adc.json")
-        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(adc))
-        monkeypatch.setenv("VERTEX_ENV_PROJECT", "test-project")
+    server = start_emulator(monkeypatch, tmp_path)
+    try:
         yield server
+    finally:
+        server.stop()
 
 
 def wait_for(path: Path, timeout: float = 20) -> None:

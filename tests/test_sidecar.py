@@ -24,9 +24,10 @@ from typing import Any
 
 import pytest
 from aiohttp import ClientSession, web
+from conftest import start_emulator
 from prometheus_client.parser import text_string_to_metric_families
 
-from vertex_env.emulator import TOKEN_PREFIX, EmulatorServer, write_authorized_user
+from vertex_env.emulator import TOKEN_PREFIX, EmulatorServer
 from vertex_env.loop_thread import LoopThread
 from vertex_env.loopback import read_key_file
 from vertex_env.sidecar import parse_ops_listen
@@ -37,19 +38,6 @@ CHAT = BASE_PATH + "/chat/completions"
 
 
 # -- helpers ------------------------------------------------------------------------------------------------
-
-
-def start_emulator(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **config: Any
-) -> EmulatorServer:
-    server = EmulatorServer(**config).start()
-    monkeypatch.setenv("VERTEX_ENV_EMULATOR_HOST", server.host_port)
-    adc = write_authorized_user(tmp_path / "adc.json")
-    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(adc))
-    monkeypatch.setenv("VERTEX_ENV_PROJECT", PROJECT)
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    return server
 
 
 @pytest.fixture

@@ -229,17 +229,8 @@ def credential_project(
     if source.kind == "metadata":
         project = metadata_project(env)
         return (project, "metadata server") if project else None
-    if source.kind != "file":
-        return None
-    try:
-        data = json.loads(source.content or b"")
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    if isinstance(data.get("project_id"), str) and data["project_id"]:
-        return data["project_id"], f"credential file {source.path} (project_id)"
-    return None
+    project = _file_field(source, "project_id")
+    return (project, f"credential file {source.path} (project_id)") if project else None
 
 
 def credential_quota_project(
@@ -255,16 +246,21 @@ def credential_quota_project(
         source = locate(profile, env)
     except VertexEnvError:
         return None
+    quota = _file_field(source, "quota_project_id")
+    return (quota, f"credential file {source.path} (quota_project_id)") if quota else None
+
+
+def _file_field(source: CredentialSource, name: str) -> str | None:
+    """A non-empty string field of a credential file; None for other sources or a file that is not a JSON
+    object (minting reports that file, not project resolution)."""
     if source.kind != "file":
         return None
     try:
         data = json.loads(source.content or b"")
     except ValueError:
         return None
-    value = data.get("quota_project_id") if isinstance(data, dict) else None
-    if isinstance(value, str) and value:
-        return value, f"credential file {source.path} (quota_project_id)"
-    return None
+    value = data.get(name) if isinstance(data, dict) else None
+    return value if isinstance(value, str) and value else None
 
 
 def metadata_project(environ: Mapping[str, str]) -> str | None:
