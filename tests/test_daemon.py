@@ -443,3 +443,61 @@ def test_once_writes_the_targets_and_exits(emu: EmulatorServer, isolated_machine
     assert int(values["VERTEX_ENV_EXPIRES_AT"] or 0) > time.time() + 3000
     assert (target.stat().st_mode & 0o777) == 0o600
     assert result.stdout == ""
+
+
+def two_profiles(isolated_machine: Path) -> Path:
+    """`prod` and `dev` in the config file, both on the one ADC login the emulator fixture set up."""
+    config = isolated_machine / ".config" / "vertex-env" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(
+        '[profiles.prod]\nlocation = "us-east1"\n[profiles.dev]\nlocation = "europe-west4"\n'
+    )
+    return config
+
+
+def status_json(*args: str) -> dict[str, object]:
+    out = subprocess.run(
+        [VERTEX_ENV, "status", "--json", *args],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=30,
+    )
+    report: dict[str, object] = json.loads(out.stdout)
+    return report
+
+
+def test_one_login_runs_a_daemon_per_profile_and_shares_its_refreshes(
+    emu: EmulatorServer, isolated_machine: Path
+) -> None:
+    two_profiles(isolated_machine)
+    prod_env, dev_env = isolated_machine / "p.env", isolated_machine / "d2.env"
+    prod = DaemonProcess("--profile", "prod", "--write", str(prod_env))
+    try:
+        wait_for(lambda: dotenv_token(prod_env), what="prod's first write")
+        assert daemon_status(resolve("dev"))["running"] is False, "status is per profile"
+        dev = DaemonProcess("--profile", "dev", "--write", str(dev_env))
+        try:
+            wait_for(lambda: dotenv_token(dev_env), what="dev's first write")
+            assert dev.proc.poll() is None and prod.proc.poll() is None
+            assert (
+                dotenv_values(dev_env)["OPENAI_BASE_URL"]
+                != dotenv_values(prod_env)["OPENAI_BASE_URL"]
+            )
+            assert emu.admin.stats()["tokens_issued"] == 1, "one login, one refresh for both"
+            for name, process in (("prod", prod), ("dev", dev)):
+                daemon = status_json("--profile", name)["daemon"]
+                assert isinstance(daemon, dict) and daemon["running"] is True
+                assert f"running (pid {process.proc.pid})" in daemon["summary"]
+            again = DaemonProcess("--profile", "dev")
+            code, err = again.wait()
+            assert code == 11
+            assert "already running for profile dev" in err and f"pid {dev.proc.pid}" in err
+        finally:
+            code, _ = dev.stop()
+        assert code == 0
+        assert daemon_status(resolve("dev"))["running"] is False
+        assert daemon_status(resolve("prod"))["running"] is True
+    finally:
+        code, _ = prod.stop()
+    assert code == 0

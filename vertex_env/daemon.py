@@ -1,4 +1,4 @@
-"""The daemon: keeps the token cache and dotenv files fresh ahead of expiry, one process per cache key.
+"""The daemon: keeps the token cache and dotenv files fresh ahead of expiry, one process per profile.
 
 The loop is a small state machine (`Daemon`) over three seams — a `Keeper` (where tokens come from and where
 they go), a clock and a sleep — so tests drive it with a fake clock through 24 simulated hours. The real
@@ -7,6 +7,8 @@ When to refresh is decided by vertex_env.schedule, a pure function.
 
 Files, next to the token cache (0700 directory): `daemon-<digest>.lock` (an flock held while the daemon runs)
 and `daemon-<digest>.json` (pid, last and next refresh, last error; 0600, written atomically) for `status`.
+The digest names the profile (config file and profile name), not the credential: two profiles on one gcloud
+login run a daemon each, and their refreshes are still shared through the token cache's lock.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any, Protocol
 
 from vertex_env import files, schedule
 from vertex_env.cache import ensure_private_dir, key_digest
-from vertex_env.config import format_duration
+from vertex_env.config import config_path, format_duration
 from vertex_env.environment import Environment
 from vertex_env.errors import (
     AlreadyRunningError,
@@ -82,7 +84,7 @@ class EnvironmentKeeper:
 
     @property
     def digest(self) -> str:
-        return key_digest(self.env.token_source.cache_key)
+        return daemon_digest(self.env)
 
     @property
     def directory(self) -> Path:
@@ -126,7 +128,14 @@ def resolve_targets(paths: Sequence[str], base: Path | None = None) -> tuple[Pat
     return tuple(result)
 
 
-# --- the one-per-key lock and the state file -------------------------------------------------------------
+# --- the one-per-profile lock and the state file ---------------------------------------------------------
+
+
+def daemon_digest(env: Environment) -> str:
+    """What one daemon is unique for: the profile (config file and name; no profile at all is `default`).
+    Not the credential: profiles sharing a login each get a daemon and share its refreshes via the cache lock."""
+    name = env.profile.name or "default"
+    return key_digest(f"daemon\0{config_path(env.environ)}\0{name}")
 
 
 def lock_path(directory: Path, digest: str) -> Path:
@@ -140,9 +149,10 @@ def state_path(directory: Path, digest: str) -> Path:
 class DaemonLock:
     """An exclusive flock on `daemon-<digest>.lock`, held for the daemon's life (released by the kernel on exit)."""
 
-    def __init__(self, directory: Path, digest: str) -> None:
+    def __init__(self, directory: Path, digest: str, label: str = "this profile") -> None:
         self.directory = directory
         self.digest = digest
+        self.label = label
         self.path = lock_path(directory, digest)
         self._fd: int | None = None
 
@@ -160,7 +170,7 @@ class DaemonLock:
             state = read_state(state_path(self.directory, self.digest)) or {}
             pid = state.get("pid")
             raise AlreadyRunningError(
-                "a daemon is already running for this profile" + (f" (pid {pid})" if pid else ""),
+                f"a daemon is already running for {self.label}" + (f" (pid {pid})" if pid else ""),
                 hint="see `vertex-env status`; stop that one first to start another",
             ) from None
 
@@ -445,16 +455,16 @@ def serve(
     """Run the daemon in this process until a signal, a permanent failure, or (with once) one refresh."""
     disable_core_dumps()  # a long-lived holder of tokens: no core file with one in it
     keeper = make_keeper()
-    lock = DaemonLock(keeper.directory, keeper.digest)
+    lock = DaemonLock(keeper.directory, keeper.digest, f"profile {keeper.label}")
     lock.acquire()
     holder = {"lock": lock}
 
     def reload() -> Keeper:
         new = make_keeper()
         current = holder["lock"]
-        # a new credential or scope is a new cache key, served under its own lock
+        # another profile (default_profile changed) or cache directory: served under its own lock
         if new.digest != current.digest:
-            new_lock = DaemonLock(new.directory, new.digest)
+            new_lock = DaemonLock(new.directory, new.digest, f"profile {new.label}")
             try:
                 new_lock.acquire(patience=0)
             except AlreadyRunningError as err:
@@ -504,9 +514,8 @@ def serve(
 
 
 def daemon_status(env: Environment) -> dict[str, Any]:
-    """Whether a daemon serves this profile's cache key, its last and next refresh; `summary` for people."""
-    source = env.token_source
-    directory, digest = source.cache.directory, key_digest(source.cache_key)
+    """Whether a daemon serves this profile, its last and next refresh; `summary` for people."""
+    directory, digest = env.token_source.cache.directory, daemon_digest(env)
     try:
         files.check_private_dir(directory)
     except files.UnsafeDirectoryError as err:

@@ -80,7 +80,7 @@ class KeyringUnavailableError(VertexEnvError):
 
 
 class AlreadyRunningError(VertexEnvError):
-    """Another daemon holds the lock for this cache key."""
+    """Another daemon holds the lock for this profile."""
 
     exit_code = 11
 

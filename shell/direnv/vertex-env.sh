@@ -14,7 +14,7 @@
 __vertex_env_cmd=(vertex-env)
 
 use_vertex() {
-    local out watch status=0 arg skip= state pid= until
+    local out paths watch= status=0 arg skip= state= pid= until
     local -a profile_args=()
     out=$(VERTEX_ENV_TIMEOUT=${VERTEX_ENV_HOOK_TIMEOUT:-5} "${__vertex_env_cmd[@]}" export --format sh "$@") || status=$?
     # `cache path` takes the profile options only: drop export's own (--format X, --google, --legacy, --unset).
@@ -29,8 +29,11 @@ use_vertex() {
         *) profile_args+=("$arg") ;;
         esac
     done
-    if watch=$("${__vertex_env_cmd[@]}" cache path --token-file ${profile_args[@]+"${profile_args[@]}"} 2>/dev/null) &&
-        [[ -n $watch ]]; then
+    # Two lines: the token cache file (the daemon replaces it at each refresh) and the profile's daemon state file.
+    if paths=$("${__vertex_env_cmd[@]}" cache path --token-file --daemon-state ${profile_args[@]+"${profile_args[@]}"} 2>/dev/null) &&
+        [[ $paths == *$'\n'* ]]; then
+        watch=${paths%%$'\n'*}
+        state=${paths#*$'\n'}
         watch_file "$watch"
     fi
     if ((status != 0)); then
@@ -40,13 +43,9 @@ use_vertex() {
         return "$status"
     fi
     eval "$out"
-    # The daemon for this token writes daemon-<digest>.json (with its pid) next to token-<digest>.json.
-    if [[ $watch == */token-*.json ]]; then
-        state=${watch%.json}
-        state="${state%/token-*}/daemon-${state##*/token-}.json"
-        if [[ -r $state && $(<"$state") =~ \"pid\":\ *([0-9]+) ]]; then
-            pid=${BASH_REMATCH[1]}
-        fi
+    # The profile's daemon keeps its pid in its state file.
+    if [[ -n $state && -r $state && $(<"$state") =~ \"pid\":\ *([0-9]+) ]]; then
+        pid=${BASH_REMATCH[1]}
     fi
     if [[ -z $pid ]] || ! kill -0 "$pid" 2>/dev/null; then
         printf -v until '%(%H:%M)T' "${VERTEX_ENV_EXPIRES_AT:-0}" 2>/dev/null || until="its expiry"

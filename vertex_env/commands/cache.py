@@ -31,11 +31,22 @@ def clear() -> None:
     is_flag=True,
     help="Print the file holding this profile's token (what direnv watches; the daemon rewrites it).",
 )
+@click.option(
+    "--daemon-state",
+    is_flag=True,
+    help="Print the state file of this profile's daemon (its pid, last and next refresh); after the token file.",
+)
 @profile_options
-def path(options: dict[str, Any], token_file: bool) -> None:
-    """Print the cache directory, or with --token-file the cache file of the resolved profile."""
-    if not token_file:
+def path(options: dict[str, Any], token_file: bool, daemon_state: bool) -> None:
+    """Print the cache directory, or the resolved profile's token file and/or daemon state file (one a line)."""
+    if not (token_file or daemon_state):
         click.echo(str(cache_dir()))
         return
-    source = environment_from(options).token_source
-    click.echo(str(source.cache.path_for(source.cache_key)))
+    env = environment_from(options)
+    source = env.token_source
+    if token_file:
+        click.echo(str(source.cache.path_for(source.cache_key)))
+    if daemon_state:
+        from vertex_env.daemon import daemon_digest, state_path
+
+        click.echo(str(state_path(source.cache.directory, daemon_digest(env))))
