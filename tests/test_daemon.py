@@ -501,3 +501,108 @@ def test_one_login_runs_a_daemon_per_profile_and_shares_its_refreshes(
     finally:
         code, _ = prod.stop()
     assert code == 0
+
+
+def unwritable_target(kind: str, root: Path) -> Path:
+    if kind == "missing folder":
+        return root / "no-such-folder" / ".env"
+    if kind == "folder is a file":
+        (root / "plain").write_text("x\n")
+        return root / "plain" / ".env"
+    (root / "a-folder").mkdir()
+    return root / "a-folder"
+
+
+@pytest.mark.parametrize(
+    ("via", "kind"),
+    [
+        ("--write", "missing folder"),
+        ("--write", "folder is a file"),
+        ("profile", "missing folder"),
+        ("profile", "folder is a file"),
+        (
+            "profile",
+            "target is a folder",
+        ),  # `--write FOLDER` is refused by click's own check (exit 2)
+    ],
+)
+def test_a_target_that_can_never_be_written_exits_9_at_start_with_one_line(
+    emu: EmulatorServer, isolated_machine: Path, kind: str, via: str
+) -> None:
+    target = unwritable_target(kind, isolated_machine)
+    args = ["--write", str(target)]
+    if via == "profile":
+        config = isolated_machine / ".config" / "vertex-env" / "config.toml"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(f'[profiles.default]\nwrite = ["{target}"]\n')
+        args = []
+    result = subprocess.run(
+        [VERTEX_ENV, "daemon", *args],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=20,
+    )
+    assert result.returncode == 9, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(target) in lines[0], result.stderr
+    assert emu.admin.stats()["tokens_issued"] == 0, "refused before asking Google"
+    assert not target.is_file(), "nothing created"
+
+
+def test_relative_profile_write_paths_resolve_against_the_config_files_folder(
+    emu: EmulatorServer, isolated_machine: Path
+) -> None:
+    config = isolated_machine / ".config" / "vertex-env" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text('[profiles.default]\nwrite = ["rel.env", "../other.env"]\n')
+    elsewhere = isolated_machine / "elsewhere"
+    elsewhere.mkdir()
+    result = subprocess.run(
+        [VERTEX_ENV, "daemon", "--once"],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        cwd=elsewhere,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert dotenv_token(config.parent / "rel.env")
+    assert dotenv_token(config.parent.parent / "other.env")
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_no_cache_says_what_it_keeps_fresh_and_refuses_to_keep_nothing(
+    emu: EmulatorServer, isolated_machine: Path
+) -> None:
+    nothing = subprocess.run(
+        [VERTEX_ENV, "daemon", "--no-cache"],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=20,
+    )
+    assert nothing.returncode == 2
+    assert "nothing to keep fresh" in nothing.stderr and "token cache only" not in nothing.stderr
+    target = isolated_machine / ".env"
+    daemon = DaemonProcess("--no-cache", "--write", str(target))
+    try:
+        wait_for(lambda: dotenv_token(target), what="the first write")
+    finally:
+        code, err = daemon.stop()
+    assert code == 0
+    assert f"keeping fresh: {target} (not the token cache: --no-cache)" in err
+    assert not list(Path(os.environ["XDG_RUNTIME_DIR"]).glob("vertex-env/token-*.json"))
+
+
+def test_the_start_line_names_the_token_cache_and_every_target(
+    emu: EmulatorServer, isolated_machine: Path
+) -> None:
+    target = isolated_machine / ".env"
+    daemon = DaemonProcess("--write", str(target))
+    try:
+        wait_for(lambda: dotenv_token(target), what="the first write")
+    finally:
+        code, err = daemon.stop()
+    assert code == 0
+    assert f"keeping fresh: the token cache, {target}" in err

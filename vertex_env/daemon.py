@@ -93,6 +93,13 @@ class EnvironmentKeeper:
     def fresh_token(self, due: Callable[[Token], bool]) -> Token:
         return self.env.token_source.refresh(due)
 
+    def describe(self) -> str:
+        """What this daemon keeps fresh, for its start line."""
+        targets = [str(t) for t in self.targets]
+        if not self.env.token_source.use_cache:
+            return f"{', '.join(targets)} (not the token cache: --no-cache)"
+        return ", ".join(["the token cache", *targets])
+
     def publish(self, token: Token) -> list[str]:
         if not self.targets:
             return []
@@ -126,6 +133,31 @@ def resolve_targets(paths: Sequence[str], base: Path | None = None) -> tuple[Pat
         if path not in result:
             result.append(path)
     return tuple(result)
+
+
+def profile_targets(env: Environment) -> tuple[Path, ...]:
+    """The profile's `write = [...]` list; a relative path is relative to the config file's folder (the
+    daemon's working directory is `/` under systemd)."""
+    return resolve_targets(env.profile.write, base=config_path(env.environ).parent)
+
+
+def check_targets(targets: Sequence[Path]) -> tuple[Path, ...]:
+    """The targets, if each can be written; else SinkError at start (the daemon would retry it forever)."""
+    for target in targets:
+        folder = target.parent
+        if not folder.is_dir():
+            what = "does not exist" if not folder.exists() else "is not a folder"
+            raise SinkError(
+                f"cannot keep {target} fresh: its folder {folder} {what}",
+                hint="create the folder or fix the path",
+            )
+        if target.is_dir():
+            raise SinkError(f"cannot keep {target} fresh: it is a folder, not a dotenv file")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise SinkError(
+                f"cannot keep {target} fresh: its folder {folder} is not writable by this user"
+            )
+    return tuple(targets)
 
 
 # --- the one-per-profile lock and the state file ---------------------------------------------------------
@@ -492,9 +524,10 @@ def serve(
         reload=reload,
         on_state=on_state,
     )
-    targets = ", ".join(str(t) for t in keeper.targets) or "the token cache only"
     if not once:
-        log(f"started (pid {os.getpid()}) for profile {keeper.label}; keeping fresh: {targets}")
+        log(
+            f"started (pid {os.getpid()}) for profile {keeper.label}; keeping fresh: {keeper.describe()}"
+        )
     code = 1
     try:
         with signal_handlers(daemon):

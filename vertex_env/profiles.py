@@ -49,12 +49,20 @@ def _coerce(key: str, raw: str) -> Any:
             f"expected one of {', '.join(PROFILE_KEYS)}"
         )
     if key == "write":
-        return [p for p in raw.split(",") if p]
+        return [_absolute(p) for p in raw.split(",") if p]
     try:
         value = OPTIONS_BY_NAME[key].validate(raw)
     except ConfigError as err:
         raise UsageError(err.message) from None
     return list(value) if isinstance(value, tuple) else value
+
+
+def _absolute(raw: str) -> str:
+    """A `write` path as given when it is absolute (`~` and `$VAR` kept, as a dotfile would hold it), else made
+    absolute against the working directory: the daemon runs elsewhere (`/` under systemd)."""
+    if Path(os.path.expandvars(raw)).expanduser().is_absolute():
+        return raw
+    return os.path.abspath(raw)
 
 
 def set_values(name: str, assignments: list[str], path: Path | None = None) -> Path:

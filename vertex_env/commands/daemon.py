@@ -45,14 +45,25 @@ def daemon(
     permanent one (revoked grant, reauthentication) exits with its code unless --keep-going.
     SIGTERM/SIGINT stop it cleanly; SIGHUP re-reads the configuration. One line per refresh on stderr.
     """
-    from vertex_env.daemon import EnvironmentKeeper, resolve_targets, serve
+    from vertex_env.daemon import (
+        EnvironmentKeeper,
+        check_targets,
+        profile_targets,
+        resolve_targets,
+        serve,
+    )
+    from vertex_env.errors import UsageError
 
     fixed = resolve_targets(writes) if writes else None
 
     def make_keeper() -> EnvironmentKeeper:
         env = environment_from(options)
         env.token_source.cache_key  # noqa: B018 - locate the credential now: fail before locking
-        targets = fixed if fixed is not None else resolve_targets(env.profile.write)
+        targets = check_targets(fixed if fixed is not None else profile_targets(env))
+        if not targets and not env.token_source.use_cache:
+            raise UsageError(
+                "nothing to keep fresh: --no-cache bypasses the token cache and no --write file is given"
+            )
         return EnvironmentKeeper(env, targets, google=google, legacy=legacy)
 
     return serve(make_keeper, once=once, keep_going=keep_going)
