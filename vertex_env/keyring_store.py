@@ -71,6 +71,16 @@ def store_entry(name: str, content: bytes) -> None:
         ) from None
 
 
+def store_verified(name: str, content: bytes, label: str) -> None:
+    """Store `content` as keyring:NAME and read it back: a backend that drops or mangles it raises, so the caller
+    keeps the source file (`credentials import --remove-source` deletes it only after this returns)."""
+    store_entry(name, content)
+    if load_entry(name) != content:
+        raise CredentialFileError(
+            f"keyring entry {name!r} did not read back as written; {label} was kept"
+        )
+
+
 def delete_entry(name: str) -> bool:
     backend = require_backend()
     try:

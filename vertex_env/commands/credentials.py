@@ -51,11 +51,7 @@ def import_(file: str | None, name: str, remove_source: bool) -> None:
             ) from None
         label = path
     info = CredentialSource(kind="file", origin="import", path=label, content=content).info()
-    keyring_store.store_entry(name, content)
-    if keyring_store.load_entry(name) != content:
-        raise CredentialFileError(
-            f"keyring entry {name!r} did not read back as written; {label} was kept"
-        )
+    keyring_store.store_verified(name, content, label)
     click.echo(f"stored {info['type']} credential from {label} as keyring:{name}", err=True)
     if remove_source and file != "-":
         os.unlink(label)
