@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -108,3 +110,43 @@ def start_emulator(
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.delenv(name, raising=False)
     return server
+
+
+@pytest.fixture
+def emu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[EmulatorServer]:
+    """The emulator as most tests want it: see `start_emulator` (project test-project, authorized_user ADC)."""
+    server = start_emulator(monkeypatch, tmp_path)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def bare_emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorServer]:
+    """The emulator with nothing but VERTEX_ENV_EMULATOR_HOST set: no ADC file, no project (emulator tests)."""
+    from vertex_env.emulator import EmulatorServer
+
+    with EmulatorServer() as server:
+        monkeypatch.setenv("VERTEX_ENV_EMULATOR_HOST", server.host_port)
+        yield server
+
+
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def http(
+    url: str,
+    *,
+    method: str = "GET",
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], bytes]:
+    """(status, headers, body) of one request, never through an HTTP proxy; an HTTP error is a result too."""
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with _NO_PROXY.open(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as err:
+        with err:
+            return err.code, dict(err.headers), err.read()

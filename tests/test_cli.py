@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,16 +13,6 @@ from conftest import require_tool
 from vertex_env import __version__
 from vertex_env.cli import COMMANDS, main
 from vertex_env.emulator import EmulatorServer, write_authorized_user
-
-
-@pytest.fixture
-def emu(monkeypatch: pytest.MonkeyPatch, isolated_machine: Path) -> Iterator[EmulatorServer]:
-    with EmulatorServer() as server:
-        monkeypatch.setenv("VERTEX_ENV_EMULATOR_HOST", server.host_port)
-        monkeypatch.setenv("VERTEX_ENV_PROJECT", "test-project")
-        adc = write_authorized_user(isolated_machine / "adc.json")
-        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(adc))
-        yield server
 
 
 def test_version_from_the_console_script_and_python_m() -> None:

@@ -15,9 +15,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import google.auth
@@ -29,6 +26,7 @@ import google.oauth2.credentials
 import google.oauth2.service_account
 import openai
 import pytest
+from conftest import http
 
 from vertex_env.emulator import (
     TOKEN_PREFIX,
@@ -45,36 +43,12 @@ from vertex_env.transport import make_request
 
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 TARGET_SA = "target@emulated-project.iam.gserviceaccount.com"
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-@pytest.fixture
-def emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorServer]:
-    with EmulatorServer() as server:
-        monkeypatch.setenv("VERTEX_ENV_EMULATOR_HOST", server.host_port)
-        yield server
-
-
-def http(
-    url: str,
-    *,
-    method: str = "GET",
-    body: bytes | None = None,
-    headers: dict[str, str] | None = None,
-) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with _NO_PROXY.open(request, timeout=10) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as err:
-        with err:
-            return err.code, dict(err.headers), err.read()
-
-
-def chat_status(emu: EmulatorServer, token: str) -> int:
+def chat_status(bare_emu: EmulatorServer, token: str) -> int:
     """Status of a minimal chat completion made with `token` (200 means the emulator accepts it)."""
     status, _, _ = http(
-        emu.chat_base_url() + "/chat/completions",
+        bare_emu.chat_base_url() + "/chat/completions",
         method="POST",
         body=json.dumps(
             {
@@ -87,8 +61,8 @@ def chat_status(emu: EmulatorServer, token: str) -> int:
     return status
 
 
-def openai_client(emu: EmulatorServer, token: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=emu.chat_base_url(project="p"), api_key=token, max_retries=0)
+def openai_client(bare_emu: EmulatorServer, token: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=bare_emu.chat_base_url(project="p"), api_key=token, max_retries=0)
 
 
 def refreshed_user(tmp_path: Path) -> google.oauth2.credentials.Credentials:
@@ -117,12 +91,14 @@ def test_server_starts_on_a_free_loopback_port_and_stops_idempotently() -> None:
 # -- google-auth credential types through the seam --------------------------------------------------------
 
 
-def test_authorized_user_refreshes_through_the_seam(emu: EmulatorServer, tmp_path: Path) -> None:
+def test_authorized_user_refreshes_through_the_seam(
+    bare_emu: EmulatorServer, tmp_path: Path
+) -> None:
     creds = refreshed_user(tmp_path)
     assert creds.token.startswith(TOKEN_PREFIX)
     assert creds.expiry is not None
-    assert chat_status(emu, creds.token) == 200
-    stats = emu.admin.stats()
+    assert chat_status(bare_emu, creds.token) == 200
+    stats = bare_emu.admin.stats()
     assert stats["original_hosts"] == {"oauth2.googleapis.com": 1}
     assert stats["tokens_by_grant"] == {"refresh_token": 1}
     assert stats["requests"]["token"] == 1
@@ -130,16 +106,18 @@ def test_authorized_user_refreshes_through_the_seam(emu: EmulatorServer, tmp_pat
 
 
 def test_service_account_assertion_signature_is_verified(
-    emu: EmulatorServer, tmp_path: Path
+    bare_emu: EmulatorServer, tmp_path: Path
 ) -> None:
     email = "signer@emulated-project.iam.gserviceaccount.com"
-    good = write_service_account(tmp_path / "sa.json", client_email=email, register_with=emu.state)
+    good = write_service_account(
+        tmp_path / "sa.json", client_email=email, register_with=bare_emu.state
+    )
     creds = google.oauth2.service_account.Credentials.from_service_account_file(
         str(good), scopes=[CLOUD_PLATFORM]
     )
     creds.refresh(make_request())
-    assert chat_status(emu, creds.token) == 200
-    assert emu.state.stats()["tokens_by_grant"] == {"jwt_bearer": 1}
+    assert chat_status(bare_emu, creds.token) == 200
+    assert bare_emu.state.stats()["tokens_by_grant"] == {"jwt_bearer": 1}
 
     # Same email, a key the emulator never saw: the signature check must refuse it.
     forged = write_service_account(tmp_path / "forged.json", client_email=email)
@@ -150,26 +128,26 @@ def test_service_account_assertion_signature_is_verified(
         google.auth.exceptions.RefreshError, match=r"invalid_grant.*Invalid JWT Signature"
     ):
         forged_creds.refresh(make_request())
-    assert emu.state.stats()["token_rejected"] == 1
+    assert bare_emu.state.stats()["token_rejected"] == 1
 
 
 def test_service_account_with_token_uri_at_the_emulator_needs_no_routing(
-    emu: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    bare_emu: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("VERTEX_ENV_EMULATOR_HOST")
-    path = write_service_account(tmp_path / "sa.json", emu.url, register_with=emu.admin)
-    assert json.loads(path.read_text())["token_uri"] == f"{emu.url}/token"
+    path = write_service_account(tmp_path / "sa.json", bare_emu.url, register_with=bare_emu.admin)
+    assert json.loads(path.read_text())["token_uri"] == f"{bare_emu.url}/token"
     creds = google.oauth2.service_account.Credentials.from_service_account_file(
         str(path), scopes=[CLOUD_PLATFORM]
     )
     creds.refresh(make_request())
-    assert chat_status(emu, creds.token) == 200
-    assert emu.state.requests(kind="token")[0]["original_host"] is None
+    assert chat_status(bare_emu, creds.token) == 200
+    assert bare_emu.state.requests(kind="token")[0]["original_host"] is None
 
 
 @pytest.mark.parametrize("impersonate", [None, TARGET_SA])
 def test_external_account_file_sourced(
-    emu: EmulatorServer, tmp_path: Path, impersonate: str | None
+    bare_emu: EmulatorServer, tmp_path: Path, impersonate: str | None
 ) -> None:
     path = write_external_account(
         tmp_path / "external.json",
@@ -179,30 +157,30 @@ def test_external_account_file_sourced(
     creds = google.auth.identity_pool.Credentials.from_file(str(path), scopes=[CLOUD_PLATFORM])
     creds.refresh(make_request())
     assert creds.token.startswith(TOKEN_PREFIX)
-    assert chat_status(emu, creds.token) == 200
-    stats = emu.state.stats()
+    assert chat_status(bare_emu, creds.token) == 200
+    stats = bare_emu.state.stats()
     if impersonate:
         assert stats["tokens_by_grant"] == {"token_exchange": 1, "impersonation": 1}
         assert stats["original_hosts"] == {
             "sts.googleapis.com": 1,
             "iamcredentials.googleapis.com": 1,
         }
-        assert emu.state.issued_tokens()[-1]["principal"] == f"serviceAccount:{impersonate}"
+        assert bare_emu.state.issued_tokens()[-1]["principal"] == f"serviceAccount:{impersonate}"
     else:
         assert stats["tokens_by_grant"] == {"token_exchange": 1}
         assert stats["original_hosts"] == {"sts.googleapis.com": 1}
 
 
-def test_external_account_authorized_user(emu: EmulatorServer, tmp_path: Path) -> None:
+def test_external_account_authorized_user(bare_emu: EmulatorServer, tmp_path: Path) -> None:
     path = write_external_account_authorized_user(tmp_path / "workforce.json")
     creds = google.auth.external_account_authorized_user.Credentials.from_file(str(path))
     creds.refresh(make_request())
-    assert chat_status(emu, creds.token) == 200
-    assert emu.state.stats()["tokens_by_grant"] == {"sts_refresh_token": 1}
+    assert chat_status(bare_emu, creds.token) == 200
+    assert bare_emu.state.stats()["tokens_by_grant"] == {"sts_refresh_token": 1}
 
 
 def test_impersonation_honours_lifetime_and_refuses_more_than_the_maximum(
-    emu: EmulatorServer, tmp_path: Path
+    bare_emu: EmulatorServer, tmp_path: Path
 ) -> None:
     source = refreshed_user(tmp_path)
     creds = google.auth.impersonated_credentials.Credentials(
@@ -216,9 +194,9 @@ def test_impersonation_honours_lifetime_and_refuses_more_than_the_maximum(
         creds.expiry - datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
     ).total_seconds()
     assert 590 <= remaining <= 601
-    assert chat_status(emu, creds.token) == 200
+    assert chat_status(bare_emu, creds.token) == 200
 
-    emu.admin.configure(max_lifetime=3600)
+    bare_emu.admin.configure(max_lifetime=3600)
     too_long = google.auth.impersonated_credentials.Credentials(
         source_credentials=source,
         target_principal=TARGET_SA,
@@ -229,7 +207,7 @@ def test_impersonation_honours_lifetime_and_refuses_more_than_the_maximum(
         too_long.refresh(make_request())
 
 
-def test_impersonated_service_account_file(emu: EmulatorServer, tmp_path: Path) -> None:
+def test_impersonated_service_account_file(bare_emu: EmulatorServer, tmp_path: Path) -> None:
     path = write_impersonated_service_account(
         tmp_path / "imp.json", source=authorized_user_info(), target=TARGET_SA
     )
@@ -237,13 +215,13 @@ def test_impersonated_service_account_file(emu: EmulatorServer, tmp_path: Path) 
         json.loads(path.read_text()), scopes=[CLOUD_PLATFORM]
     )
     creds.refresh(make_request())
-    assert chat_status(emu, creds.token) == 200
-    assert emu.state.stats()["tokens_by_grant"] == {"refresh_token": 1, "impersonation": 1}
+    assert chat_status(bare_emu, creds.token) == 200
+    assert bare_emu.state.stats()["tokens_by_grant"] == {"refresh_token": 1, "impersonation": 1}
 
 
-def test_iam_refuses_callers_without_an_emulator_token(emu: EmulatorServer) -> None:
+def test_iam_refuses_callers_without_an_emulator_token(bare_emu: EmulatorServer) -> None:
     status, _, body = http(
-        f"{emu.url}/v1/projects/-/serviceAccounts/{TARGET_SA}:generateAccessToken",
+        f"{bare_emu.url}/v1/projects/-/serviceAccounts/{TARGET_SA}:generateAccessToken",
         method="POST",
         body=json.dumps({"scope": [CLOUD_PLATFORM]}).encode(),
         headers={
@@ -272,12 +250,14 @@ _METADATA_SCRIPT = textwrap.dedent(
 )
 
 
-def test_metadata_server_serves_google_auth_default_in_a_subprocess(emu: EmulatorServer) -> None:
+def test_metadata_server_serves_google_auth_default_in_a_subprocess(
+    bare_emu: EmulatorServer,
+) -> None:
     env = dict(os.environ)
     env.pop("NO_GCE_CHECK", None)
     env.pop("VERTEX_ENV_EMULATOR_HOST", None)
-    env["GCE_METADATA_HOST"] = emu.host_port
-    env["GCE_METADATA_IP"] = emu.host_port
+    env["GCE_METADATA_HOST"] = bare_emu.host_port
+    env["GCE_METADATA_IP"] = bare_emu.host_port
     result = subprocess.run(
         [sys.executable, "-c", _METADATA_SCRIPT],
         env=env,
@@ -291,30 +271,30 @@ def test_metadata_server_serves_google_auth_default_in_a_subprocess(emu: Emulato
     assert found["class"] == "google.auth.compute_engine.credentials.Credentials"
     assert found["project"] == "emulated-project"
     assert found["email"] == "default@emulated-project.iam.gserviceaccount.com"
-    assert chat_status(emu, found["token"]) == 200
-    assert emu.state.stats()["tokens_by_grant"] == {"metadata": 1}
+    assert chat_status(bare_emu, found["token"]) == 200
+    assert bare_emu.state.stats()["tokens_by_grant"] == {"metadata": 1}
 
 
-def test_metadata_requires_the_flavor_header_and_echoes_it(emu: EmulatorServer) -> None:
-    url = f"{emu.url}/computeMetadata/v1/project/project-id"
+def test_metadata_requires_the_flavor_header_and_echoes_it(bare_emu: EmulatorServer) -> None:
+    url = f"{bare_emu.url}/computeMetadata/v1/project/project-id"
     status, _, _ = http(url)
     assert status == 403
     status, headers, body = http(url, headers={"Metadata-Flavor": "Google"})
     assert (status, headers["Metadata-Flavor"], body) == (200, "Google", b"emulated-project")
     status, _, body = http(
-        f"{emu.url}/computeMetadata/v1/instance/service-accounts/default/token?scopes=a,b",
+        f"{bare_emu.url}/computeMetadata/v1/instance/service-accounts/default/token?scopes=a,b",
         headers={"Metadata-Flavor": "Google"},
     )
     assert status == 200 and json.loads(body)["token_type"] == "Bearer"
-    assert emu.state.issued_tokens()[0]["scopes"] == ["a", "b"]
+    assert bare_emu.state.issued_tokens()[0]["scopes"] == ["a", "b"]
 
 
 # -- chat completions with the openai SDK ---------------------------------------------------------------
 
 
-def test_openai_chat_completion_and_streaming(emu: EmulatorServer, tmp_path: Path) -> None:
+def test_openai_chat_completion_and_streaming(bare_emu: EmulatorServer, tmp_path: Path) -> None:
     token = refreshed_user(tmp_path).token
-    with openai_client(emu, token) as client:
+    with openai_client(bare_emu, token) as client:
         completion = client.chat.completions.create(
             model="google/gemini-2.5-flash", messages=[{"role": "user", "content": "Say hello"}]
         )
@@ -322,7 +302,7 @@ def test_openai_chat_completion_and_streaming(emu: EmulatorServer, tmp_path: Pat
         assert completion.choices[0].message.content == "Emulated reply to: Say hello"
         assert completion.usage is not None and completion.usage.total_tokens > 0
 
-        emu.admin.reply("one two three four five six seven eight")
+        bare_emu.admin.reply("one two three four five six seven eight")
         chunks = list(
             client.chat.completions.create(
                 model="google/gemini-2.5-flash",
@@ -337,15 +317,15 @@ def test_openai_chat_completion_and_streaming(emu: EmulatorServer, tmp_path: Pat
     assert chunks[0].choices[0].delta.role == "assistant"
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
     assert chunks[-1].usage is not None and not chunks[-1].choices
-    recorded = emu.admin.requests(kind="chat")
+    recorded = bare_emu.admin.requests(kind="chat")
     assert recorded["chat"][-1]["body"]["stream"] is True
     assert recorded["chat"][-1]["headers"]["Authorization"] == "Bearer ***"
 
 
-def test_openai_tool_calls_and_structured_output(emu: EmulatorServer, tmp_path: Path) -> None:
+def test_openai_tool_calls_and_structured_output(bare_emu: EmulatorServer, tmp_path: Path) -> None:
     token = refreshed_user(tmp_path).token
-    emu.admin.reply(tool_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}])
-    with openai_client(emu, token) as client:
+    bare_emu.admin.reply(tool_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}])
+    with openai_client(bare_emu, token) as client:
         completion = client.chat.completions.create(
             model="m", messages=[{"role": "user", "content": "weather?"}], tools=[]
         )
@@ -354,7 +334,7 @@ def test_openai_tool_calls_and_structured_output(emu: EmulatorServer, tmp_path: 
         assert call.function.name == "get_weather"  # type: ignore[union-attr]
         assert json.loads(call.function.arguments) == {"city": "Paris"}  # type: ignore[union-attr]
 
-        emu.admin.reply(tool_calls=[{"name": "get_weather", "arguments": {"city": "Oslo"}}])
+        bare_emu.admin.reply(tool_calls=[{"name": "get_weather", "arguments": {"city": "Oslo"}}])
         streamed = client.chat.completions.create(
             model="m", messages=[{"role": "user", "content": "weather?"}], stream=True
         )
@@ -384,7 +364,7 @@ def test_openai_tool_calls_and_structured_output(emu: EmulatorServer, tmp_path: 
             "age": 0,
             "tags": ["emulated"],
         }
-        emu.admin.reply('{"name": "Ada", "age": 36, "tags": []}')
+        bare_emu.admin.reply('{"name": "Ada", "age": 36, "tags": []}')
         queued = client.chat.completions.create(
             model="m",
             messages=[{"role": "user", "content": "who?"}],
@@ -397,31 +377,31 @@ def test_openai_tool_calls_and_structured_output(emu: EmulatorServer, tmp_path: 
 
 
 def test_openai_sees_401_for_unknown_and_expired_tokens(
-    emu: EmulatorServer, tmp_path: Path
+    bare_emu: EmulatorServer, tmp_path: Path
 ) -> None:
     with (
-        openai_client(emu, "ya29.emu-never-issued") as client,
+        openai_client(bare_emu, "ya29.bare_emu-never-issued") as client,
         pytest.raises(openai.AuthenticationError) as err,
     ):
         client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
     assert err.value.status_code == 401
 
     token = refreshed_user(tmp_path).token
-    assert chat_status(emu, token) == 200
-    assert emu.admin.expire() == 1
-    with openai_client(emu, token) as client, pytest.raises(openai.AuthenticationError):
+    assert chat_status(bare_emu, token) == 200
+    assert bare_emu.admin.expire() == 1
+    with openai_client(bare_emu, token) as client, pytest.raises(openai.AuthenticationError):
         client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
-    assert emu.admin.stats()["chat_rejected"] == 2
+    assert bare_emu.admin.stats()["chat_rejected"] == 2
 
 
-def test_scripted_error_reply_and_repeat(emu: EmulatorServer, tmp_path: Path) -> None:
+def test_scripted_error_reply_and_repeat(bare_emu: EmulatorServer, tmp_path: Path) -> None:
     token = refreshed_user(tmp_path).token
-    emu.admin.reply(
+    bare_emu.admin.reply(
         status=429,
         body={"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED"}},
     )
-    emu.admin.reply("always", repeat=True)
-    with openai_client(emu, token) as client:
+    bare_emu.admin.reply("always", repeat=True)
+    with openai_client(bare_emu, token) as client:
         with pytest.raises(openai.RateLimitError):
             client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
         for _ in range(2):
@@ -445,66 +425,66 @@ def test_scripted_error_reply_and_repeat(emu: EmulatorServer, tmp_path: Path) ->
     ],
 )
 def test_status_faults_hit_the_next_request_of_their_kind(
-    emu: EmulatorServer, status: int, target: str, path: str, headers: dict[str, str]
+    bare_emu: EmulatorServer, status: int, target: str, path: str, headers: dict[str, str]
 ) -> None:
-    emu.admin.fault(target, status=status)
+    bare_emu.admin.fault(target, status=status)
     method = "GET" if target == "metadata" else "POST"
     body = None if method == "GET" else b"{}"
-    assert http(f"{emu.url}{path}", method=method, body=body, headers=headers)[0] == status
-    assert http(f"{emu.url}{path}", method=method, body=body, headers=headers)[0] != status
-    assert emu.state.requests()[0]["fault"] == str(status)
+    assert http(f"{bare_emu.url}{path}", method=method, body=body, headers=headers)[0] == status
+    assert http(f"{bare_emu.url}{path}", method=method, body=body, headers=headers)[0] != status
+    assert bare_emu.state.requests()[0]["fault"] == str(status)
 
 
 def test_status_fault_on_token_is_retried_by_google_auth(
-    emu: EmulatorServer, tmp_path: Path
+    bare_emu: EmulatorServer, tmp_path: Path
 ) -> None:
-    emu.admin.fault("token", status=503)
+    bare_emu.admin.fault("token", status=503)
     creds = refreshed_user(
         tmp_path
     )  # google-auth's own backoff retries 5xx/429 on the token endpoint
-    assert chat_status(emu, creds.token) == 200
-    assert [r["status"] for r in emu.state.requests(kind="token")] == [503, 200]
+    assert chat_status(bare_emu, creds.token) == 200
+    assert [r["status"] for r in bare_emu.state.requests(kind="token")] == [503, 200]
 
 
-def test_invalid_grant_and_invalid_rapt_faults(emu: EmulatorServer, tmp_path: Path) -> None:
+def test_invalid_grant_and_invalid_rapt_faults(bare_emu: EmulatorServer, tmp_path: Path) -> None:
     user = google.oauth2.credentials.Credentials.from_authorized_user_file(
         str(write_authorized_user(tmp_path / "adc.json"))
     )
-    emu.admin.fault("token", error="invalid_grant")
+    bare_emu.admin.fault("token", error="invalid_grant")
     with pytest.raises(google.auth.exceptions.RefreshError, match="invalid_grant"):
         user.refresh(make_request())
     # For user credentials google-auth turns invalid_rapt into its own "Reauthentication is needed" text.
-    emu.admin.fault("token", error="invalid_rapt")
+    bare_emu.admin.fault("token", error="invalid_rapt")
     with pytest.raises(google.auth.exceptions.RefreshError, match="Reauthentication is needed"):
         user.refresh(make_request())
     # For others the Google body (with error_subtype) rides in the exception.
     sa = google.oauth2.service_account.Credentials.from_service_account_file(
         str(write_service_account(tmp_path / "sa.json")), scopes=[CLOUD_PLATFORM]
     )
-    emu.admin.fault("token", error="invalid_rapt")
+    bare_emu.admin.fault("token", error="invalid_rapt")
     with pytest.raises(google.auth.exceptions.RefreshError, match="invalid_rapt") as err:
         sa.refresh(make_request())
     assert err.value.args[1]["error_subtype"] == "invalid_rapt"
 
 
-def test_delay_fault_then_normal_answer(emu: EmulatorServer, tmp_path: Path) -> None:
-    emu.admin.fault("token", delay=0.3)
+def test_delay_fault_then_normal_answer(bare_emu: EmulatorServer, tmp_path: Path) -> None:
+    bare_emu.admin.fault("token", delay=0.3)
     started = time.perf_counter()
     creds = refreshed_user(tmp_path)
     assert time.perf_counter() - started >= 0.3
     assert creds.token.startswith(TOKEN_PREFIX)
 
 
-def test_non_json_fault_answers_html(emu: EmulatorServer, tmp_path: Path) -> None:
-    emu.admin.fault("token", non_json=True)
+def test_non_json_fault_answers_html(bare_emu: EmulatorServer, tmp_path: Path) -> None:
+    bare_emu.admin.fault("token", non_json=True)
     user = google.oauth2.credentials.Credentials.from_authorized_user_file(
         str(write_authorized_user(tmp_path / "adc.json"))
     )
     # google-auth 2.x does not turn a 200 HTML body into RefreshError: callers must expect either.
     with pytest.raises((google.auth.exceptions.GoogleAuthError, TypeError, ValueError)):
         user.refresh(make_request())
-    emu.admin.fault("any", non_json=True)
-    status, headers, body = http(f"{emu.url}/token", method="POST", body=b"")
+    bare_emu.admin.fault("any", non_json=True)
+    status, headers, body = http(f"{bare_emu.url}/token", method="POST", body=b"")
     assert (
         status == 200
         and headers["Content-Type"].startswith("text/html")
@@ -513,41 +493,41 @@ def test_non_json_fault_answers_html(emu: EmulatorServer, tmp_path: Path) -> Non
 
 
 def test_close_fault_is_retried_by_the_seam_then_exhausts_it(
-    emu: EmulatorServer, tmp_path: Path
+    bare_emu: EmulatorServer, tmp_path: Path
 ) -> None:
     user = google.oauth2.credentials.Credentials.from_authorized_user_file(
         str(write_authorized_user(tmp_path / "adc.json"))
     )
-    emu.admin.fault("token", close=True, count=1)
+    bare_emu.admin.fault("token", close=True, count=1)
     user.refresh(make_request())
     assert user.token.startswith(TOKEN_PREFIX)
-    emu.admin.fault("token", close=True, count=3)
+    bare_emu.admin.fault("token", close=True, count=3)
     with pytest.raises(google.auth.exceptions.TransportError):
         user.refresh(make_request())
-    assert [r["fault"] for r in emu.state.requests(kind="token")] == [
+    assert [r["fault"] for r in bare_emu.state.requests(kind="token")] == [
         "close",
         None,
         "close",
         "close",
         "close",
     ]
-    assert emu.state.pending_faults() == []
+    assert bare_emu.state.pending_faults() == []
 
 
-def test_admin_api_validates_and_resets(emu: EmulatorServer) -> None:
+def test_admin_api_validates_and_resets(bare_emu: EmulatorServer) -> None:
     with pytest.raises(EmulatorAdminError, match="400"):
-        emu.admin.fault("token", status=500, error="invalid_grant")
+        bare_emu.admin.fault("token", status=500, error="invalid_grant")
     with pytest.raises(EmulatorAdminError, match="target"):
-        emu.admin.fault("nowhere", status=500)
+        bare_emu.admin.fault("nowhere", status=500)
     with pytest.raises(EmulatorAdminError, match="unknown config keys"):
-        emu.admin.configure(colour="blue")
-    emu.admin.fault("chat", status=500, count=2)
-    assert emu.admin.pending_faults() == [{"target": "chat", "status": 500, "count": 2}]
-    emu.admin.clear_faults()
-    emu.state.add_faults({"target": "any", "status": 503})
-    emu.admin.reply("x", repeat=True)
-    emu.admin.reset()
-    stats = emu.admin.stats()
+        bare_emu.admin.configure(colour="blue")
+    bare_emu.admin.fault("chat", status=500, count=2)
+    assert bare_emu.admin.pending_faults() == [{"target": "chat", "status": 500, "count": 2}]
+    bare_emu.admin.clear_faults()
+    bare_emu.state.add_faults({"target": "any", "status": 503})
+    bare_emu.admin.reply("x", repeat=True)
+    bare_emu.admin.reset()
+    stats = bare_emu.admin.stats()
     assert (
         stats["faults_pending"] == []
         and stats["replies_pending"] == 0
@@ -558,13 +538,13 @@ def test_admin_api_validates_and_resets(emu: EmulatorServer) -> None:
 # -- secrets never recorded -----------------------------------------------------------------------------
 
 
-def test_records_never_hold_secrets(emu: EmulatorServer, tmp_path: Path) -> None:
+def test_records_never_hold_secrets(bare_emu: EmulatorServer, tmp_path: Path) -> None:
     adc = write_authorized_user(tmp_path / "adc.json")
     info = json.loads(adc.read_text())
     user = google.oauth2.credentials.Credentials.from_authorized_user_file(str(adc))
     user.refresh(make_request())
     sa = google.oauth2.service_account.Credentials.from_service_account_file(
-        str(write_service_account(tmp_path / "sa.json", register_with=emu.state)),
+        str(write_service_account(tmp_path / "sa.json", register_with=bare_emu.state)),
         scopes=[CLOUD_PLATFORM],
     )
     sa.refresh(make_request())
@@ -578,11 +558,11 @@ def test_records_never_hold_secrets(emu: EmulatorServer, tmp_path: Path) -> None
         scopes=[CLOUD_PLATFORM],
     )
     external.refresh(make_request())
-    with openai_client(emu, user.token) as client:
+    with openai_client(bare_emu, user.token) as client:
         client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
-    assert chat_status(emu, "ya29.emu-unknown-secret") == 401
+    assert chat_status(bare_emu, "ya29.bare_emu-unknown-secret") == 401
 
-    admin = emu.admin
+    admin = bare_emu.admin
     dumped = json.dumps([admin.stats(), admin.requests(), admin.tokens(), admin.config()])
     secrets = [
         info["refresh_token"],
@@ -594,7 +574,7 @@ def test_records_never_hold_secrets(emu: EmulatorServer, tmp_path: Path) -> None
     ]
     for secret in secrets:
         assert secret not in dumped
-    assert "ya29.emu-unknown-secret" not in dumped
+    assert "ya29.bare_emu-unknown-secret" not in dumped
     assert TOKEN_PREFIX not in dumped
 
 

@@ -10,9 +10,7 @@ import base64
 import datetime
 import json
 import struct
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ import google.oauth2.credentials
 import google.oauth2.service_account
 import openai
 import pytest
+from conftest import http as http_request
 
 from vertex_env.emulator import (
     EmulatorServer,
@@ -39,35 +38,23 @@ from vertex_env.transport import make_request
 
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 TARGET_SA = "target@emulated-project.iam.gserviceaccount.com"
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-@pytest.fixture
-def emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorServer]:
-    with EmulatorServer() as server:
-        monkeypatch.setenv("VERTEX_ENV_EMULATOR_HOST", server.host_port)
-        yield server
 
 
 def http(
     url: str, *, method: str = "GET", body: Any = None, headers: dict[str, str] | None = None
 ) -> tuple[int, Any]:
+    """(status, JSON body) of a JSON request."""
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
+    status, _, raw = http_request(
         url,
-        data=data,
         method=method,
+        body=data,
         headers={"Content-Type": "application/json", **(headers or {})},
     )
-    try:
-        with _NO_PROXY.open(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        with err:
-            return err.code, json.loads(err.read())
+    return status, json.loads(raw)
 
 
-def user_token(emu: EmulatorServer, tmp_path: Path, scope: str | None = None) -> str:
+def user_token(bare_emu: EmulatorServer, tmp_path: Path, scope: str | None = None) -> str:
     info = authorized_user_info()
     creds = google.oauth2.credentials.Credentials.from_authorized_user_info(
         info, scopes=[scope] if scope else None
@@ -77,10 +64,10 @@ def user_token(emu: EmulatorServer, tmp_path: Path, scope: str | None = None) ->
     return creds.token
 
 
-def chat(emu: EmulatorServer, token: str | None, **headers: str) -> tuple[int, Any]:
+def chat(bare_emu: EmulatorServer, token: str | None, **headers: str) -> tuple[int, Any]:
     auth = {"Authorization": f"Bearer {token}"} if token is not None else {}
     return http(
-        emu.chat_base_url(project="url-project") + "/chat/completions",
+        bare_emu.chat_base_url(project="url-project") + "/chat/completions",
         method="POST",
         body={
             "model": "google/gemini-2.0-flash-001",
@@ -100,8 +87,8 @@ def reason(body: Any) -> str:
 # -- Vertex: Google's refusals, each with its ErrorInfo reason ---------------------------------------------
 
 
-def test_chat_without_a_token_is_credentials_missing(emu: EmulatorServer) -> None:
-    status, body = chat(emu, None)
+def test_chat_without_a_token_is_credentials_missing(bare_emu: EmulatorServer) -> None:
+    status, body = chat(bare_emu, None)
     assert status == 401
     assert body["error"]["status"] == "UNAUTHENTICATED"
     assert body["error"]["message"].startswith(
@@ -111,49 +98,51 @@ def test_chat_without_a_token_is_credentials_missing(emu: EmulatorServer) -> Non
 
 
 def test_chat_with_an_expired_token_says_access_token_expired(
-    emu: EmulatorServer, tmp_path: Path
+    bare_emu: EmulatorServer, tmp_path: Path
 ) -> None:
-    token = user_token(emu, tmp_path)
-    emu.admin.expire()
-    status, body = chat(emu, token)
+    token = user_token(bare_emu, tmp_path)
+    bare_emu.admin.expire()
+    status, body = chat(bare_emu, token)
     assert status == 401
     assert body["error"]["status"] == "UNAUTHENTICATED"
     assert reason(body) == "ACCESS_TOKEN_EXPIRED"
     assert body["error"]["details"][0]["metadata"]["service"] == "aiplatform.googleapis.com"
 
 
-def test_chat_with_a_token_never_issued_is_not_called_expired(emu: EmulatorServer) -> None:
-    status, body = chat(emu, "ya29.never-issued-here")
+def test_chat_with_a_token_never_issued_is_not_called_expired(bare_emu: EmulatorServer) -> None:
+    status, body = chat(bare_emu, "ya29.never-issued-here")
     assert status == 401
     assert body["error"]["message"].startswith("Request had invalid authentication credentials.")
     assert reason(body) == "ACCESS_TOKEN_TYPE_UNSUPPORTED"
 
 
 def test_the_clock_ages_tokens_until_google_says_expired(
-    emu: EmulatorServer, tmp_path: Path
+    bare_emu: EmulatorServer, tmp_path: Path
 ) -> None:
-    token = user_token(emu, tmp_path)
-    assert chat(emu, token)[0] == 200
-    clock = emu.admin.advance_clock(3601)
+    token = user_token(bare_emu, tmp_path)
+    assert chat(bare_emu, token)[0] == 200
+    clock = bare_emu.admin.advance_clock(3601)
     assert clock["offset"] == 3601
-    status, body = chat(emu, token)
+    status, body = chat(bare_emu, token)
     assert (status, reason(body)) == (401, "ACCESS_TOKEN_EXPIRED")
-    emu.admin.reset()  # forgets the clock move too
-    assert emu.admin.clock()["offset"] == 0
+    bare_emu.admin.reset()  # forgets the clock move too
+    assert bare_emu.admin.clock()["offset"] == 0
 
 
 @pytest.mark.parametrize("advance", [-1, None, "soon", float("inf"), float("nan")])
-def test_the_clock_refuses_to_go_back_or_nowhere(emu: EmulatorServer, advance: Any) -> None:
-    status, body = http(f"{emu.url}/__emulator/clock", method="POST", body={"advance": advance})
+def test_the_clock_refuses_to_go_back_or_nowhere(bare_emu: EmulatorServer, advance: Any) -> None:
+    status, body = http(
+        f"{bare_emu.url}/__emulator/clock", method="POST", body={"advance": advance}
+    )
     assert status == 400, body
-    assert emu.admin.clock()["offset"] == 0
+    assert bare_emu.admin.clock()["offset"] == 0
 
 
 def test_chat_with_a_token_without_cloud_platform_scope_is_403_scope_insufficient(
-    emu: EmulatorServer, tmp_path: Path
+    bare_emu: EmulatorServer, tmp_path: Path
 ) -> None:
-    token = user_token(emu, tmp_path, scope="https://www.googleapis.com/auth/userinfo.email")
-    status, body = chat(emu, token)
+    token = user_token(bare_emu, tmp_path, scope="https://www.googleapis.com/auth/userinfo.email")
+    status, body = chat(bare_emu, token)
     assert status == 403
     assert body["error"] == {
         "code": 403,
@@ -162,60 +151,60 @@ def test_chat_with_a_token_without_cloud_platform_scope_is_403_scope_insufficien
         "details": body["error"]["details"],
     }
     assert reason(body) == "ACCESS_TOKEN_SCOPE_INSUFFICIENT"
-    assert emu.admin.stats()["chat_rejected"] == 1
+    assert bare_emu.admin.stats()["chat_rejected"] == 1
 
 
 def test_a_user_project_the_caller_may_not_use_is_403_user_project_denied(
-    emu: EmulatorServer, tmp_path: Path
+    bare_emu: EmulatorServer, tmp_path: Path
 ) -> None:
-    token = user_token(emu, tmp_path)
-    emu.admin.configure(denied_projects=["not-mine"])
-    status, body = chat(emu, token, **{"x-goog-user-project": "not-mine"})
+    token = user_token(bare_emu, tmp_path)
+    bare_emu.admin.configure(denied_projects=["not-mine"])
+    status, body = chat(bare_emu, token, **{"x-goog-user-project": "not-mine"})
     assert status == 403
     assert body["error"]["status"] == "PERMISSION_DENIED"
     assert reason(body) == "USER_PROJECT_DENIED"
     assert body["error"]["details"][0]["metadata"]["consumer"] == "projects/not-mine"
     assert "serviceusage.services.use" in body["error"]["message"]
-    assert chat(emu, token, **{"x-goog-user-project": "mine"})[0] == 200
-    assert chat(emu, token)[0] == 200  # the header alone is checked, not the URL project
+    assert chat(bare_emu, token, **{"x-goog-user-project": "mine"})[0] == 200
+    assert chat(bare_emu, token)[0] == 200  # the header alone is checked, not the URL project
 
 
 def test_a_consumer_project_with_vertex_disabled_is_403_service_disabled(
-    emu: EmulatorServer, tmp_path: Path
+    bare_emu: EmulatorServer, tmp_path: Path
 ) -> None:
-    token = user_token(emu, tmp_path)
-    emu.admin.configure(disabled_projects=["quota-proj"])
-    status, body = chat(emu, token, **{"x-goog-user-project": "quota-proj"})
+    token = user_token(bare_emu, tmp_path)
+    bare_emu.admin.configure(disabled_projects=["quota-proj"])
+    status, body = chat(bare_emu, token, **{"x-goog-user-project": "quota-proj"})
     assert status == 403
     assert reason(body) == "SERVICE_DISABLED"
     metadata = body["error"]["details"][0]["metadata"]
     assert metadata["consumer"] == "projects/quota-proj"
     assert metadata["service"] == "aiplatform.googleapis.com"
     assert "Vertex AI API has not been used in project quota-proj" in body["error"]["message"]
-    assert chat(emu, token)[0] == 200  # without the header the URL project is the consumer
-    emu.admin.configure(disabled_projects=["url-project"])
-    assert reason(chat(emu, token)[1]) == "SERVICE_DISABLED"
+    assert chat(bare_emu, token)[0] == 200  # without the header the URL project is the consumer
+    bare_emu.admin.configure(disabled_projects=["url-project"])
+    assert reason(chat(bare_emu, token)[1]) == "SERVICE_DISABLED"
 
 
 def test_an_injected_429_has_google_resource_exhausted_shape(
-    emu: EmulatorServer, tmp_path: Path
+    bare_emu: EmulatorServer, tmp_path: Path
 ) -> None:
-    token = user_token(emu, tmp_path)
-    emu.admin.fault("chat", status=429)
-    status, body = chat(emu, token)
+    token = user_token(bare_emu, tmp_path)
+    bare_emu.admin.fault("chat", status=429)
+    status, body = chat(bare_emu, token)
     assert status == 429
     assert body["error"]["code"] == 429
     assert body["error"]["status"] == "RESOURCE_EXHAUSTED"
     assert body["error"]["message"].startswith("Resource exhausted. Please try again later.")
-    emu.admin.reply(status=429)  # a scripted error without a body gets the same shape
-    assert chat(emu, token)[1]["error"]["status"] == "RESOURCE_EXHAUSTED"
+    bare_emu.admin.reply(status=429)  # a scripted error without a body gets the same shape
+    assert chat(bare_emu, token)[1]["error"]["status"] == "RESOURCE_EXHAUSTED"
 
 
-def test_the_openai_sdk_sees_google_bodies(emu: EmulatorServer, tmp_path: Path) -> None:
-    token = user_token(emu, tmp_path)
-    emu.admin.expire()
+def test_the_openai_sdk_sees_google_bodies(bare_emu: EmulatorServer, tmp_path: Path) -> None:
+    token = user_token(bare_emu, tmp_path)
+    bare_emu.admin.expire()
     with (
-        openai.OpenAI(base_url=emu.chat_base_url(), api_key=token, max_retries=0) as client,
+        openai.OpenAI(base_url=bare_emu.chat_base_url(), api_key=token, max_retries=0) as client,
         pytest.raises(openai.AuthenticationError) as err,
     ):
         client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
@@ -227,9 +216,9 @@ def test_the_openai_sdk_sees_google_bodies(emu: EmulatorServer, tmp_path: Path) 
 # -- Vertex: embeddings, with the OpenAI response shape ------------------------------------------------------
 
 
-def test_embeddings_through_the_openai_sdk(emu: EmulatorServer, tmp_path: Path) -> None:
-    token = user_token(emu, tmp_path)
-    with openai.OpenAI(base_url=emu.chat_base_url(), api_key=token, max_retries=0) as client:
+def test_embeddings_through_the_openai_sdk(bare_emu: EmulatorServer, tmp_path: Path) -> None:
+    token = user_token(bare_emu, tmp_path)
+    with openai.OpenAI(base_url=bare_emu.chat_base_url(), api_key=token, max_retries=0) as client:
         # The SDK asks for base64 and decodes it; an explicit float list must agree with it.
         first = client.embeddings.create(model="text-embedding-005", input=["hello", "world"])
         again = client.embeddings.create(
@@ -246,9 +235,9 @@ def test_embeddings_through_the_openai_sdk(emu: EmulatorServer, tmp_path: Path) 
     assert first.usage.prompt_tokens == first.usage.total_tokens == 2
 
 
-def test_embeddings_raw_shape_and_refusals(emu: EmulatorServer, tmp_path: Path) -> None:
-    token = user_token(emu, tmp_path)
-    url = emu.chat_base_url() + "/embeddings"
+def test_embeddings_raw_shape_and_refusals(bare_emu: EmulatorServer, tmp_path: Path) -> None:
+    token = user_token(bare_emu, tmp_path)
+    url = bare_emu.chat_base_url() + "/embeddings"
     status, body = http(
         url,
         method="POST",
@@ -270,26 +259,32 @@ def test_embeddings_raw_shape_and_refusals(emu: EmulatorServer, tmp_path: Path) 
 # -- STS and the token endpoint: Google's error bodies as faults, for every credential type ------------------
 
 
-def _authorized_user(emu: EmulatorServer, tmp_path: Path) -> google.auth.credentials.Credentials:
+def _authorized_user(
+    bare_emu: EmulatorServer, tmp_path: Path
+) -> google.auth.credentials.Credentials:
     return google.oauth2.credentials.Credentials.from_authorized_user_file(
         str(write_authorized_user(tmp_path / "adc.json"))
     )
 
 
-def _service_account(emu: EmulatorServer, tmp_path: Path) -> google.auth.credentials.Credentials:
-    path = write_service_account(tmp_path / "sa.json", register_with=emu.state)
+def _service_account(
+    bare_emu: EmulatorServer, tmp_path: Path
+) -> google.auth.credentials.Credentials:
+    path = write_service_account(tmp_path / "sa.json", register_with=bare_emu.state)
     return google.oauth2.service_account.Credentials.from_service_account_file(
         str(path), scopes=[CLOUD_PLATFORM]
     )
 
 
-def _external_account(emu: EmulatorServer, tmp_path: Path) -> google.auth.credentials.Credentials:
+def _external_account(
+    bare_emu: EmulatorServer, tmp_path: Path
+) -> google.auth.credentials.Credentials:
     path = write_external_account(tmp_path / "ext.json", subject_token_file=tmp_path / "subject")
     return google.auth.identity_pool.Credentials.from_file(str(path), scopes=[CLOUD_PLATFORM])
 
 
 def _external_account_impersonated(
-    emu: EmulatorServer, tmp_path: Path
+    bare_emu: EmulatorServer, tmp_path: Path
 ) -> google.auth.credentials.Credentials:
     path = write_external_account(
         tmp_path / "ext.json", subject_token_file=tmp_path / "subject", impersonate=TARGET_SA
@@ -298,14 +293,14 @@ def _external_account_impersonated(
 
 
 def _external_account_authorized_user(
-    emu: EmulatorServer, tmp_path: Path
+    bare_emu: EmulatorServer, tmp_path: Path
 ) -> google.auth.credentials.Credentials:
     path = write_external_account_authorized_user(tmp_path / "workforce.json")
     return google.auth.external_account_authorized_user.Credentials.from_file(str(path))
 
 
 def _impersonated_service_account(
-    emu: EmulatorServer, tmp_path: Path
+    bare_emu: EmulatorServer, tmp_path: Path
 ) -> google.auth.credentials.Credentials:
     path = write_impersonated_service_account(
         tmp_path / "imp.json", source=authorized_user_info(), target=TARGET_SA
@@ -336,34 +331,34 @@ STS_ERRORS = {
 @pytest.mark.parametrize("kind", sorted(CREDENTIALS))
 @pytest.mark.parametrize("error", sorted(STS_ERRORS))
 def test_oauth_and_sts_error_faults_reach_every_credential_type(
-    emu: EmulatorServer, tmp_path: Path, kind: str, error: str
+    bare_emu: EmulatorServer, tmp_path: Path, kind: str, error: str
 ) -> None:
-    creds = CREDENTIALS[kind](emu, tmp_path)
-    emu.admin.fault("token", error=error)
+    creds = CREDENTIALS[kind](bare_emu, tmp_path)
+    bare_emu.admin.fault("token", error=error)
     with pytest.raises(google.auth.exceptions.GoogleAuthError) as raised:
         creds.refresh(make_request())
     text = str(raised.value)
     assert STS_ERRORS[error] in text
     wire_error = "invalid_grant" if error == "audience_mismatch" else error
     assert wire_error in text
-    assert emu.state.requests(kind="token")[0]["status"] == 400
+    assert bare_emu.state.requests(kind="token")[0]["status"] == 400
     creds.refresh(make_request())  # the fault was used up: the next refresh works
     assert creds.token
 
 
 @pytest.mark.parametrize("kind", sorted(CREDENTIALS))
 def test_a_5xx_fault_reaches_every_credential_type_with_a_server_error_body(
-    emu: EmulatorServer, tmp_path: Path, kind: str
+    bare_emu: EmulatorServer, tmp_path: Path, kind: str
 ) -> None:
-    creds = CREDENTIALS[kind](emu, tmp_path)
-    emu.admin.fault("token", status=503, count=10)  # outlasts google-auth's own retries
+    creds = CREDENTIALS[kind](bare_emu, tmp_path)
+    bare_emu.admin.fault("token", status=503, count=10)  # outlasts google-auth's own retries
     with pytest.raises(google.auth.exceptions.GoogleAuthError) as raised:
         creds.refresh(make_request())
     assert "server_error" in str(raised.value)
 
 
 def test_sts_refuses_an_audience_that_is_not_a_provider_resource_name(
-    emu: EmulatorServer, tmp_path: Path
+    bare_emu: EmulatorServer, tmp_path: Path
 ) -> None:
     path = write_external_account(
         tmp_path / "ext.json",
@@ -375,7 +370,7 @@ def test_sts_refuses_an_audience_that_is_not_a_provider_resource_name(
         google.auth.exceptions.GoogleAuthError, match='Invalid value for "audience"'
     ):
         creds.refresh(make_request())
-    assert emu.admin.stats()["token_rejected"] == 1
+    assert bare_emu.admin.stats()["token_rejected"] == 1
 
 
 # -- IAM generateAccessToken: lifetime policy and delegates ---------------------------------------------------
@@ -399,22 +394,24 @@ def _remaining(creds: google.auth.credentials.Credentials) -> float:
     return (creds.expiry - now).total_seconds()
 
 
-def test_a_lifetime_above_an_hour_needs_the_org_policy(emu: EmulatorServer, tmp_path: Path) -> None:
+def test_a_lifetime_above_an_hour_needs_the_org_policy(
+    bare_emu: EmulatorServer, tmp_path: Path
+) -> None:
     creds = _impersonated(tmp_path, 7200)
     with pytest.raises(
         google.auth.exceptions.RefreshError,
         match=r"iam\.allowServiceAccountCredentialLifetimeExtension",
     ):
         creds.refresh(make_request())
-    emu.admin.configure(lifetime_extension=["someone-else@p.iam.gserviceaccount.com"])
+    bare_emu.admin.configure(lifetime_extension=["someone-else@p.iam.gserviceaccount.com"])
     with pytest.raises(google.auth.exceptions.RefreshError, match="3600s"):
         _impersonated(tmp_path, 7200).refresh(make_request())
-    emu.admin.configure(lifetime_extension=[TARGET_SA])
+    bare_emu.admin.configure(lifetime_extension=[TARGET_SA])
     allowed = _impersonated(tmp_path, 7200)
     allowed.refresh(make_request())
     assert 7190 <= _remaining(allowed) <= 7201
     hour = _impersonated(tmp_path, 3600)
-    emu.admin.configure(lifetime_extension=[])
+    bare_emu.admin.configure(lifetime_extension=[])
     hour.refresh(make_request())  # an hour never needs the policy
     assert 3590 <= _remaining(hour) <= 3601
 
@@ -438,11 +435,11 @@ def test_the_emulator_option_allows_lifetime_extension_for_every_account() -> No
     ],
 )
 def test_delegates_are_validated(
-    emu: EmulatorServer, tmp_path: Path, delegates: Any, status: int
+    bare_emu: EmulatorServer, tmp_path: Path, delegates: Any, status: int
 ) -> None:
-    token = user_token(emu, tmp_path)
+    token = user_token(bare_emu, tmp_path)
     got, body = http(
-        f"{emu.url}/v1/projects/-/serviceAccounts/{TARGET_SA}:generateAccessToken",
+        f"{bare_emu.url}/v1/projects/-/serviceAccounts/{TARGET_SA}:generateAccessToken",
         method="POST",
         body={"scope": [CLOUD_PLATFORM], "delegates": delegates},
         headers={"Authorization": f"Bearer {token}"},
@@ -452,10 +449,10 @@ def test_delegates_are_validated(
         assert body["error"]["status"] == "INVALID_ARGUMENT"
 
 
-def test_iam_says_why_a_token_is_refused(emu: EmulatorServer, tmp_path: Path) -> None:
-    url = f"{emu.url}/v1/projects/-/serviceAccounts/{TARGET_SA}:generateAccessToken"
-    token = user_token(emu, tmp_path)
-    emu.admin.expire()
+def test_iam_says_why_a_token_is_refused(bare_emu: EmulatorServer, tmp_path: Path) -> None:
+    url = f"{bare_emu.url}/v1/projects/-/serviceAccounts/{TARGET_SA}:generateAccessToken"
+    token = user_token(bare_emu, tmp_path)
+    bare_emu.admin.expire()
     for header, expected in (
         ({}, "CREDENTIALS_MISSING"),
         ({"Authorization": "Bearer ya29.unknown"}, "ACCESS_TOKEN_TYPE_UNSUPPORTED"),
@@ -468,34 +465,38 @@ def test_iam_says_why_a_token_is_refused(emu: EmulatorServer, tmp_path: Path) ->
 # -- the metadata server: one cached token, handed back with what it has left --------------------------------
 
 
-def _metadata_token(emu: EmulatorServer) -> tuple[str, int]:
+def _metadata_token(bare_emu: EmulatorServer) -> tuple[str, int]:
     status, body = http(
-        f"{emu.url}/computeMetadata/v1/instance/service-accounts/default/token",
+        f"{bare_emu.url}/computeMetadata/v1/instance/service-accounts/default/token",
         headers={"Metadata-Flavor": "Google"},
     )
     assert status == 200
     return str(body["access_token"]), int(body["expires_in"])
 
 
-def test_metadata_hands_back_its_cached_token_until_minutes_remain(emu: EmulatorServer) -> None:
-    first, expires_in = _metadata_token(emu)
+def test_metadata_hands_back_its_cached_token_until_minutes_remain(
+    bare_emu: EmulatorServer,
+) -> None:
+    first, expires_in = _metadata_token(bare_emu)
     assert 3599 <= expires_in <= 3600
-    emu.admin.advance_clock(1000)
-    again, left = _metadata_token(emu)
+    bare_emu.admin.advance_clock(1000)
+    again, left = _metadata_token(bare_emu)
     assert again == first
     assert 2599 <= left <= 2600
-    emu.admin.advance_clock(2600 - 299)  # under metadata_refresh_before (300 s) left: a new token
-    fresh, fresh_left = _metadata_token(emu)
+    bare_emu.admin.advance_clock(
+        2600 - 299
+    )  # under metadata_refresh_before (300 s) left: a new token
+    fresh, fresh_left = _metadata_token(bare_emu)
     assert fresh != first
     assert 3599 <= fresh_left <= 3600
-    assert emu.admin.stats()["tokens_by_grant"] == {"metadata": 2}
+    assert bare_emu.admin.stats()["tokens_by_grant"] == {"metadata": 2}
 
 
 # -- the admin API describes itself ----------------------------------------------------------------------------
 
 
-def test_admin_index_lists_every_route(emu: EmulatorServer) -> None:
-    index = emu.admin.index()
+def test_admin_index_lists_every_route(bare_emu: EmulatorServer) -> None:
+    index = bare_emu.admin.index()
     routes = {(r["method"], r["path"]) for r in index["admin_api"]}
     assert {
         ("GET", "/__emulator/"),
@@ -511,4 +512,4 @@ def test_admin_index_lists_every_route(emu: EmulatorServer) -> None:
     )
     for method, path in routes:
         if method == "GET":
-            assert http(emu.url + path)[0] == 200, path
+            assert http(bare_emu.url + path)[0] == 200, path

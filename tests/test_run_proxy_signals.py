@@ -8,22 +8,11 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import start_emulator
 
 from vertex_env.emulator import EmulatorServer
-
-
-@pytest.fixture
-def emu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[EmulatorServer]:
-    server = start_emulator(monkeypatch, tmp_path)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def wait_for(path: Path, timeout: float = 20) -> None:

@@ -40,15 +40,6 @@ CHAT = BASE_PATH + "/chat/completions"
 # -- helpers ------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def emu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[EmulatorServer]:
-    server = start_emulator(monkeypatch, tmp_path)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 class Serve:
     """A `vertex-env serve --json` process; stderr is collected line by line on a thread."""
 
