@@ -561,11 +561,12 @@ LOOPING_WRITER = textwrap.dedent(
     import sys
     from vertex_env.dotenv_file import write_dotenv
     path = sys.argv[1]
-    print("ready", flush=True)
     version = 0
     while True:
         version += 1
         write_dotenv(path, {f"K{k}": f"v{version}." + "x" * 20000 for k in range(10)})
+        if version == 1:  # the kill lands after at least one write, however slow the machine
+            print("ready", flush=True)
     """
 )
 
