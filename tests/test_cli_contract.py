@@ -14,7 +14,7 @@ from conftest import require_tool, start_emulator
 
 from vertex_env import config
 from vertex_env.cli import main
-from vertex_env.config import resolve
+from vertex_env.config import profile_from
 from vertex_env.emulator import EmulatorServer
 from vertex_env.errors import ConfigError
 
@@ -106,11 +106,11 @@ def test_echoed_values_are_capped(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_a_lifetime_without_impersonation_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(ConfigError, match="a lifetime applies only to an impersonated token"):
-        resolve({"project": "my-project", "lifetime": "2h"}, {})
+        profile_from({"project": "my-project", "lifetime": "2h"}, {})
     cfg = write_config('[profiles.default]\nproject = "my-project"\nlifetime = "2h"\n')
     assert main(["token"]) == 3
     assert f"profile default ({cfg})" in capsys.readouterr().err
-    profile = resolve(
+    profile = profile_from(
         {"project": "my-project", "lifetime": "2h", "impersonate": "sa@p.iam.gserviceaccount.com"},
         {"VERTEX_ENV_CONFIG": "/nonexistent.toml"},
     )

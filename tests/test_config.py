@@ -9,7 +9,7 @@ import pytest
 
 from vertex_env import config
 from vertex_env.cli import main
-from vertex_env.config import Profile, base_url, resolve
+from vertex_env.config import Profile, base_url, profile_from
 from vertex_env.errors import ConfigError
 
 
@@ -85,16 +85,16 @@ def test_flag_beats_vertex_env_var_beats_google_var_beats_profile(tmp_path: Path
         "GOOGLE_CLOUD_PROJECT": "from-google",
         "GOOGLE_CLOUD_LOCATION": "europe-west1",
     }
-    p = resolve({"project": "from-flag"}, env)
+    p = profile_from({"project": "from-flag"}, env)
     assert (p.project, p.sources["project"]) == ("from-flag", "flag --project")
-    p = resolve({}, env)
+    p = profile_from({}, env)
     assert (p.project, p.sources["project"]) == ("from-vertex-env", "env VERTEX_ENV_PROJECT")
     del env["VERTEX_ENV_PROJECT"]
-    p = resolve({}, env)
+    p = profile_from({}, env)
     assert (p.project, p.sources["project"]) == ("from-google", "env GOOGLE_CLOUD_PROJECT")
     assert (p.location, p.sources["location"]) == ("europe-west1", "env GOOGLE_CLOUD_LOCATION")
     del env["GOOGLE_CLOUD_PROJECT"]
-    p = resolve({}, env)
+    p = profile_from({}, env)
     assert p.project == "from-profile" and p.sources["project"].startswith("profile default")
     assert p.endpoint == "42" and p.location == "europe-west1"
 
@@ -108,15 +108,15 @@ def test_gcloud_configured_project_is_read_from_its_files_without_a_subprocess(
     (gcloud / "configurations" / "config_work").write_text(
         "[core]\nproject = gcloud-project\naccount = a@b.c\n"
     )
-    p = resolve({}, {"CLOUDSDK_CONFIG": str(gcloud), "PATH": ""})
+    p = profile_from({}, {"CLOUDSDK_CONFIG": str(gcloud), "PATH": ""})
     assert p.project == "gcloud-project"
     assert "config_work" in p.sources["project"]
 
 
 def test_credential_project_comes_before_gcloud_but_after_everything_else(tmp_path: Path) -> None:
-    p = resolve({}, {}, credential_project=lambda _p: ("sa-project-1", "credential file"))
+    p = profile_from({}, {}, credential_project=lambda _p: ("sa-project-1", "credential file"))
     assert (p.project, p.sources["project"]) == ("sa-project-1", "credential file")
-    p = resolve(
+    p = profile_from(
         {},
         {"CLOUDSDK_CORE_PROJECT": "core-project"},
         credential_project=lambda _p: ("sa-project-1", "x"),
@@ -146,7 +146,7 @@ def test_credential_project_comes_before_gcloud_but_after_everything_else(tmp_pa
 )
 def test_bad_values_are_refused_with_what_is_accepted(flags: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError) as err:
-        resolve(flags, {})
+        profile_from(flags, {})
     assert message in str(err.value)
     assert "(from flag --" in str(err.value)
 
@@ -157,7 +157,7 @@ def test_unknown_profile_lists_the_known_ones(tmp_path: Path) -> None:
         '[profiles.dev]\nproject = "dev-project"\n[profiles.prod]\nproject = "prod-project"\n'
     )
     with pytest.raises(ConfigError, match=r"unknown profile 'stage' \(known profiles: dev, prod"):
-        resolve({}, {"VERTEX_ENV_CONFIG": str(cfg)}, profile="stage")
+        profile_from({"profile": "stage"}, {"VERTEX_ENV_CONFIG": str(cfg)})
 
 
 def test_durations_accept_units() -> None:
@@ -187,7 +187,7 @@ def test_profile_commands_edit_the_file_and_keep_comments(
     assert main(["profile", "list", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"profiles": ["dev", "old"], "default": None}
     assert main(["profile", "default", "dev"]) == 0
-    p = resolve({}, dict(__import__("os").environ))
+    p = profile_from({}, dict(__import__("os").environ))
     assert (p.name, p.project, p.location, p.min_ttl) == ("dev", "dev-project", "global", 600)
     assert main(["profile", "set", "dev", "location=nowhere"]) == 2  # a bad argument: usage error
     assert "invalid location 'nowhere'" in capsys.readouterr().err
@@ -217,7 +217,7 @@ def test_a_config_value_of_the_wrong_type_is_a_one_line_error(
     cfg = tmp_path / "c.toml"
     cfg.write_text(f"[profiles.default]\n{line}\n")
     with pytest.raises(ConfigError) as err:
-        resolve({}, {"VERTEX_ENV_CONFIG": str(cfg)})
+        profile_from({}, {"VERTEX_ENV_CONFIG": str(cfg)})
     assert message in str(err.value) and "(from profile default" in str(err.value)
 
 

@@ -64,6 +64,16 @@ CASES: list[tuple[list[str], dict[str, str], bool]] = [
     (["export", "--location", "europe-west4", "--min-ttl", "5m"], {}, FAST),
     (["export", "--timeout", "5"], {}, FAST),
     (["token"], {"VERTEX_ENV_TIMEOUT": "3s"}, FAST),
+    # the options that click once read through `envvar=`: now the table's, on both paths
+    (["token"], {"VERTEX_ENV_PROFILE": "dev"}, FAST),
+    (["token", "--profile", "dev"], {"VERTEX_ENV_PROFILE": "nope"}, FAST),
+    (["export", "--format", "sh"], {"VERTEX_ENV_FORMAT": "jsn"}, FAST),
+    (["export"], {"VERTEX_ENV_FORMAT": "json", "VERTEX_ENV_GOOGLE": "on"}, FAST),
+    (["export", "--google"], {"VERTEX_ENV_GOOGLE": "0"}, FAST),
+    (["export", "--legacy"], {"VERTEX_ENV_LEGACY": "maybe"}, FAST),
+    (["export"], {"VERTEX_ENV_LEGACY": "TRUE"}, FAST),
+    (["token"], {"VERTEX_ENV_NO_CACHE": "off"}, FAST),
+    (["token"], {"VERTEX_ENV_NO_CACHE": ""}, FAST),
     # everything below is click's to answer
     (["token"], {"VERTEX_ENV_TIMEOUT": "soon"}, CLICK),
     (["export", "--timeout", "0"], {}, CLICK),
@@ -81,6 +91,16 @@ CASES: list[tuple[list[str], dict[str, str], bool]] = [
     (["export"], {"VERTEX_ENV_GOOGLE": "maybe"}, CLICK),
     (["export"], {"VERTEX_ENV_NO_CACHE": "1"}, CLICK),
     (["export", "--no-cache"], {}, CLICK),
+    (["token", "--no-cache"], {}, CLICK),
+    (["token"], {"VERTEX_ENV_NO_CACHE": "yes"}, CLICK),
+    (["token"], {"VERTEX_ENV_NO_CACHE": "maybe"}, CLICK),
+    (["export", "--no-cache=1"], {}, CLICK),
+    (["token"], {"VERTEX_ENV_PROFILE": "nope"}, CLICK),
+    (["token"], {"VERTEX_ENV_PROFILE": "a b"}, CLICK),
+    (["export"], {"VERTEX_ENV_FORMAT": "github"}, CLICK),
+    (["export", "--format", "circleci"], {}, CLICK),
+    (["export"], {"VERTEX_ENV_LEGACY": "maybe"}, CLICK),
+    (["export", "--legacy", "--legacy"], {}, CLICK),
     (["export", "--unset"], {}, CLICK),
     (["export", "--location", "us-central1", "--location", "europe-west4"], {}, CLICK),
     (["export", "--location", "us central"], {}, CLICK),
@@ -120,6 +140,37 @@ def test_the_warm_path_prints_what_click_prints(
     if answered:
         assert (code, fast_out.out, fast_out.err) == (click_code, click_out.out, click_out.err)
         assert code == 0 and fast_out.out
+
+
+def test_the_warm_path_parses_every_option_the_table_gives_its_commands() -> None:
+    """No second list of flags: each option of the table for `token`/`export` is read by the warm parser."""
+    from vertex_env import config
+
+    for command, kinds in config.COMMAND_KINDS.items():
+        for opt in config.ALL_OPTIONS:
+            args = [opt.flag] if opt.switch else [opt.flag, "some-value"]
+            expected = {opt.name: True if opt.switch else args[1]}
+            assert fast.parse(command, list(args)) == (expected if opt.kind in kinds else None)
+
+
+def test_no_click_option_of_the_table_reads_its_variable_through_click() -> None:
+    """Every table option's variable is read by `config.value`/`environment.resolve`, on both paths alike."""
+    import click
+
+    from vertex_env import cli, config
+
+    table_flags = {opt.flag for opt in config.ALL_OPTIONS}
+    seen: set[str] = set()
+    context = click.Context(cli.cli)
+    for name in cli.COMMANDS:
+        command = cli.cli.get_command(context, name)
+        assert command is not None
+        for param in command.params:
+            flags = set(param.opts) & table_flags
+            if flags:
+                assert param.envvar is None, (name, flags)
+                seen |= flags
+    assert seen == table_flags
 
 
 def test_a_token_with_too_little_life_left_is_left_to_click(

@@ -13,8 +13,6 @@ import click
 from vertex_env._version import __version__
 from vertex_env.errors import VertexEnvError
 
-FORMAT_ENV = "VERTEX_ENV_FORMAT"
-
 # name -> "module:attribute"; imported only when that command runs (start-up time is a feature).
 COMMANDS: dict[str, str] = {
     "token": "vertex_env.commands.token:token",
@@ -141,9 +139,9 @@ def command_of(args: Sequence[str]) -> str | None:
 
 def export_failure_output(args: Sequence[str], environ: Mapping[str, str]) -> str:
     """The failure text of the format `export` was asked for (`false;` when it cannot be told)."""
-    from vertex_env import render
+    from vertex_env import config, render
 
-    fmt = environ.get(FORMAT_ENV) or "sh"
+    fmt = environ.get(config.ALL_BY_NAME["format"].env) or "sh"
     for i, arg in enumerate(args):
         if arg == "--":
             break

@@ -186,20 +186,155 @@ def validate_profile_name(value: str) -> str:
     return _check(_PROFILE_NAME_RE, value, "profile name", "letters, digits, '.', '_' or '-'")
 
 
-@dataclass(frozen=True)
+#: Boolean values of a switch's environment variable (those click accepts); anything else is a usage error.
+TRUE_WORDS = ("1", "true", "t", "yes", "y", "on")
+FALSE_WORDS = ("0", "false", "f", "no", "n", "off")
+#: `export` formats that print text; SHELL_FORMATS set variables in a live shell (`export --unset` undoes them).
+FORMATS = ("sh", "fish", "powershell", "cmd", "dotenv", "json")
+SHELL_FORMATS = ("sh", "fish", "powershell", "cmd")
+#: `export` formats that set up a CI job (vertex_env.ci) rather than print shell text.
+CI_FORMATS = ("github", "gitlab", "circleci")
+
+
+def parse_switch(value: str | bool) -> bool:
+    """A switch from the command line (True) or from its variable (`1`, `yes`, `off`, … as click reads them)."""
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return word in TRUE_WORDS
+    raise ConfigError(
+        f"invalid value {shown(value)}: expected 1, true, yes or on; 0, false, no or off"
+    )
+
+
+def validate_format(value: str) -> str:
+    if value not in FORMATS + CI_FORMATS:
+        raise ConfigError(
+            f"invalid format {shown(value)}: expected one of {', '.join(FORMATS + CI_FORMATS)}"
+        )
+    return value
+
+
+#: Kinds of option: FIELD is a Profile field (flag > VERTEX_ENV_* > profile > Google's variables > default);
+#: COMMON, VARIABLES and EXPORT are per-command choices (flag > VERTEX_ENV_* > default).
+FIELD = "field"
+#: --profile, --no-cache: every command that resolves a profile.
+COMMON = "common"
+#: --google, --legacy: every command that delivers the variables.
+VARIABLES = "variables"
+#: --format: `export` only.
+EXPORT = "export"
+
+
 class Option:
-    """One configurable field: its flag, its VERTEX_ENV_* variable, Google's own variables, its validator."""
+    """One option: its flag, its VERTEX_ENV_* variable, Google's own variables, its validator.
 
-    name: str
-    flag: str
-    env: str
-    google_env: tuple[str, ...]
-    validate: Callable[[Any], Any]
-    default: Any
-    help: str
+    The click options (vertex_env.commands.options) and the warm path's parser (vertex_env.fast) are both built
+    from this table; every value is read by `value()` / `resolve()` below, never by click's `envvar=`."""
+
+    __slots__ = (
+        "choices",
+        "default",
+        "env",
+        "flag",
+        "google_env",
+        "help",
+        "kind",
+        "metavar",
+        "name",
+        "switch",
+        "validate",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        flag: str,
+        env: str,
+        google_env: tuple[str, ...],
+        validate: Callable[[Any], Any],
+        default: Any,
+        help: str,
+        *,
+        kind: str = FIELD,
+        switch: bool = False,
+        metavar: str | None = None,
+        choices: tuple[str, ...] = (),
+    ) -> None:
+        self.name = name
+        self.flag = flag
+        self.env = env
+        self.google_env = google_env
+        self.validate = validate
+        self.default = default
+        self.help = help
+        self.kind = kind
+        self.switch = switch
+        self.metavar = metavar or name.upper()
+        self.choices = choices
+
+    def __repr__(self) -> str:
+        return f"Option({self.name!r}, {self.flag!r}, {self.env!r})"
 
 
-OPTIONS: tuple[Option, ...] = (
+#: Every option of every command, once.
+ALL_OPTIONS: tuple[Option, ...] = (
+    Option(
+        "profile",
+        "--profile",
+        "VERTEX_ENV_PROFILE",
+        (),
+        validate_profile_name,
+        None,
+        "Profile from the config file.",
+        kind=COMMON,
+        metavar="NAME",
+    ),
+    Option(
+        "no_cache",
+        "--no-cache",
+        "VERTEX_ENV_NO_CACHE",
+        (),
+        parse_switch,
+        False,
+        "Bypass the shared token cache.",
+        kind=COMMON,
+        switch=True,
+    ),
+    Option(
+        "format",
+        "--format",
+        "VERTEX_ENV_FORMAT",
+        (),
+        validate_format,
+        "sh",
+        "Output format; sh (POSIX: bash, zsh, dash, ksh) unless given, whatever $SHELL says.",
+        kind=EXPORT,
+        choices=FORMATS + CI_FORMATS,
+    ),
+    Option(
+        "google",
+        "--google",
+        "VERTEX_ENV_GOOGLE",
+        (),
+        parse_switch,
+        False,
+        "Also set GOOGLE_CLOUD_PROJECT and GOOGLE_CLOUD_LOCATION.",
+        kind=VARIABLES,
+        switch=True,
+    ),
+    Option(
+        "legacy",
+        "--legacy",
+        "VERTEX_ENV_LEGACY",
+        (),
+        parse_switch,
+        False,
+        "Also set OPENAI_API_BASE for older clients.",
+        kind=VARIABLES,
+        switch=True,
+    ),
     Option(
         "project",
         "--project",
@@ -253,6 +388,7 @@ OPTIONS: tuple[Option, ...] = (
         validate_credentials,
         None,
         "Credential file, or keyring:NAME (default: ADC).",
+        metavar="FILE|keyring:NAME",
     ),
     Option(
         "impersonate",
@@ -262,6 +398,7 @@ OPTIONS: tuple[Option, ...] = (
         validate_email,
         None,
         "Service account email to impersonate.",
+        metavar="SA_EMAIL",
     ),
     Option(
         "lifetime",
@@ -271,6 +408,7 @@ OPTIONS: tuple[Option, ...] = (
         validate_lifetime,
         DEFAULT_LIFETIME,
         "Impersonated token lifetime, up to 12h.",
+        metavar="DURATION",
     ),
     Option(
         "quota_project",
@@ -298,6 +436,7 @@ OPTIONS: tuple[Option, ...] = (
         validate_min_ttl,
         DEFAULT_MIN_TTL,
         "Least life a served token has left (e.g. 300, 5m).",
+        metavar="DURATION",
     ),
     Option(
         "timeout",
@@ -307,15 +446,51 @@ OPTIONS: tuple[Option, ...] = (
         validate_timeout,
         DEFAULT_TIMEOUT,
         "Most time spent reaching Google, across every retry (e.g. 20, 5s).",
+        metavar="DURATION",
     ),
 )
+ALL_BY_NAME = {opt.name: opt for opt in ALL_OPTIONS}
+#: The fields of a Profile, in the table's order.
+OPTIONS = tuple(opt for opt in ALL_OPTIONS if opt.kind == FIELD)
 OPTIONS_BY_NAME = {opt.name: opt for opt in OPTIONS}
-PROFILE_ENV = "VERTEX_ENV_PROFILE"
+#: The kinds of option each command of the warm path takes (the click commands are declared with the same).
+COMMAND_KINDS = {"token": (COMMON, FIELD), "export": (EXPORT, VARIABLES, COMMON, FIELD)}
+PROFILE_ENV = ALL_BY_NAME["profile"].env
 EMULATOR_HOST_ENV = "VERTEX_ENV_EMULATOR_HOST"
 #: Set by the transport seam on a request it rewrote to the emulator: the Google host it was meant for.
 ORIGINAL_HOST_HEADER = "X-Vertex-Env-Original-Host"
 CONFIG_ENV = "VERTEX_ENV_CONFIG"
 PROFILE_KEYS = (*OPTIONS_BY_NAME, "write")
+
+
+def given_value(
+    opt: Option, given: Mapping[str, Any], environ: Mapping[str, str]
+) -> tuple[Any, str]:
+    """(raw value, where it came from) from the command line or the option's VERTEX_ENV_* variable, else
+    (None, "default"). A value of None or () in `given` means "not given"."""
+    raw = given.get(opt.name)
+    if raw is not None and raw != ():
+        return raw, f"flag {opt.flag}"
+    if environ.get(opt.env):
+        return environ[opt.env], f"env {opt.env}"
+    return None, "default"
+
+
+def checked(opt: Option, raw: Any, source: str) -> Any:
+    """`opt.validate(raw)`; a bad value given to this command (flag or variable) is a usage error, the config
+    file's a configuration error, each naming where it came from."""
+    try:
+        return opt.validate(raw)
+    except ConfigError as err:
+        cls = UsageError if source.startswith(("flag", "env")) else ConfigError
+        raise cls(f"{err.message} (from {source})") from None
+
+
+def value(name: str, given: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Any:
+    """The value of a per-command option (COMMON, VARIABLES, EXPORT): flag > VERTEX_ENV_* > default."""
+    opt = ALL_BY_NAME[name]
+    raw, source = given_value(opt, given, os.environ if environ is None else environ)
+    return opt.default if raw is None else checked(opt, raw, source)
 
 
 @dataclass(frozen=True)
@@ -508,18 +683,17 @@ def _check_type(key: str, raw: Any, source: str) -> None:
 
 def _pick(
     opt: Option,
-    flags: Mapping[str, Any],
+    given: Mapping[str, Any],
     env: Mapping[str, str],
     table: Mapping[str, Any],
     table_source: str,
     named: bool,
 ) -> tuple[Any, str]:
-    """(raw value, where it came from) for one option: flag > VERTEX_ENV_* > Google's variables > profile, except
+    """(raw value, where it came from) for one field: flag > VERTEX_ENV_* > Google's variables > profile, except
     that a profile the user named (--profile, VERTEX_ENV_PROFILE) outranks Google's ambient variables."""
-    if opt.name in flags:
-        return flags[opt.name], f"flag {opt.flag}"
-    if env.get(opt.env):
-        return env[opt.env], f"env {opt.env}"
+    raw, source = given_value(opt, given, env)
+    if raw is not None:
+        return raw, source
     google = next((var for var in opt.google_env if env.get(var)), None)
     if named and opt.name in table:
         outranked = f"; the named profile outranks env {google}" if google else ""
@@ -531,29 +705,23 @@ def _pick(
     return None, "default"
 
 
-def resolve(
-    flags: Mapping[str, Any] | None = None,
+def profile_from(
+    given: Mapping[str, Any],
     environ: Mapping[str, str] | None = None,
     *,
-    profile: str | None = None,
     credential_project: Callable[[Profile], tuple[str, str] | None] | None = None,
     credential_quota_project: Callable[[Profile], tuple[str, str] | None] | None = None,
 ) -> Profile:
-    """Merge every source into a validated Profile.
+    """Merge every source into a validated Profile (the profile step of `vertex_env.environment.resolve`).
 
-    `flags` holds command-line values (None = not given). `credential_project` is asked for the project only
-    when no earlier source set one (it may read the credential file or the metadata server);
-    `credential_quota_project` likewise for the quota project (the ADC file's quota_project_id).
+    `given` holds the command line's values by option name (None = not given; `profile` names the profile).
+    `credential_project` is asked for the project only when no earlier source set one (it may read the
+    credential file or the metadata server); `credential_quota_project` likewise for the quota project (the ADC
+    file's quota_project_id).
     """
     env = os.environ if environ is None else environ
-    flags = {k: v for k, v in (flags or {}).items() if v is not None and v != ()}
     path = config_path(env)
-    requested = profile or flags.pop("profile", None) or env.get(PROFILE_ENV) or None
-    if requested:
-        try:
-            validate_profile_name(requested)
-        except ConfigError as err:
-            raise UsageError(err.message) from None
+    requested = value("profile", given, env)
     data = read_config(path)
     name, table = select_profile(data, requested, path)
     unknown = sorted(set(table) - set(PROFILE_KEYS))
@@ -566,17 +734,12 @@ def resolve(
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for opt in OPTIONS:
-        raw, source = _pick(opt, flags, env, table, f"profile {name} ({path})", bool(requested))
+        raw, source = _pick(opt, given, env, table, f"profile {name} ({path})", bool(requested))
         if raw is None:
             values[opt.name] = opt.default
         else:
             _check_type(opt.name, raw, source)
-            try:
-                values[opt.name] = opt.validate(raw)
-            except ConfigError as err:
-                # A value given to this command (flag or variable) is a usage error; the file's is config.
-                cls = UsageError if source.startswith(("flag", "env")) else ConfigError
-                raise cls(f"{err.message} (from {source})") from None
+            values[opt.name] = checked(opt, raw, source)
         sources[opt.name] = source if raw is not None else "default"
     if values["impersonate"] is None and sources["lifetime"] != "default":
         cls = UsageError if sources["lifetime"].startswith(("flag", "env")) else ConfigError

@@ -96,14 +96,24 @@ def resolve(
     profile: str | None = None,
     *,
     environ: Mapping[str, str] | None = None,
-    use_cache: bool = True,
-    **overrides: Any,
+    use_cache: bool | None = None,
+    **options: Any,
 ) -> Environment:
-    """The same resolution the CLI does; keyword arguments are the command-line flags (project=, location=, …)."""
+    """Resolve the Environment: the one path from options to a profile and its token source.
+
+    Keyword arguments are the options of the table `vertex_env.config.ALL_OPTIONS` that describe the profile and
+    its cache (project=, location=, …, no_cache=), as the command line gives them (None: not given); each one
+    not given is read from its VERTEX_ENV_* variable, then the config file, Google's variables and defaults.
+    `use_cache=False` is `no_cache=True`.
+    """
     env = dict(os.environ if environ is None else environ)
-    unknown = set(overrides) - set(config.OPTIONS_BY_NAME)
+    known = {opt.name for opt in config.ALL_OPTIONS if opt.kind in (config.FIELD, config.COMMON)}
+    unknown = set(options) - known
     if unknown:
         raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+    given = {**options, "profile": profile}
+    if use_cache is not None:
+        given["no_cache"] = not use_cache
 
     def from_credential(p: Profile) -> tuple[str, str] | None:
         from vertex_env.credentials import credential_project
@@ -115,13 +125,15 @@ def resolve(
 
         return credential_quota_project(p, env)
 
-    prof = config.resolve(
-        overrides,
+    no_cache = config.value("no_cache", given, env)
+    prof = config.profile_from(
+        given,
         env,
-        profile=profile,
         credential_project=from_credential,
         credential_quota_project=quota_from_credential,
     )
     return Environment(
-        profile=prof, token_source=TokenSource(prof, environ=env, use_cache=use_cache), environ=env
+        profile=prof,
+        token_source=TokenSource(prof, environ=env, use_cache=not no_cache),
+        environ=env,
     )

@@ -2,8 +2,9 @@
 
 These two commands run at prompts, in direnv and in `$(vertex-env token)` loops, where the interpreter start
 is most of their cost and click would triple it. This module reads the command line against the same option
-table the click options are built from (`config.OPTIONS`), resolves the profile with the same code
-(`environment.resolve`), and answers only when the shared cache holds a token with enough life left. Anything
+table the click options are built from (`config.ALL_OPTIONS`, with `config.COMMAND_KINDS` saying which
+options each command takes), reads every value with the same code (`config.value`, `environment.resolve`),
+and answers only when the shared cache holds a token with enough life left. Anything
 else — `--help`, an unknown or repeated flag, a CI format, `--unset`, `--no-cache`, a cache miss, any error —
 returns None and the full click CLI runs instead, so its output and exit codes are the only ones users see.
 """
@@ -14,11 +15,9 @@ import os
 import sys
 from collections.abc import Mapping
 
-#: Flags of `export` besides the profile options: name -> takes a value.
-_EXPORT_FLAGS = {"--format": True, "--google": False, "--legacy": False}
-#: Boolean environment values as click reads them; anything else is click's to reject.
-_TRUE = ("1", "true", "t", "yes", "y", "on")
-_FALSE = ("0", "false", "f", "no", "n", "off")
+TYPE_CHECKING = False  # typing stays off the warm path
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def entry_point() -> None:
@@ -49,70 +48,64 @@ def run(argv: list[str]) -> int | None:
     return 0
 
 
-def parse(command: str, args: list[str]) -> tuple[dict[str, str], set[str]] | None:
-    """The values and the switches given, by option name (None: not a command line this path handles)."""
-    from vertex_env.config import OPTIONS
+def parse(command: str, args: list[str]) -> dict[str, Any] | None:
+    """The options given, by name, as the table lists them for `command` (None: not a command line this path
+    handles — `--help`, `--unset`, an unknown or repeated flag, a missing value, an argument)."""
+    from vertex_env.config import ALL_OPTIONS, COMMAND_KINDS
 
-    takes_value = {"--profile": "profile", **{opt.flag: opt.name for opt in OPTIONS}}
-    flags = _EXPORT_FLAGS if command == "export" else {}
-    values: dict[str, str] = {}
-    switches: set[str] = set()
+    kinds = COMMAND_KINDS[command]
+    accepted = {opt.flag: opt for opt in ALL_OPTIONS if opt.kind in kinds}
+    given: dict[str, Any] = {}
     rest = list(args)
     while rest:
-        arg = rest.pop(0)
-        flag, eq, inline = arg.partition("=")
-        if flag in takes_value or flags.get(flag):
+        flag, eq, inline = rest.pop(0).partition("=")
+        opt = accepted.get(flag)
+        if opt is None or opt.name in given:
+            return None
+        if opt.switch:
             if eq:
-                value = inline
-            elif rest and not rest[0].startswith("-"):
-                value = rest.pop(0)
-            else:
                 return None
-            name = takes_value.get(flag) or flag[2:]
-            if name in values:
-                return None
-            values[name] = value
-        elif flag in flags and not eq and flag[2:] not in switches:
-            switches.add(flag[2:])
+            given[opt.name] = True
+        elif eq:
+            given[opt.name] = inline
+        elif rest and not rest[0].startswith("-"):
+            given[opt.name] = rest.pop(0)
         else:
-            return None  # --help, --unset, --no-cache, an unknown or repeated flag, an argument: click's
-    return values, switches
-
-
-def _env_flag(environ: Mapping[str, str], name: str) -> bool | None:
-    value = environ.get(name, "").strip().lower()
-    if not value or value in _FALSE:
-        return False
-    return True if value in _TRUE else None
+            return None
+    return given
 
 
 def _answer(command: str, args: list[str], environ: Mapping[str, str]) -> str | None:
-    parsed = parse(command, args)
-    if parsed is None or _env_flag(environ, "VERTEX_ENV_NO_CACHE") is not False:
+    given = parse(command, args)
+    if given is None:
         return None
-    values, switches = parsed
-    fmt, google, legacy = "sh", False, False
-    if command == "export":
-        from vertex_env import render
-
-        fmt = values.pop("format", "") or environ.get("VERTEX_ENV_FORMAT") or "sh"
-        from_env = _env_flag(environ, "VERTEX_ENV_GOOGLE"), _env_flag(environ, "VERTEX_ENV_LEGACY")
-        if fmt not in render.FORMATS or None in from_env:
-            return None
-        google = "google" in switches or bool(from_env[0])
-        legacy = "legacy" in switches or bool(from_env[1])
+    from vertex_env import config
     from vertex_env.environment import resolve
 
-    profile = values.pop("profile", None)
-    env = resolve(profile, environ=environ, use_cache=True, **values)
-    token = env.token_source.cached()
+    choices = {
+        opt.name: config.value(opt.name, given, environ)
+        for opt in config.ALL_OPTIONS
+        if opt.kind in config.COMMAND_KINDS[command]
+        and opt.kind in (config.EXPORT, config.VARIABLES)
+    }
+    fmt = choices.get("format", "sh")
+    if fmt not in config.FORMATS:  # a CI format writes the job's files: click's
+        return None
+    options = {
+        name: value
+        for name, value in given.items()
+        if config.ALL_BY_NAME[name].kind in (config.COMMON, config.FIELD)
+    }
+    env = resolve(environ=environ, **options)
+    token = env.token_source.cached() if env.token_source.use_cache else None
     if token is None:
         return None
     if command == "token":
         return token.value + "\n"
+    from vertex_env import render
     from vertex_env.environment import recorded
 
-    variables = env.variables(token, google=google, legacy=legacy)
+    variables = env.variables(token, google=choices["google"], legacy=choices["legacy"])
     if fmt in render.SHELL_FORMATS:
         variables = recorded(variables)
     return render.render(variables, fmt)

@@ -10,13 +10,10 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 
+from vertex_env.config import CI_FORMATS as CI_FORMATS
+from vertex_env.config import FORMATS as FORMATS
+from vertex_env.config import SHELL_FORMATS as SHELL_FORMATS
 from vertex_env.errors import SinkError
-
-FORMATS = ("sh", "fish", "powershell", "cmd", "dotenv", "json")
-#: Formats that set variables in a live shell (which `export --unset` can later clean up).
-SHELL_FORMATS = ("sh", "fish", "powershell", "cmd")
-#: `export` formats that set up a CI job (vertex_env.ci) rather than print shell text.
-CI_FORMATS = ("github", "gitlab", "circleci")
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 

@@ -7,7 +7,8 @@ from typing import Any
 import click
 
 from vertex_env.cache import TokenCache, cache_dir
-from vertex_env.commands.options import environment_from, profile_options
+from vertex_env.commands.options import profile_options
+from vertex_env.environment import resolve
 
 
 @click.group(epilog='\b\nExamples:\n  vertex-env cache clear\n  ls -l "$(vertex-env cache path)"')
@@ -42,7 +43,7 @@ def path(options: dict[str, Any], token_file: bool, daemon_state: bool) -> None:
     if not (token_file or daemon_state):
         click.echo(str(cache_dir()))
         return
-    env = environment_from(options)
+    env = resolve(**options)
     source = env.token_source
     if token_file:
         click.echo(str(source.cache.path_for(source.cache_key)))

@@ -6,7 +6,8 @@ from typing import Any
 
 import click
 
-from vertex_env.commands.options import environment_from, profile_options, variable_options
+from vertex_env.commands.options import profile_options, variable_options
+from vertex_env.environment import resolve
 
 
 @click.command(
@@ -57,7 +58,7 @@ def daemon(
     fixed = resolve_targets(writes) if writes else None
 
     def make_keeper() -> EnvironmentKeeper:
-        env = environment_from(options)
+        env = resolve(**options)
         env.token_source.cache_key  # noqa: B018 - locate the credential now: fail before locking
         targets = check_targets(fixed if fixed is not None else profile_targets(env))
         if not targets and not env.token_source.use_cache:

@@ -7,8 +7,9 @@ from typing import Any
 
 import click
 
-from vertex_env.commands.options import environment_from, profile_options, variable_options
-from vertex_env.render import CI_FORMATS, FORMATS
+from vertex_env.commands.options import command_options
+from vertex_env.config import CI_FORMATS
+from vertex_env.environment import resolve
 
 
 @click.command(
@@ -17,18 +18,9 @@ from vertex_env.render import CI_FORMATS, FORMATS
     "  vertex-env export --format fish | source\n"
     "  vertex-env export --format github      # in a GitHub Actions step"
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS + CI_FORMATS),
-    default="sh",
-    envvar="VERTEX_ENV_FORMAT",
-    help="Output format; sh (POSIX: bash, zsh, dash, ksh) unless given, whatever $SHELL says. [env: VERTEX_ENV_FORMAT]",
-)
 @click.option("--unset", is_flag=True, help="Print what removes the variables again.")
-@variable_options
-@profile_options
-def export(options: dict[str, Any], fmt: str, unset: bool, google: bool, legacy: bool) -> int:
+@command_options("export")
+def export(options: dict[str, Any], format: str, unset: bool, google: bool, legacy: bool) -> int:
     """Print the variables OPENAI_API_KEY, OPENAI_BASE_URL and VERTEX_ENV_EXPIRES_AT.
 
     On any failure stdout carries only `false;` (in a shell format), so `eval "$(vertex-env export)"` fails too.
@@ -36,6 +28,7 @@ def export(options: dict[str, Any], fmt: str, unset: bool, google: bool, legacy:
     from vertex_env import render
     from vertex_env.environment import names_to_unset, recorded
 
+    fmt = format
     if unset:
         if fmt in CI_FORMATS:
             raise click.UsageError(
@@ -43,7 +36,7 @@ def export(options: dict[str, Any], fmt: str, unset: bool, google: bool, legacy:
             )
         click.echo(render.render_unset(names_to_unset(os.environ), fmt), nl=False)
         return 0
-    env = environment_from(options)
+    env = resolve(**options)
     token = env.token()
     variables = env.variables(token, google=google, legacy=legacy)
     if fmt in render.SHELL_FORMATS:

@@ -1,69 +1,74 @@
-"""The profile options, defined once and shared by every command that resolves a profile (pip-tools style)."""
+"""The click options, built from the one option table (`vertex_env.config.ALL_OPTIONS`), pip-tools style.
+
+No option reads its environment variable through click: every value is read by `vertex_env.config.value()`
+(per-command choices) or `vertex_env.environment.resolve()` (the profile and its cache), the same code the
+click-free warm path (vertex_env.fast) runs.
+"""
 
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
-from vertex_env.config import OPTIONS, PROFILE_ENV
-from vertex_env.environment import Environment, resolve
+from vertex_env import config
 
 F = TypeVar("F", bound=Callable[..., Any])
-_NAMES = ("profile", "no_cache", *(opt.name for opt in OPTIONS))
 
 
-def profile_options(func: F) -> F:
-    """Add --profile, --project, … --no-cache; the command receives them as one `options` dict."""
+def table_options(*kinds: str) -> Callable[[F], F]:
+    """Add the table's options of these kinds. COMMON and FIELD values reach the command unresolved, as one
+    `options` dict for `vertex_env.environment.resolve(**options)`; the others arrive resolved, by name."""
+    chosen = [opt for opt in config.ALL_OPTIONS if opt.kind in kinds]
 
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        options = {name: kwargs.pop(name, None) for name in _NAMES}
-        return func(*args, options=options, **kwargs)
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if any(opt.kind in (config.COMMON, config.FIELD) for opt in chosen):
+                kwargs["options"] = {
+                    **kwargs.get("options", {}),
+                    **{
+                        opt.name: kwargs.pop(opt.name, None)
+                        for opt in chosen
+                        if opt.kind in (config.COMMON, config.FIELD)
+                    },
+                }
+            for opt in chosen:
+                if opt.kind not in (config.COMMON, config.FIELD):
+                    kwargs[opt.name] = config.value(opt.name, kwargs, os.environ)
+            return func(*args, **kwargs)
 
-    decorated: Any = wrapper
-    for opt in reversed(OPTIONS):
-        decorated = click.option(
-            opt.flag,
-            opt.name,
-            default=None,
-            metavar=_metavar(opt.name),
-            help=f"{opt.help} [env: {opt.env}]",
-        )(decorated)
-    decorated = click.option(
-        "--no-cache",
-        "no_cache",
-        is_flag=True,
-        default=None,
-        envvar="VERTEX_ENV_NO_CACHE",
-        help="Bypass the shared token cache. [env: VERTEX_ENV_NO_CACHE]",
-    )(decorated)
-    decorated = click.option(
-        "--profile",
-        "profile",
-        default=None,
-        metavar="NAME",
-        help=f"Profile from the config file. [env: {PROFILE_ENV}]",
-    )(decorated)
-    return decorated  # type: ignore[no-any-return]
+        decorated: Any = wrapper
+        for opt in reversed(chosen):
+            decorated = click.option(opt.flag, opt.name, **_click_settings(opt))(decorated)
+        return decorated  # type: ignore[no-any-return]
+
+    return decorate
 
 
-def _metavar(name: str) -> str:
-    return {
-        "lifetime": "DURATION",
-        "min_ttl": "DURATION",
-        "timeout": "DURATION",
-        "impersonate": "SA_EMAIL",
-        "credentials": "FILE|keyring:NAME",
-    }.get(name, name.upper())
+def _click_settings(opt: config.Option) -> dict[str, Any]:
+    settings: dict[str, Any] = {"default": None, "help": f"{opt.help} [env: {opt.env}]"}
+    if opt.switch:
+        settings["is_flag"] = True
+    elif opt.choices:
+        settings["type"] = click.Choice(opt.choices)
+    else:
+        settings["metavar"] = opt.metavar
+    return settings
 
 
-def environment_from(options: dict[str, Any]) -> Environment:
-    """Resolve the Environment the options describe (flags > env > config file > credential > gcloud)."""
-    flags = {k: v for k, v in options.items() if k not in ("profile", "no_cache") and v is not None}
-    return resolve(options.get("profile"), use_cache=not options.get("no_cache"), **flags)
+#: --profile, --no-cache and the profile's fields (--project, --location, …): every command that resolves one.
+profile_options = table_options(config.COMMON, config.FIELD)
+#: --google and --legacy: the optional extra variables, for every command that delivers them.
+variable_options = table_options(config.VARIABLES)
+
+
+def command_options(command: str) -> Callable[[F], F]:
+    """The options of a warm-path command (`token`, `export`), as the table lists them for it."""
+    return table_options(*config.COMMAND_KINDS[command])
 
 
 def port_option(envvar: str) -> Callable[[F], F]:
@@ -77,21 +82,3 @@ def port_option(envvar: str) -> Callable[[F], F]:
         metavar="N",
         help=f"Port to listen on; 0 picks a free one. [env: {envvar}]",
     )
-
-
-def variable_options(func: F) -> F:
-    """--google and --legacy: the optional extra variables, for every command that delivers them."""
-    func = click.option(
-        "--legacy",
-        "legacy",
-        is_flag=True,
-        envvar="VERTEX_ENV_LEGACY",
-        help="Also set OPENAI_API_BASE for older clients. [env: VERTEX_ENV_LEGACY]",
-    )(func)
-    return click.option(
-        "--google",
-        "google",
-        is_flag=True,
-        envvar="VERTEX_ENV_GOOGLE",
-        help="Also set GOOGLE_CLOUD_PROJECT and GOOGLE_CLOUD_LOCATION. [env: VERTEX_ENV_GOOGLE]",
-    )(func)

@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from vertex_env.commands.options import environment_from, profile_options, variable_options
+from vertex_env.commands.options import profile_options, variable_options
+from vertex_env.environment import resolve
 
 
 @click.command(
@@ -40,7 +41,7 @@ def run(
 
     run_sink.check_not_nested(os.environ, force)
     argv = list(command) or [os.environ.get("SHELL") or "/bin/sh"]
-    env = environment_from(options)
+    env = resolve(**options)
     if proxy:
         from vertex_env.hardening import disable_core_dumps
         from vertex_env.proxy_run import run_with_proxy

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from vertex_env.commands.options import environment_from, port_option, profile_options
+from vertex_env.commands.options import port_option, profile_options
+from vertex_env.environment import resolve
 from vertex_env.errors import SinkError
 from vertex_env.hardening import disable_core_dumps
 from vertex_env.loopback import KEY_ENV, check_loopback, fixed_key
@@ -132,7 +133,7 @@ def serve(
     disable_core_dumps()  # a long-lived holder of tokens and the key: no core file with them in it
     ops_address = parse_ops_listen(ops_listen) if ops_listen else None
     key = fixed_key(key_file, os.environ)
-    env = environment_from(options)
+    env = resolve(**options)
 
     import asyncio
 

@@ -8,8 +8,9 @@ from typing import Any
 
 import click
 
-from vertex_env.commands.options import environment_from, profile_options
+from vertex_env.commands.options import profile_options
 from vertex_env.config import OPTIONS, format_duration
+from vertex_env.environment import resolve
 from vertex_env.errors import VertexEnvError
 
 
@@ -27,7 +28,7 @@ def countdown(seconds: float) -> str:
 
 
 def collect(options: dict[str, Any]) -> tuple[dict[str, Any], VertexEnvError | None]:
-    env = environment_from(options)
+    env = resolve(**options)
     profile = env.profile
     report: dict[str, Any] = {"profile": profile.name, "values": {}, "warnings": []}
     for opt in OPTIONS:

@@ -6,14 +6,15 @@ from typing import Any
 
 import click
 
-from vertex_env.commands.options import environment_from, profile_options
+from vertex_env.commands.options import command_options
+from vertex_env.environment import resolve
 
 
 @click.command(
     epilog='\b\nExamples:\n  vertex-env token\n  curl -H "Authorization: Bearer $(vertex-env token)" "$OPENAI_BASE_URL/chat/completions" ...'
 )
-@profile_options
+@command_options("token")
 def token(options: dict[str, Any]) -> None:
     """Print a fresh access token (from the shared cache when it has enough life left)."""
-    env = environment_from(options)
+    env = resolve(**options)
     click.echo(env.token().value)

@@ -6,7 +6,8 @@ from typing import Any
 
 import click
 
-from vertex_env.commands.options import environment_from, profile_options, variable_options
+from vertex_env.commands.options import profile_options, variable_options
+from vertex_env.environment import resolve
 
 
 @click.command(
@@ -26,7 +27,7 @@ def write(options: dict[str, Any], paths: tuple[str, ...], google: bool, legacy:
     """
     from vertex_env.dotenv_file import tightened_notice, update_dotenv
 
-    env = environment_from(options)
+    env = resolve(**options)
     variables = env.variables(google=google, legacy=legacy)
     for path in paths:
         written = update_dotenv(path, variables)
