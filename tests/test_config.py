@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -256,3 +258,29 @@ def test_profile_edits_follow_a_symlinked_config_and_lose_nothing_under_concurre
     text = dotfiles.read_text()
     assert text.startswith("# managed by my dotfiles\n")
     assert all(f'project = "project-{i:03d}"' in text for i in range(8))
+
+
+def test_the_http_seam_depends_on_no_configuration_module() -> None:
+    """transport.py is the bottom seam: it takes the emulator switch from vertex_env.routing, not config."""
+    code = (
+        "import sys, vertex_env.transport; "
+        "print(' '.join(m for m in sys.modules if m.startswith('vertex_env')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    loaded = set(result.stdout.split())
+    assert "vertex_env.transport" in loaded
+    assert not loaded & {"vertex_env.config", "vertex_env.option_table", "vertex_env.config_file"}
+
+
+def test_a_profile_is_immutable_and_compared_by_value_not_by_sources() -> None:
+    p = profile_from({"project": "my-project"}, {"VERTEX_ENV_CONFIG": "/nonexistent.toml"})
+    q = profile_from({}, {"VERTEX_ENV_PROJECT": "my-project", "VERTEX_ENV_CONFIG": "/nonexistent"})
+    assert p == q and hash(p) == hash(q) and p.sources != q.sources
+    with pytest.raises(AttributeError):
+        p.project = "other-project"  # type: ignore[misc]
+    assert (
+        p.replace(project="other-project").project == "other-project" and p.project == "my-project"
+    )
+    assert "project='my-project'" in repr(p)

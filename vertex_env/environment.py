@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from vertex_env import config
 from vertex_env.config import Profile, emulator_host
@@ -31,13 +30,42 @@ ALL_NAMES = (
 )
 
 
-@dataclass(frozen=True)
 class Environment:
-    """A resolved profile with its base URL and the token source every consumer shares."""
+    """A resolved profile with its base URL and the token source every consumer shares.
+
+    Immutable; a slotted class rather than a frozen dataclass (whose import costs the warm path more than it
+    runs)."""
+
+    __slots__ = ("environ", "profile", "token_source")
 
     profile: Profile
     token_source: TokenSource
     environ: Mapping[str, str]
+
+    def __init__(
+        self, profile: Profile, token_source: TokenSource, environ: Mapping[str, str]
+    ) -> None:
+        object.__setattr__(self, "profile", profile)
+        object.__setattr__(self, "token_source", token_source)
+        object.__setattr__(self, "environ", environ)
+
+    def __setattr__(self, key: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {key!r}: an Environment is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Environment):
+            return NotImplemented
+        return (self.profile, self.token_source, self.environ) == (
+            other.profile,
+            other.token_source,
+            other.environ,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # as the frozen dataclass: environ is a dict
+
+    def replace(self, *, token_source: TokenSource) -> Environment:
+        """The same environment served by another token source."""
+        return Environment(self.profile, token_source, self.environ)
 
     def __repr__(self) -> str:  # never all of os.environ (it holds the user's secrets)
         return f"Environment(profile={self.profile.name!r}, project={self.profile.project!r}, location={self.profile.location!r})"

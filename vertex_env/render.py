@@ -10,10 +10,10 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 
-from vertex_env.config import CI_FORMATS as CI_FORMATS
-from vertex_env.config import FORMATS as FORMATS
-from vertex_env.config import SHELL_FORMATS as SHELL_FORMATS
 from vertex_env.errors import SinkError
+from vertex_env.values import CI_FORMATS as CI_FORMATS
+from vertex_env.values import FORMATS as FORMATS
+from vertex_env.values import SHELL_FORMATS as SHELL_FORMATS
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 

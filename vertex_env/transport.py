@@ -18,7 +18,7 @@ import google.auth.exceptions
 import google.auth.transport.requests
 import requests
 
-from vertex_env.config import EMULATOR_HOST_ENV, ORIGINAL_HOST_HEADER, emulator_host
+from vertex_env.routing import EMULATOR_HOST_ENV, ORIGINAL_HOST_HEADER, emulator_host
 
 __all__ = ["EMULATOR_HOST_ENV", "RoutedRequest", "emulator_host", "make_request", "route"]
 

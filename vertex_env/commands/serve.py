@@ -125,8 +125,6 @@ def serve(
     503 otherwise and while draining) and GET /metrics (Prometheus text; needs the extra vertex-env[metrics],
     404 without it). SIGTERM drains: no new connections, in-flight requests and streams finish, exit 0.
     """
-    import dataclasses
-
     from vertex_env.sidecar import ObservedTokenSource, parse_ops_listen
 
     check_loopback(listen_host)  # before any credential work: a wrong address is a usage mistake
@@ -143,7 +141,7 @@ def serve(
 
     configure_logging(log_format)
     tokens = ObservedTokenSource(env.token_source)
-    env = dataclasses.replace(env, token_source=tokens.as_token_source())
+    env = env.replace(token_source=tokens.as_token_source())
     proxy = LoopbackProxy.for_environment(env, key=key, host=listen_host, port=port)
     sidecar = Sidecar(
         proxy,
