@@ -275,3 +275,74 @@ def test_a_mistyped_command_gets_a_suggestion(capsys: pytest.CaptureFixture[str]
     assert "Did you mean 'export'?" in capsys.readouterr().err
     assert main(["nonsense"]) == 2
     assert "No such command 'nonsense'" in capsys.readouterr().err
+
+
+def _secrets_of(adc: Path) -> list[str]:
+    data = json.loads(adc.read_text())
+    return [data["refresh_token"], data["client_secret"]]
+
+
+@pytest.mark.parametrize(
+    ("argv", "env"),
+    [
+        (["token", "--debug"], {}),
+        (["export", "--no-cache"], {"VERTEX_ENV_DEBUG": "1"}),
+    ],
+)
+def test_debug_logs_each_request_to_google_without_a_secret(
+    argv: list[str], env: dict[str, str], emu: EmulatorServer, isolated_machine: Path
+) -> None:
+    """--debug / VERTEX_ENV_DEBUG: one stderr line per HTTP request (method, URL, status, time), no token."""
+    result = subprocess.run(
+        [VERTEX_ENV, *argv, "--project", "my-project"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **env},
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("vertex-env: debug: ")]
+    assert lines, result.stderr
+    assert any(
+        line.startswith("vertex-env: debug: POST https://oauth2.googleapis.com/token via emulator ")
+        and " -> 200 (" in line
+        and line.endswith(" ms)")
+        for line in lines
+    ), lines
+    assert emu.state.stats()["tokens_issued"] == 1
+    minted = result.stdout.strip() if argv[0] == "token" else result.stdout.split("'")[1]
+    assert minted.startswith("ya29.")
+    for secret in [minted, *_secrets_of(isolated_machine / "adc.json")]:
+        assert secret not in result.stderr
+
+
+def test_without_debug_nothing_is_logged(emu: EmulatorServer) -> None:
+    result = subprocess.run(
+        [VERTEX_ENV, "token", "--project", "my-project"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+def test_debug_lines_redact_secrets_in_a_url(
+    emu: EmulatorServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vertex_env.transport import make_request
+
+    request = make_request(debug=True)
+    request("https://oauth2.googleapis.com/tokeninfo?access_token=ya29.secret-value&x=1")
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "vertex-env: debug: GET https://oauth2.googleapis.com/tokeninfo?access_token="
+    )
+    assert "ya29.secret-value" not in err and "[redacted]" in err
+
+
+def test_a_bad_debug_value_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("VERTEX_ENV_DEBUG", "maybe")
+    assert main(["token", "--project", "my-project"]) == 2
+    assert "VERTEX_ENV_DEBUG" in capsys.readouterr().err

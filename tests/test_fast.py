@@ -74,6 +74,8 @@ CASES: list[tuple[list[str], dict[str, str], bool]] = [
     (["export"], {"VERTEX_ENV_LEGACY": "TRUE"}, FAST),
     (["token"], {"VERTEX_ENV_NO_CACHE": "off"}, FAST),
     (["token"], {"VERTEX_ENV_NO_CACHE": ""}, FAST),
+    (["token", "--debug"], {}, FAST),  # a cached token: no request to log, on either path
+    (["export"], {"VERTEX_ENV_DEBUG": "1"}, FAST),
     # everything below is click's to answer
     (["token"], {"VERTEX_ENV_TIMEOUT": "soon"}, CLICK),
     (["export", "--timeout", "0"], {}, CLICK),
@@ -96,6 +98,7 @@ CASES: list[tuple[list[str], dict[str, str], bool]] = [
     (["token"], {"VERTEX_ENV_NO_CACHE": "maybe"}, CLICK),
     (["export", "--no-cache=1"], {}, CLICK),
     (["token"], {"VERTEX_ENV_PROFILE": "nope"}, CLICK),
+    (["token"], {"VERTEX_ENV_DEBUG": "maybe"}, CLICK),
     (["token"], {"VERTEX_ENV_PROFILE": "a b"}, CLICK),
     (["export"], {"VERTEX_ENV_FORMAT": "github"}, CLICK),
     (["export", "--format", "circleci"], {}, CLICK),

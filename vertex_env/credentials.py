@@ -50,6 +50,13 @@ GOOGLE_UNIVERSE = "googleapis.com"
 _NO_GCE_VALUES = ("true", "1", "yes")
 
 
+def _debug(environ: Mapping[str, str]) -> bool:
+    """--debug / VERTEX_ENV_DEBUG, as the option table reads it (environment.resolve folds the flag in)."""
+    from vertex_env.option_table import value
+
+    return bool(value("debug", {}, environ))
+
+
 def redact(text: str) -> str:
     """Remove anything shaped like a token or secret from a message (vertex_env.google_errors.redact)."""
     from vertex_env.google_errors import redact as _redact  # not on the warm path's import list
@@ -273,7 +280,9 @@ def metadata_project(environ: Mapping[str, str]) -> str | None:
 
     timeout, retries = metadata_probe_settings(environ)
     host = _metadata_host(environ) or "metadata.google.internal"
-    request = make_request(timeout=timeout, retries=retries - 1, environ=environ)
+    request = make_request(
+        timeout=timeout, retries=retries - 1, environ=environ, debug=_debug(environ)
+    )
     try:
         response = request(
             f"http://{host}/computeMetadata/v1/project/project-id",
@@ -418,7 +427,7 @@ def mint(
 
     from vertex_env.transport import make_request
 
-    request = make_request(environ=env, total=profile.timeout)
+    request = make_request(environ=env, total=profile.timeout, debug=_debug(env))
     creds = load_google_credentials(profile, source, request, env)
     try:
         creds.refresh(request)

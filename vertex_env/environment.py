@@ -130,7 +130,7 @@ def resolve(
     """Resolve the Environment: the one path from options to a profile and its token source.
 
     Keyword arguments are the options of the table `vertex_env.config.ALL_OPTIONS` that describe the profile and
-    its cache (project=, location=, …, no_cache=), as the command line gives them (None: not given); each one
+    its cache (project=, location=, …, no_cache=, debug=), as the command line gives them (None: not given); each one
     not given is read from its VERTEX_ENV_* variable, then the config file, Google's variables and defaults.
     `use_cache=False` is `no_cache=True`.
     """
@@ -154,6 +154,10 @@ def resolve(
         return credential_quota_project(p, env)
 
     no_cache = config.value("no_cache", given, env)
+    if config.value("debug", given, env):
+        # The switch travels with the environment the credential code sees (this private copy), so the
+        # transport it builds logs whether --debug or VERTEX_ENV_DEBUG asked for it.
+        env[config.ALL_BY_NAME["debug"].env] = "1"
     prof = config.profile_from(
         given,
         env,

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 #: Kinds of option: FIELD is a Profile field (flag > VERTEX_ENV_* > profile > Google's variables > default);
 #: COMMON, VARIABLES and EXPORT are per-command choices (flag > VERTEX_ENV_* > default).
 FIELD = "field"
-#: --profile, --no-cache: every command that resolves a profile.
+#: --profile, --no-cache, --debug: every command that resolves a profile.
 COMMON = "common"
 #: --google, --legacy: every command that delivers the variables.
 VARIABLES = "variables"
@@ -125,6 +125,17 @@ ALL_OPTIONS: tuple[Option, ...] = (
         parse_switch,
         False,
         "Bypass the shared token cache.",
+        kind=COMMON,
+        switch=True,
+    ),
+    Option(
+        "debug",
+        "--debug",
+        "VERTEX_ENV_DEBUG",
+        (),
+        parse_switch,
+        False,
+        "Log each request to Google on stderr (method, URL, status, time; secrets redacted).",
         kind=COMMON,
         switch=True,
     ),

@@ -9,6 +9,7 @@ authorized_user credentials ignore `token_uri`; rewriting here is the clean way 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -65,8 +66,11 @@ class RoutedRequest(google.auth.transport.requests.Request):  # type: ignore[mis
         retries: int = DEFAULT_RETRIES,
         emulator: str | None = None,
         total: float | None = None,
+        debug: bool = False,
     ) -> None:
         super().__init__(session=session)
+        #: --debug / VERTEX_ENV_DEBUG: one line on stderr per request (method, URL, status, time), redacted.
+        self.debug = debug
         self.default_timeout = timeout
         self.retries = retries
         self.emulator = emulator
@@ -96,6 +100,7 @@ class RoutedRequest(google.auth.transport.requests.Request):  # type: ignore[mis
         self.last_url = url
         attempt = 0
         while True:
+            started = time.monotonic()
             try:
                 response = super().__call__(
                     target,
@@ -106,8 +111,12 @@ class RoutedRequest(google.auth.transport.requests.Request):  # type: ignore[mis
                     **kwargs,
                 )
                 self.last_response = (url, int(response.status), bytes(response.data or b""))
+                if self.debug:
+                    self._log(method, url, original, str(response.status), started)
                 return response
             except google.auth.exceptions.TransportError as err:
+                if self.debug:
+                    self._log(method, url, original, f"no answer ({type(err).__name__})", started)
                 backoff = BACKOFF_SECONDS * (2**attempt)
                 if self._left() <= backoff:
                     raise self._timed_out() from err
@@ -115,6 +124,24 @@ class RoutedRequest(google.auth.transport.requests.Request):  # type: ignore[mis
                     raise
                 time.sleep(backoff)
                 attempt += 1
+
+    def _log(
+        self, method: str, url: str, original: str | None, outcome: str, started: float
+    ) -> None:
+        """`vertex-env: debug: POST https://oauth2.googleapis.com/token -> 200 (12 ms)`, query secrets and
+        anything token-shaped redacted (google-auth puts no secret in a URL, but a metadata or STS URL may
+        carry one in its query)."""
+        from vertex_env.google_errors import redact
+
+        shown = redact(url)
+        via = f" via emulator {self.emulator}" if original is not None else ""
+        elapsed = (time.monotonic() - started) * 1000
+        line = f"vertex-env: debug: {method} {shown}{via} -> {outcome} ({elapsed:.0f} ms)\n"
+        try:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+        except (OSError, ValueError):  # a closed stderr must not fail the request
+            pass
 
     def _left(self) -> float:
         return float("inf") if self.deadline is None else self.deadline - time.monotonic()
@@ -147,10 +174,12 @@ def make_request(
     retries: int = DEFAULT_RETRIES,
     environ: Mapping[str, str] | None = None,
     total: float | None = None,
+    debug: bool = False,
 ) -> RoutedRequest:
     """The transport every google-auth call in vertex-env uses (routing read from `environ`, default os.environ).
 
-    `total` bounds the whole exchange, every attempt and retry included, from now."""
+    `total` bounds the whole exchange, every attempt and retry included, from now; `debug` logs each request
+    on stderr (the caller reads --debug / VERTEX_ENV_DEBUG through the option table)."""
     global _SESSION, _SESSION_PID
     if _SESSION is None or os.getpid() != _SESSION_PID:  # a forked child must not share sockets
         _SESSION = requests.Session()
@@ -161,4 +190,5 @@ def make_request(
         retries=retries,
         emulator=emulator_host(environ),
         total=total,
+        debug=debug,
     )
