@@ -21,5 +21,5 @@ def test_profile_set_stores_relative_write_paths_as_absolute_ones(
     stored = config.read_config(config.config_path())["profiles"]["dev"]["write"]
     assert stored == [str(project / ".env"), str(project / "b.env"), "~/c.env", "/abs/d.env"]
     os.chdir("/")
-    profile = config.resolve({}, dict(os.environ), profile="dev")
+    profile = config.profile_from({"profile": "dev"}, dict(os.environ))
     assert profile.write[0] == str(project / ".env")
