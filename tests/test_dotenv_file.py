@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import io
 import json
@@ -21,18 +22,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import require_tool
+from conftest import require_tool, start_emulator
 from dotenv import dotenv_values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from vertex_env.cache import cache_dir
 from vertex_env.dotenv_file import (
     ALLOWED_VALUE_CHARS,
     update_dotenv,
     update_dotenv_text,
     write_dotenv,
 )
-from vertex_env.errors import SinkError
+from vertex_env.errors import LockTimeoutError, SinkError
+from vertex_env.files import writers_lock_path
 
 TOKEN = "ya29.a0AfB_byC-1x2Y3z_ABCdef-GHI.jkl_MNO-pqr"
 URL = "https://us-central1-aiplatform.googleapis.com/v1/projects/p/locations/us-central1/endpoints/openapi"
@@ -461,10 +464,110 @@ def test_a_file_of_another_user_is_refused_untouched(
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
 
 
-def test_lock_file_is_0600_beside_the_target(tmp_path: Path) -> None:
-    write_dotenv(tmp_path / ".env", REAL)
-    lock = tmp_path / "..env.vertex-env.lock"
+def test_the_writers_lock_is_0600_in_the_private_directory_not_beside_the_target(
+    tmp_path: Path,
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    write_dotenv(project / ".env", REAL)
+    assert sorted(p.name for p in project.iterdir()) == [".env"]
+    lock = writers_lock_path(project / ".env", cache_dir())
+    assert lock.parent == cache_dir()
     assert stat.S_IMODE(lock.stat().st_mode) == 0o600
+    assert stat.S_IMODE(cache_dir().stat().st_mode) == 0o700
+
+
+def test_the_writers_lock_is_keyed_by_the_real_path(tmp_path: Path) -> None:
+    real = tmp_path / "real.env"
+    link = tmp_path / "link.env"
+    link.symlink_to(real)
+    assert writers_lock_path(link, cache_dir()) == writers_lock_path(real, cache_dir())
+    assert writers_lock_path(tmp_path / "other.env", cache_dir()) != writers_lock_path(
+        real, cache_dir()
+    )
+
+
+LOCK_HOLDER = textwrap.dedent(
+    """
+    import fcntl, os, sys, time
+    if sys.argv[2] == "dir":
+        fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+    else:
+        fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    print("locked", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+@contextlib.contextmanager
+def lock_held_by_another_process(path: Path, kind: str = "file") -> Iterator[None]:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, str(path), kind], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        yield
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+        assert holder.stdout is not None
+        holder.stdout.close()
+
+
+def test_a_writers_lock_held_past_the_deadline_is_exit_9_and_the_file_is_untouched(
+    tmp_path: Path,
+    isolated_machine: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from vertex_env import dotenv_file
+    from vertex_env.cli import main
+
+    monkeypatch.setattr(dotenv_file, "LOCK_TIMEOUT", 0.5)
+    path = tmp_path / ".env"
+    path.write_bytes(b"OPENAI_API_KEY=old\n")
+    path.chmod(0o600)
+    before = path.stat()
+    lock = writers_lock_path(path, cache_dir())
+    cache_dir().mkdir(mode=0o700, exist_ok=True)
+    emu = start_emulator(monkeypatch, isolated_machine)
+    try:
+        with lock_held_by_another_process(lock):
+            code = main(["write", str(path)])
+    finally:
+        emu.stop()
+    err = capsys.readouterr().err
+    assert code == 9, err
+    assert err.startswith(f"vertex-env: error: {path} is locked by another process (waited 0.5 s")
+    assert err.count("\n") == 1
+    assert path.read_bytes() == b"OPENAI_API_KEY=old\n"
+    assert (path.stat().st_ino, path.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".env"]
+
+
+def test_an_unusable_private_directory_falls_back_to_locking_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A symlink planted at the private directory: nothing is created through it, nothing beside the target,
+    and writers still exclude each other (on the target's folder, within the deadline)."""
+    from vertex_env import dotenv_file
+
+    elsewhere = tmp_path / "attacker"
+    elsewhere.mkdir()
+    cache_dir().parent.mkdir(parents=True, exist_ok=True)
+    cache_dir().symlink_to(elsewhere)
+    project = tmp_path / "project"
+    project.mkdir()
+    write_dotenv(project / ".env", REAL)
+    assert dotenv_values(project / ".env") == REAL
+    assert sorted(p.name for p in project.iterdir()) == [".env"]
+    assert list(elsewhere.iterdir()) == []
+    monkeypatch.setattr(dotenv_file, "LOCK_TIMEOUT", 0.3)
+    with lock_held_by_another_process(project, "dir"), pytest.raises(LockTimeoutError):
+        write_dotenv(project / ".env", {"OPENAI_API_KEY": "new"})
+    assert dotenv_values(project / ".env") == REAL
 
 
 def test_symlink_is_followed_and_stays_a_link(tmp_path: Path) -> None:
@@ -521,7 +624,7 @@ def test_failed_write_leaves_old_file_and_no_temp_file(tmp_path: Path) -> None:
     assert "cannot write" in proc.stdout
     assert "xxxx" not in proc.stdout
     assert path.read_bytes() == b"OPENAI_API_KEY=old\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["..env.vertex-env.lock", ".env"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".env"]
 
 
 def test_missing_directory_is_a_sink_error(tmp_path: Path) -> None:
@@ -553,7 +656,7 @@ def test_concurrent_writer_processes_lose_no_key(tmp_path: Path) -> None:
         f"W{i}_{j}": f"v{i}.{j}" for i in range(8) for j in range(20)
     }
     assert path.read_text().startswith("# shared by 8 writers\n")
-    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".env"], "no temp or lock file left"
 
 
 LOOPING_WRITER = textwrap.dedent(

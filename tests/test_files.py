@@ -95,3 +95,22 @@ def test_a_lock_path_that_is_a_symlink_or_a_fifo_is_refused(tmp_path: Path) -> N
     os.mkfifo(fifo)
     with pytest.raises(OSError), files.locked(fifo, 0.1, what="x"):
         pass  # pragma: no cover
+
+
+def test_a_profile_edit_leaves_no_lock_file_beside_a_linked_config(isolated_machine: Path) -> None:
+    """config.toml is often a link into a dotfiles repository: its writers' lock is kept in the private
+    directory, like a dotenv file's."""
+    from vertex_env import profiles
+    from vertex_env.cache import cache_dir
+
+    dotfiles = isolated_machine / "dotfiles"
+    dotfiles.mkdir()
+    (dotfiles / "config.toml").write_text("# mine\n")
+    config = isolated_machine / ".config" / "vertex-env" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.symlink_to(dotfiles / "config.toml")
+    profiles.set_values("dev", ["project=dev-project"], config)
+    assert (dotfiles / "config.toml").read_text().startswith("# mine\n")
+    assert sorted(p.name for p in dotfiles.iterdir()) == ["config.toml"]
+    assert sorted(p.name for p in config.parent.iterdir()) == ["config.toml"]
+    assert files.writers_lock_path(config, cache_dir()).exists()

@@ -17,8 +17,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
+from vertex_env.cache import cache_dir
 from vertex_env.errors import SinkError
-from vertex_env.files import atomic_write, locked
+from vertex_env.files import atomic_write, writers_locked
 from vertex_env.render import ALLOWED_VALUE_CHARS, format_dotenv_line
 
 __all__ = [
@@ -97,18 +98,25 @@ def write_dotenv(path: str | os.PathLike[str], values: Mapping[str, str]) -> Pat
     return update_dotenv(path, values).path
 
 
-def update_dotenv(path: str | os.PathLike[str], values: Mapping[str, str]) -> Written:
+def update_dotenv(
+    path: str | os.PathLike[str],
+    values: Mapping[str, str],
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> Written:
     """Set each key in the dotenv file at path (following symlinks). The file holds a token, so it ends up
     readable by its owner only: a wider mode is tightened to 0600 (reported in `tightened_from`), and a file
-    owned by another user is refused untouched (SinkError)."""
+    owned by another user is refused untouched (SinkError).
+
+    Writers of one file wait for each other (at most LOCK_TIMEOUT, then LockTimeoutError) on a lock kept in the
+    private cache directory of `environ`, keyed by the file's real path: nothing but the file itself is ever
+    created in its folder."""
     for name, value in values.items():
         format_dotenv_line(name, value)  # refuse before touching anything
     target = Path(os.path.realpath(path))
     tightened_from: int | None = None
     try:
-        with locked(
-            target.with_name(f".{target.name}.vertex-env.lock"), LOCK_TIMEOUT, what=str(target)
-        ):
+        with writers_locked(target, cache_dir(environ), LOCK_TIMEOUT, what=str(target)):
             try:
                 current: bytes | None = target.read_bytes()
                 stat: os.stat_result | None = target.stat()

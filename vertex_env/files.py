@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import os
 import re
 import stat
@@ -146,26 +147,67 @@ def acquire(path: Path, timeout: float, *, what: str, shared: bool = False) -> i
     """An flock on `path` within `timeout` seconds; its descriptor (close it to release). On timeout raise
     LockTimeoutError naming `what` is locked and by which file."""
     fd = open_lock_file(path)
-    operation = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
-    deadline = time.monotonic() + timeout
-    delay = _POLL_FIRST
     try:
-        while True:
-            try:
-                fcntl.flock(fd, operation | fcntl.LOCK_NB)
-                return fd
-            except BlockingIOError:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise LockTimeoutError(
-                        f"{what} is locked by another process (waited {timeout:g} s for {path})",
-                        hint="retry when it is done, or find the holder with `fuser` or `lsof`",
-                    ) from None
-                time.sleep(min(delay, left))
-                delay = min(delay * 2, _POLL_MAX)
+        _flock_within(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX, timeout, what, path)
     except BaseException:
         os.close(fd)
         raise
+    return fd
+
+
+def _flock_within(fd: int, operation: int, timeout: float, what: str, where: Path) -> None:
+    deadline = time.monotonic() + timeout
+    delay = _POLL_FIRST
+    while True:
+        try:
+            fcntl.flock(fd, operation | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise LockTimeoutError(
+                    f"{what} is locked by another process (waited {timeout:g} s for {where})",
+                    hint="retry when it is done, or find the holder with `fuser` or `lsof`",
+                ) from None
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, _POLL_MAX)
+
+
+def writers_lock_path(target: Path, private_dir: Path) -> Path:
+    """The lock file that serializes the writers of `target`, keyed by its real path, in `private_dir`."""
+    digest = hashlib.sha256(os.fsencode(os.path.realpath(target))).hexdigest()[:40]
+    return private_dir / f"writers-{digest}.lock"
+
+
+@contextlib.contextmanager
+def writers_locked(target: Path, private_dir: Path, timeout: float, *, what: str) -> Iterator[None]:
+    """Hold the writers' lock of `target`, a file in a folder of the user's (a dotenv file, the config file),
+    for the block — without creating anything beside it (a lock file there would clutter a project and get
+    committed). The lock file is `writers_lock_path` in `private_dir`, a directory checked as ssh checks ~/.ssh
+    (created 0700). When that directory is unusable (a symlink, another user's, not creatable), the lock is an
+    flock on the target's folder itself: nothing is created, writers of one folder then wait for each other,
+    and since anyone who can read the folder could hold that lock, the deadline still bounds the wait."""
+    try:
+        ensure_private_dir(private_dir)
+        fd = acquire(writers_lock_path(target, private_dir), timeout, what=what)
+    except LockTimeoutError:
+        raise
+    except OSError:
+        fd = _acquire_directory(Path(os.path.realpath(target)).parent, timeout, what=what)
+    try:
+        yield
+    finally:
+        release(fd)
+
+
+def _acquire_directory(directory: Path, timeout: float, *, what: str) -> int:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | _CLOEXEC)
+    try:
+        _flock_within(fd, fcntl.LOCK_EX, timeout, what, directory)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def release(fd: int) -> None:

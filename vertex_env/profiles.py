@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from vertex_env.cache import cache_dir
 from vertex_env.config import (
     OPTIONS_BY_NAME,
     PROFILE_KEYS,
@@ -18,7 +19,7 @@ from vertex_env.config import (
     validate_profile_name,
 )
 from vertex_env.errors import ConfigError, UsageError
-from vertex_env.files import atomic_write, locked
+from vertex_env.files import atomic_write, writers_locked
 
 #: How long a profile edit waits for another one (edits take milliseconds).
 LOCK_TIMEOUT = 10.0
@@ -133,9 +134,8 @@ def _locked_edit(path: Path) -> Iterator[Any]:
 
     target = Path(os.path.realpath(path))
     target.parent.mkdir(parents=True, exist_ok=True)
-    with locked(
-        target.parent / f".{target.name}.lock", LOCK_TIMEOUT, what=f"the config file {target}"
-    ):
+    # The lock is kept out of the config's folder: config.toml is often a link into a dotfiles repository.
+    with writers_locked(target, cache_dir(), LOCK_TIMEOUT, what=f"the config file {target}"):
         read_config(target)  # refuses a broken file before we rewrite it
         try:
             doc = tomlkit.parse(target.read_text(encoding="utf-8"))
