@@ -413,6 +413,69 @@ def test_key_inside_a_multiline_value_is_not_a_binding() -> None:
     assert update_dotenv_text(text, {"OPENAI_API_KEY": "new"}) == text + "OPENAI_API_KEY=new\n"
 
 
+SWALLOWING = [
+    # (file, line named): docker and sh read DATABASE_URL and X as variables of their own
+    (b'OPENAI_API_KEY="sk-old\nDATABASE_URL=postgres://db\nX=1"\nY=2\n', 1),
+    (b"A=1\r\n\r\n  export OPENAI_API_KEY='sk-old\r\nDATABASE_URL=postgres://db\r\nX=1\r\n", 3),
+    (b'# x\nOPENAI_BASE_URL="http://old\nDATABASE_URL=postgres://db\n', 2),
+    (b'OPENAI_API_KEY = "sk-old" DATABASE_URL=postgres://db\n', 1),
+]
+
+
+@pytest.mark.parametrize(("content", "line"), SWALLOWING)
+def test_a_quote_on_our_key_that_swallows_lines_is_refused_untouched(
+    content: bytes, line: int, tmp_path: Path
+) -> None:
+    path = tmp_path / ".env"
+    path.write_bytes(content)
+    path.chmod(0o644)
+    before = path.stat()
+    with pytest.raises(SinkError, match=rf"cannot rewrite {re.escape(str(path))}: line {line}: "):
+        write_dotenv(path, REAL)
+    assert path.read_bytes() == content
+    after = path.stat()
+    assert (after.st_ino, after.st_mtime_ns, after.st_mode) == (
+        before.st_ino,
+        before.st_mtime_ns,
+        before.st_mode,
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".env"]
+
+
+def test_a_multiline_quoted_value_of_another_key_is_still_kept() -> None:
+    text = 'NOTE="a\nb"\nOPENAI_API_KEY="old" # c\n'
+    assert (
+        update_dotenv_text(text, {"OPENAI_API_KEY": "new"}) == 'NOTE="a\nb"\nOPENAI_API_KEY=new\n'
+    )
+
+
+@pytest.mark.parametrize("command", [["write"], ["daemon", "--once", "--write"]])
+def test_write_and_daemon_refuse_a_swallowing_quote_with_one_line_and_exit_9(
+    command: list[str], isolated_machine: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    content = b'OPENAI_API_KEY="sk-old\nDATABASE_URL=postgres://db\nX=1"\n'
+    path = isolated_machine / "app" / ".env"
+    path.parent.mkdir()
+    path.write_bytes(content)
+    emu = start_emulator(monkeypatch, isolated_machine)
+    try:
+        result = subprocess.run(
+            [str(Path(sys.executable).with_name("vertex-env")), *command, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        emu.stop()
+    assert result.returncode == 9, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert f"cannot rewrite {path}: line 1: the quoted value of OPENAI_API_KEY" in result.stderr
+    assert "ya29" not in result.stderr and "sk-old" not in result.stderr
+    assert path.read_bytes() == content
+    assert sorted(p.name for p in path.parent.iterdir()) == [".env"]
+
+
 def test_unchanged_file_is_not_rewritten(tmp_path: Path) -> None:
     path = tmp_path / ".env"
     path.write_bytes(f"OPENAI_API_KEY={TOKEN}\n".encode())

@@ -15,12 +15,15 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from vertex_env.cache import cache_dir
 from vertex_env.errors import SinkError
 from vertex_env.files import atomic_write, writers_locked
 from vertex_env.render import ALLOWED_VALUE_CHARS, format_dotenv_line
+
+if TYPE_CHECKING:
+    from dotenv.parser import Binding
 
 __all__ = [
     "ALLOWED_VALUE_CHARS",
@@ -34,7 +37,7 @@ __all__ = [
 
 _LEADING_SPACE = re.compile(r"\s*", re.UNICODE)  # python-dotenv's _multiline_whitespace
 _EXPORT = re.compile(r"(?:export[^\S\r\n]+)?", re.UNICODE)  # python-dotenv's _export
-_FIRST_NEWLINE = re.compile(r"\r\n|\n|\r")
+_FIRST_NEWLINE = _ANY_NEWLINE = re.compile(r"\r\n|\n|\r")
 _ENCODING = "utf-8"
 _ERRORS = "surrogateescape"  # bytes that are not UTF-8 pass through unchanged
 _BOM = "\ufeff"
@@ -44,8 +47,12 @@ PRIVATE_MODE = 0o600
 LOCK_TIMEOUT = 10.0
 
 
-def update_dotenv_text(text: str, values: Mapping[str, str]) -> str:
-    """The file text with each key set: bindings of our keys rewritten in place, missing keys appended."""
+def update_dotenv_text(text: str, values: Mapping[str, str], *, source: str = "the file") -> str:
+    """The file text with each key set: bindings of our keys rewritten in place, missing keys appended.
+
+    A binding of one of our keys that does not end on its own line — a quote opened and closed lines later, or
+    never closed — is refused (SinkError naming `source` and the line): python-dotenv reads the lines in between
+    as part of our value, docker and sh as variables of their own, and a rewrite would drop them."""
     from dotenv.parser import parse_stream
 
     lines = {name: format_dotenv_line(name, value) for name, value in values.items()}
@@ -58,6 +65,7 @@ def update_dotenv_text(text: str, values: Mapping[str, str]) -> str:
     seen: set[str] = set()
     for binding in parse_stream(io.StringIO(body)):
         original = binding.original.string
+        _refuse_a_swallowing_binding(binding, lines, source)
         if binding.error or binding.key not in lines:
             pieces.append(original)
             continue
@@ -70,6 +78,35 @@ def update_dotenv_text(text: str, values: Mapping[str, str]) -> str:
             result += newline
         result += "".join(line + newline for line in missing)
     return bom + result
+
+
+_OUR_KEY_AT = re.compile(
+    r"\s*(?:export\s+)?(?P<key>[A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(?P<quote>['\"]?)"
+)
+
+
+def _refuse_a_swallowing_binding(binding: Binding, ours: Mapping[str, str], source: str) -> None:
+    original = binding.original.string
+    start = _OUR_KEY_AT.match(original)
+    if start is None or start.group("key") not in ours:
+        return
+    key = start.group("key")
+    leading = _LEADING_SPACE.match(original)
+    line = binding.original.line + len(_ANY_NEWLINE.findall(leading.group(0) if leading else ""))
+    quote = start.group("quote")
+    first_line = _ANY_NEWLINE.split(original[start.end() :], maxsplit=1)[0]
+    if binding.error and quote and quote not in first_line:
+        problem = f"the quote opening the value of {key} is never closed"
+    elif binding.error:
+        problem = f"the value of {key} is not one python-dotenv can read"
+    elif _ANY_NEWLINE.search(original.rstrip("\r\n"), start.end()):
+        problem = (
+            f"the quoted value of {key} runs on over the next lines, "
+            "which other readers (docker, sh) take as variables of their own"
+        )
+    else:
+        return
+    raise SinkError(f"cannot rewrite {source}: line {line}: {problem}; fix that line first")
 
 
 def _rewrite_binding(original: str, line: str) -> str:
@@ -130,7 +167,9 @@ def update_dotenv(
                     tightened_from, mode = mode, PRIVATE_MODE
             text = "" if current is None else current.decode(_ENCODING, _ERRORS)
             _check_lossless(text, target)
-            updated = update_dotenv_text(text, values).encode(_ENCODING, _ERRORS)
+            updated = update_dotenv_text(text, values, source=str(target)).encode(
+                _ENCODING, _ERRORS
+            )
             if updated != current:
                 atomic_write(target, updated, mode, group=None if stat is None else stat.st_gid)
             elif tightened_from is not None:  # same bytes: tighten in place, nothing rewritten
