@@ -690,6 +690,61 @@ def test_failed_write_leaves_old_file_and_no_temp_file(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == [".env"]
 
 
+KILLED_BEFORE_RENAME = textwrap.dedent(
+    """
+    import os, sys
+    from vertex_env.dotenv_file import write_dotenv
+    def die(*args, **kwargs):
+        os._exit(3)  # killed between fsync and rename
+    os.replace = die
+    write_dotenv(sys.argv[1], {"OPENAI_API_KEY": "ya29.killed"})
+    """
+)
+
+
+def test_our_stale_temp_files_are_swept_on_the_next_write_and_nothing_else(
+    tmp_path: Path, second_user: tuple[int, int]
+) -> None:
+    path = tmp_path / ".env"
+    path.write_bytes(b"A=1\n")
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_BEFORE_RENAME, str(path)],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 3, proc.stderr
+    (leftover,) = [p for p in tmp_path.iterdir() if p.name != ".env"]
+    assert re.fullmatch(r"\.\.env\.vertex-env-[0-9a-f]{12}\.tmp", leftover.name)
+    hex12 = "0123456789ab"
+    not_ours = {
+        "..env.vertex-env-abc.tmp": "x",  # not our name
+        ".env.bak": "x",
+        f"..env.local.vertex-env-{hex12}.tmp": "x",  # another target's
+        f"..env.vertex-env-{hex12}.tmp.orig": "x",
+    }
+    for name, text in not_ours.items():
+        (tmp_path / name).write_text(text)
+    foreign = tmp_path / f"..env.vertex-env-{'b' * 12}.tmp"
+    foreign.write_text("theirs")
+    os.chown(foreign, *second_user)
+    linked = tmp_path / f"..env.vertex-env-{'c' * 12}.tmp"
+    linked.symlink_to(tmp_path / ".env.bak")
+    old = time.time() - 600
+    for entry in tmp_path.iterdir():
+        os.utime(entry, (old, old), follow_symlinks=False)
+    os.utime(path, None)
+    fresh = tmp_path / f"..env.vertex-env-{'d' * 12}.tmp"
+    fresh.write_text("a live writer's")
+    write_dotenv(path, REAL)
+    assert not leftover.exists(), "the killed writer's temp file (holding a token) is swept"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [".env", *not_ours, foreign.name, linked.name, fresh.name]
+    )
+    assert (tmp_path / ".env.bak").read_text() == "x"
+    assert foreign.read_text() == "theirs" and fresh.read_text() == "a live writer's"
+
+
 def test_missing_directory_is_a_sink_error(tmp_path: Path) -> None:
     with pytest.raises(SinkError, match="cannot write"):
         write_dotenv(tmp_path / "nope" / ".env", REAL)

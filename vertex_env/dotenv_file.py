@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from vertex_env.cache import cache_dir
 from vertex_env.errors import SinkError
-from vertex_env.files import atomic_write, writers_locked
+from vertex_env.files import atomic_write, sweep_temp, writers_locked
 from vertex_env.render import ALLOWED_VALUE_CHARS, format_dotenv_line
 
 if TYPE_CHECKING:
@@ -45,6 +45,10 @@ _BOM = "\ufeff"
 PRIVATE_MODE = 0o600
 #: How long a writer waits for another one (a rewrite takes milliseconds; a daemon must not stall on it).
 LOCK_TIMEOUT = 10.0
+#: A temp file of ours beside a target, this old, was left by a writer killed between fsync and rename (a write
+#: takes milliseconds). Minutes, not seconds: a writer outside our lock (another cache directory, an older
+#: vertex-env) stalled on a slow disk keeps its file.
+TEMP_STALE_AFTER = 300.0
 
 
 def update_dotenv_text(text: str, values: Mapping[str, str], *, source: str = "the file") -> str:
@@ -174,6 +178,7 @@ def update_dotenv(
                 atomic_write(target, updated, mode, group=None if stat is None else stat.st_gid)
             elif tightened_from is not None:  # same bytes: tighten in place, nothing rewritten
                 _chmod_private(target)
+            sweep_temp(target.parent, name=target.name, older_than=TEMP_STALE_AFTER)
     except SinkError:
         raise
     except OSError as exc:
