@@ -8,7 +8,7 @@ import random
 from dataclasses import dataclass, field
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from vertex_env import schedule
@@ -170,6 +170,8 @@ def _covered(
 
 
 @settings(max_examples=60, deadline=None)
+# A wake-up 0.47 ms before the window's edge (a 30 s sleep chunk left a tail under TOLERANCE) minted there.
+@example(seed=3042, min_ttl=0, lifetime_range=(120, 600), outages=[])
 @given(
     seed=st.integers(0, 2**32 - 1),
     min_ttl=st.sampled_from([0, 30, 60, 300, 600]),
@@ -198,7 +200,9 @@ def test_24_hours_consumers_never_see_a_stale_token_while_the_endpoint_is_up(
 
     Also: a published token is replaced only by one that expires later, or once it is due itself (lifetimes
     are random here, so a new token may expire sooner than a due one); and no token is minted before the
-    previous one's refresh window opened.
+    previous one's refresh window opened — give or take schedule.TOLERANCE (1 ms): the daemon's loop attempts
+    when it is that close to its time rather than sleep the rest (Daemon.step), and schedule.due counts a
+    token as due from that much before the edge, so a mint may precede the edge by at most that.
     """
     clock = SimClock()
     rng = random.Random(seed)
@@ -236,7 +240,9 @@ def test_24_hours_consumers_never_see_a_stale_token_while_the_endpoint_is_up(
         earliest, _ = schedule.refresh_window(
             before.expires_at, before.expires_at - before.minted_at, margin_for(before, min_ttl)
         )
-        assert after.minted_at >= earliest
+        assert after.minted_at >= earliest - schedule.TOLERANCE, (
+            f"minted at {after.minted_at!r}, before {before.value}'s window opened at {earliest!r}"
+        )
     assert bisect.bisect(times, DAY) == len(times)
 
 
