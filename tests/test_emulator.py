@@ -609,11 +609,25 @@ def test_emulator_command_prints_exports_and_stops_on_sigterm(tmp_path: Path) ->
         assert process.stdout is not None
         first = process.stdout.readline()
         second = process.stdout.readline()
-        assert first == f"export VERTEX_ENV_EMULATOR_HOST=127.0.0.1:{port};\n"
+        # render's sh format, as `vertex-env export` prints it: single-quoted, read back by sh as is
+        assert first == f"export VERTEX_ENV_EMULATOR_HOST='127.0.0.1:{port}';\n"
         assert (
             second
-            == f"export GOOGLE_APPLICATION_CREDENTIALS={creds_dir / 'authorized_user.json'};\n"
+            == f"export GOOGLE_APPLICATION_CREDENTIALS='{creds_dir / 'authorized_user.json'}';\n"
         )
+        read_back = subprocess.run(
+            [
+                "sh",
+                "-c",
+                first + second + 'printf "%s\\n" "$VERTEX_ENV_EMULATOR_HOST" '
+                '"$GOOGLE_APPLICATION_CREDENTIALS"',
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PATH": os.environ["PATH"]},
+        ).stdout
+        assert read_back == f"127.0.0.1:{port}\n{creds_dir / 'authorized_user.json'}\n"
         for name in ("authorized_user.json", "service_account.json", "external_account.json"):
             assert (creds_dir / name).stat().st_mode & 0o777 == 0o600
         status, _, body = http(f"http://127.0.0.1:{port}/__emulator/stats")

@@ -6,7 +6,6 @@ stdout carries only shell code (what to export to use it); everything for a pers
 from __future__ import annotations
 
 import json
-import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -107,10 +106,12 @@ def emulator(
         if as_json:
             click.echo(json.dumps({"url": url, "host_port": host_port, "credentials": files}))
         else:
-            click.echo(f"export VERTEX_ENV_EMULATOR_HOST={shlex.quote(host_port)};")
+            from vertex_env.render import render
+
+            exports = {"VERTEX_ENV_EMULATOR_HOST": host_port}
             if files:
-                adc = shlex.quote(files["authorized_user"])
-                click.echo(f"export GOOGLE_APPLICATION_CREDENTIALS={adc};")
+                exports["GOOGLE_APPLICATION_CREDENTIALS"] = files["authorized_user"]
+            click.echo(render(exports, "sh"), nl=False)  # the one printer of `export NAME=value;`
         sys.stdout.flush()  # a parent reading our stdout must see the exports now, not at exit
         click.echo(
             f"vertex-env emulator: listening on {url} (admin API at {url}/__emulator/stats)",
