@@ -7,13 +7,15 @@ process at all, and a prompt near expiry re-exports exactly once.
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
+import re
 import select
 import subprocess
 import sys
 import termios
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -31,21 +33,33 @@ SHELLS = {
 }
 
 
+#: The prompt of every session: the test types the next line once the shell shows it again.
+PROMPT = "__vertex_env_test_prompt__ "
+_AT_PROMPT = re.compile(re.escape(PROMPT.encode()) + rb"(?:\x1b\[[0-9;?]*[A-Za-z])*\Z")
+FISH_PROMPT = f"function fish_prompt; printf '%s' '{PROMPT}'; end"
+#: Without a prompt it knows (an rc file that sets its own), a line is typed after this much silence.
+QUIET = 0.4
+
+
 def run_in_pty(
     argv: list[str], lines: list[str], env: dict[str, str], cwd: Path, timeout: float = 40
 ) -> str:
-    """Type `lines` into an interactive shell on a pseudo-terminal; return the transcript once it exits."""
+    """Type `lines` into an interactive shell on a pseudo-terminal, each once the shell is back at its prompt
+    (the previous command and the prompt hook done); return the transcript once it exits."""
     master, slave = os.openpty()
 
     def controlling_terminal() -> None:
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
+    shell_at = next(i for i, arg in enumerate(argv) if Path(arg).name in SHELLS)
+    if Path(argv[shell_at]).name == "fish":
+        argv = [*argv[: shell_at + 1], "--init-command", FISH_PROMPT, *argv[shell_at + 1 :]]
     proc = subprocess.Popen(
         argv,
         stdin=slave,
         stdout=slave,
         stderr=slave,
-        env=env,
+        env={**env, "PS1": PROMPT},  # bash and zsh take it from the environment
         cwd=cwd,
         start_new_session=True,
         preexec_fn=controlling_terminal,
@@ -54,27 +68,46 @@ def run_in_pty(
     transcript = b""
     deadline = time.monotonic() + timeout
 
-    def drain(wait: float) -> None:
+    def read(wait: float) -> bool:
         nonlocal transcript
-        while True:
-            ready, _, _ = select.select([master], [], [], wait)
-            if not ready:
+        ready, _, _ = select.select([master], [], [], wait)
+        if not ready:
+            return True
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            return False
+        transcript += data
+        return bool(data)
+
+    def at_new_prompt(since: int) -> bool:
+        """A prompt printed after a line ending that came after `since` (fish repaints the prompt while
+        echoing what is typed: only a prompt after the Enter counts)."""
+        newline = transcript.find(b"\n", since)
+        return newline >= 0 and _AT_PROMPT.search(transcript, newline) is not None
+
+    def wait_for_prompt(ready: Callable[[], bool]) -> None:
+        """Until `ready`, or (a prompt this does not know) QUIET seconds without output."""
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline and not ready():
+            size = len(transcript)
+            if not read(0.05):
                 return
-            try:
-                data = os.read(master, 65536)
-            except OSError:
+            if len(transcript) > size:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since > QUIET:
                 return
-            if not data:
-                return
-            transcript += data
 
     try:
+        wait_for_prompt(lambda: _AT_PROMPT.search(transcript) is not None)  # the first prompt
         for line in lines:
+            since = len(transcript)
             os.write(master, line.encode() + b"\n")
-            drain(0.4)
+            if line != "exit":
+                wait_for_prompt(functools.partial(at_new_prompt, since))
         while proc.poll() is None and time.monotonic() < deadline:
-            drain(0.2)
-        drain(0.1)
+            read(0.05)
+        read(0.05)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -314,8 +347,10 @@ def install(shell: str, env: dict[str, str]) -> tuple[Path, str]:
 
 def started_with(shell: str, rc_line: str, home: Path) -> tuple[list[str], dict[str, str]]:
     """The argv (and extra env) of an interactive `shell` whose start-up runs `rc_line`, as an rc file would."""
-    if shell == "bash":
-        (home / "bashrc").write_text(rc_line + "\n")
+    if (
+        shell == "bash"
+    ):  # bash reads /etc/bash.bashrc, which sets PS1, before --rcfile: set ours again
+        (home / "bashrc").write_text(f"PS1='{PROMPT}'\n{rc_line}\n")
         return ["bash", "--rcfile", str(home / "bashrc"), "--noprofile", "-i"], {}
     if shell == "zsh":
         zdot = home / "zdot"
