@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from vertex_env._version import __version__
+from vertex_env.render import quote_fish, quote_sh
 
 FILES = {
     "bash": "vertex-env.bash",
@@ -51,14 +52,6 @@ def command() -> list[str]:
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return [candidate]
     return [sys.executable, "-m", "vertex_env"]
-
-
-def quote_sh(word: str) -> str:
-    return "'" + word.replace("'", "'\\''") + "'"
-
-
-def quote_fish(word: str) -> str:
-    return "'" + word.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def quote_systemd(word: str) -> str:
