@@ -241,6 +241,37 @@ def test_the_console_script_serves_warm_commands_without_importing_click(
         assert {t for t in tops if t not in sys.stdlib_module_names} == {"vertex_env"}
 
 
+def test_the_option_table_and_renderers_import_nothing_heavy() -> None:
+    """config (and the table, checks and file reading under it) and render: no dataclasses (inspect, ast), no
+    pathlib (urllib.parse, ipaddress), no typing, no json — the warm path's own share of its start-up."""
+    loaded = imports_of("import vertex_env.config, vertex_env.render, vertex_env.fast")
+    assert not loaded & {"dataclasses", "inspect", "pathlib", "typing", "json", "urllib.parse"}
+    assert {"vertex_env.config", "vertex_env.option_table", "vertex_env.render"} <= loaded
+
+
+def imports_of(code: str) -> set[str]:
+    """The modules `code` imports beyond a bare start, without site (see `imports`)."""
+    root = str(Path(vertex_env.__file__).resolve().parent.parent)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-S",
+            "-c",
+            f"import sys; sys.path[:0] = [{root!r}]; {code}; print(*sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    bare = subprocess.run(
+        [sys.executable, "-S", "-c", "import sys; print(*sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return set(result.stdout.split()) - set(bare.stdout.split())
+
+
 def imports(args: list[str]) -> set[str]:
     """The modules `python -X importtime` reports for the entry point with `args` ([]: a bare start).
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 
 from vertex_env.config_file import (
     CONFIG_ENV,
+    config_file,
     config_path,
     did_you_mean,
     gcloud_project,
@@ -79,6 +80,7 @@ __all__ = [
     "Option",
     "Profile",
     "base_url",
+    "config_file",
     "config_path",
     "did_you_mean",
     "emulator_host",
@@ -244,7 +246,7 @@ def profile_from(
     file's quota_project_id).
     """
     env = os.environ if environ is None else environ
-    path = config_path(env)
+    path = config_file(env)
     requested = value("profile", given, env)
     data = read_config(path)
     name, table = select_profile(data, requested, path)

@@ -1,6 +1,7 @@
 """The config file (`~/.config/vertex-env/config.toml`) and gcloud's: where they are, reading and checking them.
 
-tomllib and configparser are imported only when there is a file to read.
+tomllib and configparser are imported only when there is a file to read, and pathlib (with urllib.parse and
+ipaddress behind it) only by `config_path()`: the warm path uses the text form, `config_file()`.
 """
 
 from __future__ import annotations
@@ -8,30 +9,52 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 
 from vertex_env.errors import ConfigError
 from vertex_env.values import shown
 
 TYPE_CHECKING = False  # typing stays off the warm `export` path (vertex_env.fast)
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any
+
+    StrPath = str | os.PathLike[str]
 
 CONFIG_ENV = "VERTEX_ENV_CONFIG"
 
 
-def config_path(environ: Mapping[str, str] | None = None) -> Path:
+def config_file(environ: Mapping[str, str] | None = None) -> str:
+    """Where the config file is: VERTEX_ENV_CONFIG, else `$XDG_CONFIG_HOME/vertex-env/config.toml`, else
+    `~/.config/vertex-env/config.toml` (as text, normalised as a Path would print it)."""
     env = os.environ if environ is None else environ
     explicit = env.get(CONFIG_ENV)
     if explicit:
-        return Path(explicit).expanduser()
-    base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME") or Path.home()) / ".config")
-    return Path(base) / "vertex-env" / "config.toml"
+        return _clean(os.path.expanduser(explicit))
+    home = env.get("HOME") or os.path.expanduser("~")
+    base = env.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    return _clean(os.path.join(base, "vertex-env", "config.toml"))
 
 
-def read_config(path: Path) -> dict[str, Any]:
+def _clean(path: str) -> str:
+    """`a//b/./c/` as `a/b/c`, the way pathlib prints it (unlike normpath, `..` is kept: a symlink may be on the
+    way)."""
+    keep_root = (
+        "//" if path.startswith("//") and not path.startswith("///") else "/" * (path[:1] == "/")
+    )
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    return keep_root + "/".join(parts) if parts or keep_root else "."
+
+
+def config_path(environ: Mapping[str, str] | None = None) -> Path:
+    """`config_file()` as a Path."""
+    from pathlib import Path
+
+    return Path(config_file(environ))
+
+
+def read_config(path: StrPath) -> dict[str, Any]:
     try:
-        fh = path.open("rb")
+        fh = open(path, "rb")  # noqa: SIM115 - closed below, after the tomllib import
     except FileNotFoundError:
         return {}
     except OSError as err:
@@ -66,7 +89,7 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def check_config(data: Mapping[str, Any], path: Path) -> None:
+def check_config(data: Mapping[str, Any], path: StrPath) -> None:
     """The file's shape: known top-level keys, [profiles.NAME] tables, a default_profile that exists."""
     for key in data:
         if key not in TOP_LEVEL_KEYS:
@@ -96,7 +119,7 @@ def check_config(data: Mapping[str, Any], path: Path) -> None:
 
 
 def select_profile(
-    data: Mapping[str, Any], requested: str | None, path: Path
+    data: Mapping[str, Any], requested: str | None, path: StrPath
 ) -> tuple[str | None, dict[str, Any]]:
     profiles: dict[str, dict[str, Any]] = data.get("profiles", {})
     if requested:
@@ -116,17 +139,16 @@ def gcloud_project(environ: Mapping[str, str]) -> tuple[str, str] | None:
     """gcloud's configured project, read from its config files (no 0.8 s subprocess)."""
     import configparser  # only when no other source named a project
 
-    config_dir = Path(
-        environ.get("CLOUDSDK_CONFIG")
-        or Path(environ.get("HOME") or Path.home()) / ".config" / "gcloud"
-    )
+    home = environ.get("HOME") or os.path.expanduser("~")
+    config_dir = _clean(environ.get("CLOUDSDK_CONFIG") or os.path.join(home, ".config", "gcloud"))
     active = environ.get("CLOUDSDK_ACTIVE_CONFIG_NAME")
     if not active:
         try:
-            active = (config_dir / "active_config").read_text().strip() or "default"
-        except OSError:
+            with open(os.path.join(config_dir, "active_config"), encoding="utf-8") as fh:
+                active = fh.read().strip() or "default"
+        except (OSError, UnicodeDecodeError):
             active = "default"
-    path = config_dir / "configurations" / f"config_{active}"
+    path = os.path.join(config_dir, "configurations", f"config_{active}")
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read(path, encoding="utf-8")

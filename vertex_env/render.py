@@ -6,7 +6,6 @@ Every renderer is pure over the mapping it is given. POSIX statements end with `
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 
@@ -15,17 +14,18 @@ from vertex_env.values import CI_FORMATS as CI_FORMATS
 from vertex_env.values import FORMATS as FORMATS
 from vertex_env.values import SHELL_FORMATS as SHELL_FORMATS
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# Patterns are compiled on first use (re's cache), not at import: `export` renders one format.
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*\Z"
 
 # cmd.exe has no quoting that survives every way a line reaches it (`for /f … do %i`, a `call`ed .cmd file,
 # delayed expansion): `"` ends the quoted `set "NAME=value"` and exposes `&|<>`, `%` and `!` expand, `^`
 # escapes under delayed expansion, control characters (newlines) end the line, and non-ASCII text depends on
 # the console code page. Values holding any of these are refused rather than rendered wrongly.
-_CMD_UNSAFE = re.compile(r'[^\x20-\x7e]|["%!^]')
+_CMD_UNSAFE = r'[^\x20-\x7e]|["%!^]'
 CMD_REFUSED = 'control characters, newlines, non-ASCII characters and " % ! ^'
 
 # PowerShell treats the typographic single quotes as quote characters too; each is escaped by doubling.
-_PWSH_QUOTES = re.compile("['\u2018\u2019\u201a\u201b]")
+_PWSH_QUOTES = "['\u2018\u2019\u201a\u201b]"
 
 # dotenv: values are written unquoted, so only characters that every reader of a dotenv file takes literally
 # when unquoted are accepted. The readers, each checked by tests/test_dotenv_file.py:
@@ -45,7 +45,7 @@ ALLOWED_DESCRIPTION = "ASCII letters, digits and . _ : / ? [ ] @ ! + , = % - (no
 
 def check_name(name: str) -> None:
     """Refuse a variable name that is not `[A-Za-z_][A-Za-z0-9_]*` (it would be code in a shell)."""
-    if not _NAME.match(name):
+    if not re.match(_NAME, name):
         raise SinkError(
             f"invalid variable name {name!r}: use letters, digits and _, not starting with a digit"
         )
@@ -77,11 +77,11 @@ def quote_fish(value: str) -> str:
 
 def quote_powershell(value: str) -> str:
     """PowerShell verbatim string: every kind of single quote is doubled; nothing else is special."""
-    return "'" + _PWSH_QUOTES.sub(lambda m: m.group(0) * 2, value) + "'"
+    return "'" + re.sub(_PWSH_QUOTES, lambda m: m.group(0) * 2, value) + "'"
 
 
 def check_cmd_value(name: str, value: str) -> None:
-    if _CMD_UNSAFE.search(value):
+    if re.search(_CMD_UNSAFE, value):
         raise SinkError(
             f"the value of {name} cannot be written safely for cmd.exe",
             hint=f"cmd format refuses {CMD_REFUSED}; use --format powershell or json",
@@ -120,6 +120,8 @@ def render(variables: Mapping[str, str], fmt: str) -> str:
     if fmt == "dotenv":
         return "".join(format_dotenv_line(name, value) + "\n" for name, value in items)
     if fmt == "json":
+        import json  # only for this format
+
         return json.dumps(dict(items)) + "\n"
     raise _unknown(fmt)
 
@@ -141,6 +143,8 @@ def render_unset(names: Iterable[str], fmt: str) -> str:
     if fmt == "cmd":
         return "".join(f'set "{name}="\n' for name in names)
     if fmt == "json":
+        import json
+
         return json.dumps(dict.fromkeys(names)) + "\n"
     if fmt == "dotenv":
         raise SinkError(
