@@ -346,3 +346,47 @@ def test_a_bad_debug_value_is_a_usage_error(
     monkeypatch.setenv("VERTEX_ENV_DEBUG", "maybe")
     assert main(["token", "--project", "my-project"]) == 2
     assert "VERTEX_ENV_DEBUG" in capsys.readouterr().err
+
+
+def test_bash_completes_profile_names_through_the_console_script(tmp_path: Path) -> None:
+    """The README's `eval "$(_VERTEX_ENV_COMPLETE=bash_source vertex-env)"`, then a real bash completion call
+    on `vertex-env token --profile d<TAB>` (token is a warm-path command: fast.py must leave it to click)."""
+    bash = require_tool("bash")
+    write_config('[profiles.dev]\nlocation = "global"\n[profiles.demo]\n[profiles.prod]\n')
+    script = (
+        'eval "$(_VERTEX_ENV_COMPLETE=bash_source vertex-env)"\n'
+        'COMP_WORDS=(vertex-env "$@"); COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))\n'
+        '_vertex_env_completion vertex-env\nprintf "%s\\n" "${COMPREPLY[@]}"\n'
+    )
+    path = f"{Path(VERTEX_ENV).parent}:{os.environ['PATH']}"
+    for words, expected in (
+        (["token", "--profile", "d"], ["demo", "dev"]),
+        (["export", "--profile", "p"], ["prod"]),
+        (["status", "--profile", ""], ["demo", "dev", "prod"]),
+    ):
+        result = subprocess.run(
+            [bash, "--norc", "-c", script, "bash", *words],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "PATH": path},
+        )
+        assert sorted(result.stdout.split()) == expected, (words, result.stderr)
+
+
+def test_credentials_complete_as_file_paths(tmp_path: Path) -> None:
+    """click's bash protocol (COMP_WORDS, COMP_CWORD): `file,…` makes bash complete paths itself."""
+    for command in ("token", "run", "status"):
+        result = subprocess.run(
+            [VERTEX_ENV],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={
+                **os.environ,
+                "COMP_WORDS": f"vertex-env {command} --credentials adc-",
+                "COMP_CWORD": "3",
+                "_VERTEX_ENV_COMPLETE": "bash_complete",
+            },
+        )
+        assert result.stdout == "file,adc-\n", (command, result.stdout, result.stderr)

@@ -11,6 +11,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -290,3 +291,61 @@ def test_spawned_child_gets_the_token_in_its_environment_not_its_argv(tmp_path: 
     finally:
         parent.send_signal(signal.SIGTERM)
         parent.wait(timeout=20)
+
+
+# --- run --env-file ----------------------------------------------------------------------------
+
+VERTEX_ENV = str(Path(sys.executable).parent / "vertex-env")
+SHOW_ENV = (
+    "import json, os; print(json.dumps({k: os.environ.get(k) for k in "
+    "('FOO', 'BAR', 'SHARED', 'REF', 'OPENAI_API_KEY', 'VERTEX_ENV_ACTIVE')}))"
+)
+
+
+def _env_files(folder: Path) -> list[str]:
+    (folder / "a.env").write_text(
+        'FOO=from-a\nBAR="a quoted value"\nOPENAI_API_KEY=sk-from-the-file\nSHARED=a\n'
+    )
+    (folder / "b.env").write_text("# a comment\nSHARED=b\nREF=${FOO}\nBARE\n")
+    return ["--env-file", str(folder / "a.env"), "--env-file", str(folder / "b.env")]
+
+
+@pytest.mark.parametrize("mode", [[], ["--proxy"]])
+def test_env_files_add_their_variables_and_ours_win(
+    mode: list[str], emu: Any, tmp_path: Path
+) -> None:
+    result = subprocess.run(
+        [VERTEX_ENV, "run", *mode, *_env_files(tmp_path), "--", sys.executable, "-c", SHOW_ENV],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert seen["FOO"] == "from-a" and seen["BAR"] == "a quoted value"
+    assert seen["SHARED"] == "b", "a later file wins"
+    assert seen["REF"] == "${FOO}", "values are taken as written"
+    assert seen["OPENAI_API_KEY"] not in (None, "sk-from-the-file"), "vertex-env's own value wins"
+    assert seen["VERTEX_ENV_ACTIVE"] == ("proxy" if mode else "1")
+    assert result.stderr == (
+        "vertex-env: note: OPENAI_API_KEY from --env-file replaced by vertex-env's own value\n"
+    )
+
+
+@pytest.mark.parametrize("kind", ["missing", "folder"])
+def test_an_env_file_that_cannot_be_read_exits_9_before_asking_google(
+    kind: str, emu: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "x.env"
+    if kind == "folder":
+        path.mkdir()
+    result = subprocess.run(
+        [VERTEX_ENV, "run", "--env-file", str(path), "--", "true"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 9
+    assert result.stderr.startswith(f"vertex-env: error: env file {path} ")
+    assert result.stderr.count("\n") == 1 and result.stdout == ""
+    assert emu.state.stats()["tokens_issued"] == 0

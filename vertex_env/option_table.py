@@ -61,6 +61,7 @@ class Option:
 
     __slots__ = (
         "choices",
+        "complete",
         "default",
         "env",
         "flag",
@@ -87,6 +88,7 @@ class Option:
         switch: bool = False,
         metavar: str | None = None,
         choices: tuple[str, ...] = (),
+        complete: str = "",
     ) -> None:
         self.name = name
         self.flag = flag
@@ -99,6 +101,8 @@ class Option:
         self.switch = switch
         self.metavar = metavar or name.upper()
         self.choices = choices
+        #: What shell completion offers for the value: "profile" (the config file's profiles), "file", or "".
+        self.complete = complete
 
     def __repr__(self) -> str:
         return f"Option({self.name!r}, {self.flag!r}, {self.env!r})"
@@ -116,6 +120,7 @@ ALL_OPTIONS: tuple[Option, ...] = (
         "Profile from the config file.",
         kind=COMMON,
         metavar="NAME",
+        complete="profile",
     ),
     Option(
         "no_cache",
@@ -226,6 +231,7 @@ ALL_OPTIONS: tuple[Option, ...] = (
         None,
         "Credential file, or keyring:NAME (default: ADC).",
         metavar="FILE|keyring:NAME",
+        complete="file",
     ),
     Option(
         "impersonate",

@@ -12,7 +12,12 @@ from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 from typing import Any, NoReturn
 
-from vertex_env.errors import CommandNotExecutableError, CommandNotFoundError, NestedRunError
+from vertex_env.errors import (
+    CommandNotExecutableError,
+    CommandNotFoundError,
+    NestedRunError,
+    SinkError,
+)
 
 ACTIVE = "VERTEX_ENV_ACTIVE"
 # Every signal a terminal, a shell or a supervisor sends to a program: the child gets each one (SIGKILL and
@@ -52,6 +57,52 @@ def child_environment(parent: Mapping[str, str], variables: Mapping[str, str]) -
                 env[alias] = base_url
     env[ACTIVE] = "1"
     return env
+
+
+#: What `run` sets in the child whatever an --env-file says (GOOGLE_CLOUD_* too with --google).
+OWN_NAMES = (
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "VERTEX_ENV_EXPIRES_AT",
+    "OPENAI_API_BASE",
+    ACTIVE,
+)
+GOOGLE_NAMES = ("GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION")
+
+
+def replaced_names(file_values: Mapping[str, str], *, google: bool) -> list[str]:
+    """The names an env file sets that vertex-env's own values replace in the child."""
+    own = OWN_NAMES + (GOOGLE_NAMES if google else ())
+    return [name for name in file_values if name in own]
+
+
+def read_env_files(paths: Sequence[str]) -> dict[str, str]:
+    """The variables of dotenv files (`run --env-file`, as `op run` and `docker --env-file` take them), a later
+    file winning over an earlier one. Values are taken as written: no `${VAR}` expansion, nothing executed.
+    A file that cannot be read is an error (exit 9), not an empty set of variables."""
+    import io
+
+    from dotenv import dotenv_values
+
+    values: dict[str, str] = {}
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+        except FileNotFoundError:
+            raise SinkError(f"env file {path} not found") from None
+        except IsADirectoryError:
+            raise SinkError(f"env file {path} is a folder, not a dotenv file") from None
+        except UnicodeDecodeError as err:
+            raise SinkError(
+                f"cannot read env file {path}: byte {err.start} is not UTF-8 text"
+            ) from None
+        except OSError as err:
+            raise SinkError(f"cannot read env file {path}: {err.strerror or err}") from None
+        for name, value in dotenv_values(stream=io.StringIO(text), interpolate=False).items():
+            if value is not None:  # a bare NAME line sets nothing
+                values[name] = value
+    return values
 
 
 def check_not_nested(parent_env: Mapping[str, str], force: bool) -> None:

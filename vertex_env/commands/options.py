@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+import click.shell_completion
 
 from vertex_env import config
 
@@ -57,7 +58,31 @@ def _click_settings(opt: config.Option) -> dict[str, Any]:
         settings["type"] = click.Choice(opt.choices)
     else:
         settings["metavar"] = opt.metavar
+    if opt.complete == "profile":
+        settings["shell_complete"] = _complete_profile
+    elif opt.complete == "file":
+        settings["shell_complete"] = complete_file
     return settings
+
+
+def _complete_profile(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[click.shell_completion.CompletionItem]:
+    """The profiles of the config file (none when it cannot be read: completion never prints an error)."""
+    from vertex_env.config_file import config_path, read_config
+
+    try:
+        names = sorted(read_config(config_path()).get("profiles", {}))
+    except Exception:
+        return []
+    return [click.shell_completion.CompletionItem(n) for n in names if n.startswith(incomplete)]
+
+
+def complete_file(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[click.shell_completion.CompletionItem]:
+    """Paths, completed by the shell itself (as click.Path does)."""
+    return [click.shell_completion.CompletionItem(incomplete, type="file")]
 
 
 #: --profile, --no-cache and the profile's fields (--project, --location, …): every command that resolves one.

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from vertex_env.commands.options import profile_options, variable_options
+from vertex_env.commands.options import complete_file, profile_options, variable_options
 from vertex_env.environment import resolve
 
 
@@ -21,6 +21,15 @@ from vertex_env.environment import resolve
     help="Serve the child through a loopback proxy that keeps tokens fresh for as long as it runs.",
 )
 @click.option("--force", is_flag=True, help="Run even inside another `vertex-env run`.")
+@click.option(
+    "--env-file",
+    "env_files",
+    multiple=True,
+    metavar="PATH",
+    shell_complete=complete_file,
+    help="Also load this dotenv file's variables into the child (repeatable; a later file wins; "
+    "vertex-env's own variables win over every file).",
+)
 @variable_options
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="-- CMD [ARGS]...")
 @profile_options
@@ -28,6 +37,7 @@ def run(
     options: dict[str, Any],
     proxy: bool,
     force: bool,
+    env_files: tuple[str, ...],
     google: bool,
     legacy: bool,
     command: tuple[str, ...],
@@ -41,6 +51,16 @@ def run(
 
     run_sink.check_not_nested(os.environ, force)
     argv = list(command) or [os.environ.get("SHELL") or "/bin/sh"]
+    from_files = run_sink.read_env_files(
+        env_files
+    )  # before asking Google: a missing file is a mistake
+    replaced = run_sink.replaced_names(from_files, google=google)
+    if replaced:
+        click.echo(
+            f"vertex-env: note: {', '.join(replaced)} from --env-file replaced by vertex-env's own value",
+            err=True,
+        )
+    parent = {**os.environ, **from_files}
     env = resolve(**options)
     if proxy:
         from vertex_env.hardening import disable_core_dumps
@@ -48,6 +68,6 @@ def run(
 
         disable_core_dumps()  # we hold tokens for as long as the child runs: no core file with one in it
 
-        return run_with_proxy(env, argv, legacy=legacy, google=google)
+        return run_with_proxy(env, argv, parent_environ=parent, legacy=legacy, google=google)
     variables = env.variables(google=google, legacy=legacy)
-    run_sink.exec_command(argv, run_sink.child_environment(os.environ, variables))
+    run_sink.exec_command(argv, run_sink.child_environment(parent, variables))
