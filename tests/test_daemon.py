@@ -17,7 +17,7 @@ import pytest
 from dotenv import dotenv_values
 
 from vertex_env import schedule
-from vertex_env.daemon import Daemon, DaemonLock, daemon_status, lock_held
+from vertex_env.daemon import Daemon, DaemonLock, EnvironmentKeeper, daemon_status, lock_held
 from vertex_env.emulator import EmulatorServer, write_authorized_user
 from vertex_env.environment import resolve
 from vertex_env.errors import (
@@ -606,3 +606,42 @@ def test_the_start_line_names_the_token_cache_and_every_target(
         code, err = daemon.stop()
     assert code == 0
     assert f"keeping fresh: the token cache, {target}" in err
+
+
+@dataclass
+class TalkativeKeeper(ScriptedKeeper):
+    """A keeper of the user's own, holding secrets in fields its dataclass repr would show."""
+
+    client_secret: str = "GOCSPX-client-secret-value"
+    refresh_token: str = "1//refresh-token-value"
+
+
+def test_repr_of_the_daemon_shows_no_token_secret_error_text_nor_environ(
+    emu: EmulatorServer, isolated_machine: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keeper = TalkativeKeeper(Clock())
+    daemon, _ = make_daemon(keeper)
+    daemon.step()
+    keeper.cached, keeper.outcomes = None, [TransientError("echoed client_secret=GOCSPX-x")]
+    daemon.next_at = keeper.clock.now
+    daemon.step()
+    assert daemon.last_error is not None and daemon.token is not None
+    shown = repr(daemon)
+    for secret in (keeper.client_secret, keeper.refresh_token, daemon.token.value, "GOCSPX-x"):
+        assert secret not in shown
+    assert "profile='test'" in shown and "TransientError" in shown
+
+    monkeypatch.setenv("MY_DATABASE_PASSWORD", "hunter2-password")
+    env = resolve()
+    real = Daemon(EnvironmentKeeper(env, (isolated_machine / ".env",)), log=lambda _line: None)
+    assert real.attempt() is None and real.token is not None
+    shown = repr(real) + repr(real.keeper)
+    adc = json.loads(Path(os.environ["GOOGLE_APPLICATION_CREDENTIALS"]).read_text())
+    for secret in (
+        real.token.value,
+        adc["refresh_token"],
+        adc["client_secret"],
+        "hunter2-password",
+    ):
+        assert secret not in shown
+    assert str(isolated_machine / ".env") in repr(real.keeper)

@@ -74,6 +74,11 @@ class EnvironmentKeeper:
     google: bool = False
     legacy: bool = False
 
+    def __repr__(
+        self,
+    ) -> str:  # the Environment's repr is already redacted; never the token source's
+        return f"EnvironmentKeeper({self.env!r}, targets={[str(t) for t in self.targets]})"
+
     @property
     def min_ttl(self) -> float:
         return float(self.env.profile.min_ttl)
@@ -281,6 +286,17 @@ class Daemon:
 
     def __post_init__(self) -> None:
         self.started_at = self.next_at = self.clock()
+
+    def __repr__(
+        self,
+    ) -> str:  # never the keeper's insides (tokens, credentials, environ) nor error text
+        token = self.token
+        held = "none" if token is None else f"expires_at={token.expires_at:.0f}"
+        error = None if self.last_error is None else type(self.last_error).__name__
+        return (
+            f"Daemon(profile={self.keeper.label!r}, token=({held}), failures={self.failures}, "
+            f"next_at={self.next_at:.0f}, last_error={error})"
+        )
 
     # what the schedule needs about the token held now
     def margin(self, token: Token | None = None) -> float:
