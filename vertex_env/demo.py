@@ -60,10 +60,10 @@ def _google_message(text: str) -> str:
 
 
 def run_demo(echo: Callable[[str], None] = print) -> int:
-    from vertex_env.commands.status import countdown, mask
     from vertex_env.emulator import EmulatorServer
     from vertex_env.emulator.credfiles import write_authorized_user
     from vertex_env.environment import resolve
+    from vertex_env.status import countdown, mask
 
     client = "openai SDK" if _has_openai() else "stdlib HTTP (pip install openai to use the SDK)"
     with (

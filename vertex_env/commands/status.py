@@ -9,99 +9,7 @@ from typing import Any
 import click
 
 from vertex_env.commands.options import profile_options
-from vertex_env.config import OPTIONS, format_duration
 from vertex_env.environment import resolve
-from vertex_env.errors import VertexEnvError
-
-
-def mask(token: str) -> str:
-    """Enough of a token to tell two apart, never enough to use: `ya29.…(243 chars)…f3`."""
-    if len(token) < 12:
-        return "…"
-    return f"{token[:5]}…({len(token)} chars)…{token[-2:]}"
-
-
-def countdown(seconds: float) -> str:
-    if seconds <= 0:
-        return f"expired {format_duration(-seconds)} ago"
-    return f"expires in {format_duration(seconds)}"
-
-
-def collect(options: dict[str, Any]) -> tuple[dict[str, Any], VertexEnvError | None]:
-    env = resolve(**options)
-    profile = env.profile
-    report: dict[str, Any] = {"profile": profile.name, "values": {}, "warnings": []}
-    for opt in OPTIONS:
-        value = getattr(profile, opt.name)
-        if isinstance(value, tuple):
-            value = ",".join(value)
-        report["values"][opt.name] = {
-            "value": value,
-            "source": profile.sources.get(opt.name, "default"),
-        }
-    error: VertexEnvError | None = None
-    try:
-        report["base_url"] = env.base_url
-    except VertexEnvError as err:
-        report["base_url"] = None
-        report["warnings"].append(str(err))
-    try:
-        source = env.token_source.source
-        report["credential"] = {
-            "type": source.credential_type,
-            "origin": source.origin,
-            "path": source.path,
-            "principal": source.principal(),
-        }
-        report["cache"] = {
-            "path": str(env.token_source.cache.path_for(env.token_source.cache_key)),
-            "enabled": env.token_source.use_cache,
-        }
-        token = env.token()
-        report["token"] = {
-            "masked": mask(token.value),
-            "expires_at": int(token.expires_at),
-            "remaining_seconds": int(token.remaining()),
-            "countdown": countdown(token.remaining()),
-            "from_cache": token.from_cache,
-        }
-        if token.principal:
-            report["credential"]["principal"] = token.principal
-    except VertexEnvError as err:
-        error = err
-        report["token"] = {"error": str(err)}
-    cred_type = report.get("credential", {}).get("type", "")
-    if cred_type.startswith("authorized_user") and not profile.quota_project:
-        report["warnings"].append(
-            "user credentials without a quota project: requests carry no x-goog-user-project "
-            "(set --quota-project or GOOGLE_CLOUD_QUOTA_PROJECT; `run --proxy`, `serve` and the Python client then send it)"
-        )
-    report["keyring"] = _keyring_backend()
-    report["daemon"] = _daemon_state(env)
-    return report, error
-
-
-def _keyring_backend() -> str:
-    try:
-        from vertex_env.keyring_store import backend_name
-
-        return backend_name()
-    except Exception as err:  # status must render even when keyring is broken
-        return f"unavailable ({err})"
-
-
-def _daemon_state(env: Any) -> dict[str, Any] | None:
-    import importlib
-
-    try:
-        daemon_status = importlib.import_module("vertex_env.daemon").daemon_status
-    except (ImportError, AttributeError):
-        return None
-    try:
-        state: dict[str, Any] | None = daemon_status(env)
-        return state
-    except VertexEnvError:
-        return None
 
 
 @click.command(
@@ -111,7 +19,9 @@ def _daemon_state(env: Any) -> dict[str, Any] | None:
 @profile_options
 def status(options: dict[str, Any], as_json: bool) -> int:
     """Show the resolved configuration and where each value came from, the credential, and the token's life."""
-    report, error = collect(options)
+    from vertex_env.status import collect
+
+    report, error = collect(resolve(**options))
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:

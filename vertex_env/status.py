@@ -1,0 +1,92 @@
+"""What `vertex-env status` reports: every resolved value and where it came from, the credential, the token's
+life (masked), the keyring and the profile's daemon — as values; commands/status.py prints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vertex_env.config import OPTIONS, format_duration
+from vertex_env.daemon import daemon_status
+from vertex_env.environment import Environment
+from vertex_env.errors import VertexEnvError
+
+__all__ = ["collect", "countdown", "mask"]
+
+
+def mask(token: str) -> str:
+    """Enough of a token to tell two apart, never enough to use: `ya29.…(243 chars)…f3`."""
+    if len(token) < 12:
+        return "…"
+    return f"{token[:5]}…({len(token)} chars)…{token[-2:]}"
+
+
+def countdown(seconds: float) -> str:
+    if seconds <= 0:
+        return f"expired {format_duration(-seconds)} ago"
+    return f"expires in {format_duration(seconds)}"
+
+
+def _keyring_backend() -> str:
+    try:
+        from vertex_env.keyring_store import backend_name
+
+        return backend_name()
+    except Exception as err:  # status must render even when keyring is broken
+        return f"unavailable ({err})"
+
+
+def collect(env: Environment) -> tuple[dict[str, Any], VertexEnvError | None]:
+    """The report for `env`, and the error that getting a token met (the command's exit code), if any."""
+    profile = env.profile
+    report: dict[str, Any] = {"profile": profile.name, "values": {}, "warnings": []}
+    for opt in OPTIONS:
+        value = getattr(profile, opt.name)
+        if isinstance(value, tuple):
+            value = ",".join(value)
+        report["values"][opt.name] = {
+            "value": value,
+            "source": profile.sources.get(opt.name, "default"),
+        }
+    error: VertexEnvError | None = None
+    try:
+        report["base_url"] = env.base_url
+    except VertexEnvError as err:
+        report["base_url"] = None
+        report["warnings"].append(str(err))
+    try:
+        source = env.token_source.source
+        report["credential"] = {
+            "type": source.credential_type,
+            "origin": source.origin,
+            "path": source.path,
+            "principal": source.principal(),
+        }
+        report["cache"] = {
+            "path": str(env.token_source.cache.path_for(env.token_source.cache_key)),
+            "enabled": env.token_source.use_cache,
+        }
+        token = env.token()
+        report["token"] = {
+            "masked": mask(token.value),
+            "expires_at": int(token.expires_at),
+            "remaining_seconds": int(token.remaining()),
+            "countdown": countdown(token.remaining()),
+            "from_cache": token.from_cache,
+        }
+        if token.principal:
+            report["credential"]["principal"] = token.principal
+    except VertexEnvError as err:
+        error = err
+        report["token"] = {"error": str(err)}
+    cred_type = report.get("credential", {}).get("type", "")
+    if cred_type.startswith("authorized_user") and not profile.quota_project:
+        report["warnings"].append(
+            "user credentials without a quota project: requests carry no x-goog-user-project "
+            "(set --quota-project or GOOGLE_CLOUD_QUOTA_PROJECT; `run --proxy`, `serve` and the Python client then send it)"
+        )
+    report["keyring"] = _keyring_backend()
+    try:
+        report["daemon"] = daemon_status(env)
+    except VertexEnvError:
+        report["daemon"] = None
+    return report, error
