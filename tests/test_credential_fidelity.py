@@ -191,7 +191,10 @@ def test_an_unreachable_google_is_one_readable_line_not_a_urllib3_report(
     monkeypatch.setenv("VERTEX_ENV_PROJECT", "test-project")
     assert main(["token", "--no-cache"]) == 8
     line = one_error_line(capsys.readouterr().err)
-    assert "could not reach Google (oauth2.googleapis.com)" in line
+    assert (
+        "could not reach the emulator at 127.0.0.1:9 (standing in for oauth2.googleapis.com)"
+        in line
+    )
     assert "connection refused" in line
     for raw in ("HTTPConnectionPool", "Max retries exceeded", "Caused by", "NewConnectionError"):
         assert raw not in line

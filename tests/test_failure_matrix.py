@@ -44,7 +44,7 @@ FAULTS: dict[str, tuple[dict[str, Any], int, str]] = {
     "429": ({"status": 429}, 8, "kept failing (HTTP 429)"),
     "invalid_grant": ({"error": "invalid_grant"}, 7, "revoked or has expired (invalid_grant)"),
     "invalid_rapt": ({"error": "invalid_rapt"}, 6, "reauthenticate (invalid_rapt)"),
-    "timeout": ({"delay": 3.0}, 8, "could not reach Google"),
+    "timeout": ({"delay": 3.0}, 8, "could not reach the emulator at"),
 }
 #: credential type → the emulator kinds whose faults it meets (IAM only for impersonation).
 CREDENTIALS: dict[str, tuple[str, ...]] = {

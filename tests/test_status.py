@@ -83,3 +83,69 @@ def test_collect_takes_an_environment_and_returns_the_report(
     token = env.token()
     assert token.value not in repr(report)
     assert report["daemon"]["running"] is False
+
+
+LABEL_WIDTH = len("quota_project: ")
+
+
+def status_text(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    from vertex_env.cli import main
+
+    code = main(["status", *args])
+    return code, capsys.readouterr().out
+
+
+def test_status_rows_are_never_blank_and_share_one_label_column(
+    emu: EmulatorServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = status_text(capsys)
+    assert code == 0
+    rows = out.splitlines()
+    assert len(rows) >= 15
+    for row in rows:
+        label, _, _ = row.partition(":")
+        assert len(label) < LABEL_WIDTH - 1, row
+        assert row[len(label) + 1 : LABEL_WIDTH].strip() == "", f"label column not aligned: {row!r}"
+        assert row[LABEL_WIDTH : LABEL_WIDTH + 1].strip(), f"blank or misaligned value: {row!r}"
+    assert "host:          (default: from the location)" in rows
+    assert "quota_project: (none)" in rows
+
+
+def test_status_names_the_keyring_backend_as_a_person_knows_it(
+    emu: EmulatorServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vertex_env.keyring_store import backend_name
+    from vertex_env.status import keyring_label
+
+    _, out = status_text(capsys)
+    assert "keyring.backends." not in out
+    assert f"keyring:       {keyring_label(backend_name())}" in out.splitlines()
+    assert keyring_label("keyring.backends.fail.Keyring").startswith("none usable")
+    assert keyring_label("keyring.backends.macOS.Keyring") == "macOS Keychain"
+
+
+def test_status_says_everything_goes_to_the_emulator(
+    emu: EmulatorServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = status_text(capsys)
+    assert code == 0
+    assert f"goes to the emulator at {emu.host_port}" in out
+
+
+def test_an_unreachable_emulator_is_named_as_such_not_as_google(
+    monkeypatch: pytest.MonkeyPatch, isolated_machine: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    server = start_emulator(monkeypatch, isolated_machine)
+    server.stop()
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{probe.getsockname()[1]}"
+    monkeypatch.setenv("VERTEX_ENV_EMULATOR_HOST", dead)
+    monkeypatch.setenv("VERTEX_ENV_TIMEOUT", "3")
+    code, out = status_text(capsys)
+    assert code == 8
+    token_row = next(row for row in out.splitlines() if row.startswith("token:"))
+    assert f"could not reach the emulator at {dead}" in token_row
+    assert "reach Google" not in token_row

@@ -320,7 +320,7 @@ def test_no_credentials_anywhere_fails_fast_with_what_was_tried(
             7,
             ("revoked or has expired (invalid_grant)", "gcloud auth application-default login"),
         ),
-        ({"close": True, "count": 3}, 8, ("could not reach Google",)),
+        ({"close": True, "count": 3}, 8, ("could not reach the emulator at",)),
         ({"status": 503, "count": 10}, 8, ("kept failing",)),
         ({"non_json": True}, 8, ("not a token response",)),
     ],
@@ -377,8 +377,8 @@ def test_status_shows_sources_masks_the_token_and_warns_about_quota(
     assert main(["status", "--location", "global"]) == 0
     out, err = capsys.readouterr()
     assert token not in out and token not in err
-    assert "project:      test-project  [env VERTEX_ENV_PROJECT]" in out
-    assert "location:     global  [flag --location]" in out
+    assert "project:       test-project  [env VERTEX_ENV_PROJECT]" in out
+    assert "location:      global  [flag --location]" in out
     assert "authorized_user from gcloud application-default login" in out
     assert "expires in" in out and "ya29." in out
     assert "user credentials without a quota project" in err

@@ -206,6 +206,11 @@ def classify(
                 f"check the credential_source of {label} and the environment it expects"
             )
         where = f"Google ({asked})" if asked else "Google"
+        emulator = getattr(request, "emulator", None)
+        if (
+            emulator
+        ):  # VERTEX_ENV_EMULATOR_HOST routes every Google call there: Google was never asked
+            where = f"the emulator at {emulator}" + (f" (standing in for {asked})" if asked else "")
         return TransientError(f"could not reach {where} to refresh the token: {reason}")
 
     if not isinstance(

@@ -1,16 +1,16 @@
 """What `vertex-env status` reports: every resolved value and where it came from, the credential, the token's
-life (masked), the keyring and the profile's daemon — as values; commands/status.py prints."""
+life (masked), the keyring, the emulator routing and the profile's daemon — as values; commands/status.py prints."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from vertex_env.config import OPTIONS, format_duration
+from vertex_env.config import OPTIONS, emulator_host, format_duration
 from vertex_env.daemon import daemon_status
 from vertex_env.environment import Environment
 from vertex_env.errors import VertexEnvError
 
-__all__ = ["collect", "countdown", "mask"]
+__all__ = ["collect", "countdown", "keyring_label", "mask"]
 
 
 def mask(token: str) -> str:
@@ -24,6 +24,24 @@ def countdown(seconds: float) -> str:
     if seconds <= 0:
         return f"expired {format_duration(-seconds)} ago"
     return f"expires in {format_duration(seconds)}"
+
+
+#: keyring backends by the module.class keyring names them, as a person knows them.
+_KEYRING_NAMES = {
+    "keyring.backends.fail.Keyring": "none usable (no OS keyring backend found)",
+    "keyring.backends.null.Keyring": "none (keyring's null backend stores nothing)",
+    "keyring.backends.SecretService.Keyring": "Secret Service (e.g. GNOME Keyring)",
+    "keyring.backends.libsecret.Keyring": "Secret Service via libsecret",
+    "keyring.backends.kwallet.DBusKeyring": "KWallet",
+    "keyring.backends.macOS.Keyring": "macOS Keychain",
+    "keyring.backends.Windows.WinVaultKeyring": "Windows Credential Locker",
+    "keyring.backends.chainer.ChainerBackend": "the first usable of several backends (keyring's chainer)",
+}
+
+
+def keyring_label(backend: str) -> str:
+    """A keyring backend's module.class as a person knows it (an unknown one as keyring names it)."""
+    return _KEYRING_NAMES.get(backend, backend)
 
 
 def _keyring_backend() -> str:
@@ -48,6 +66,11 @@ def collect(env: Environment) -> tuple[dict[str, Any], VertexEnvError | None]:
             "source": profile.sources.get(opt.name, "default"),
         }
     error: VertexEnvError | None = None
+    try:
+        report["emulator"] = emulator_host(env.environ)
+    except VertexEnvError as err:
+        report["emulator"] = None
+        report["warnings"].append(str(err))
     try:
         report["base_url"] = env.base_url
     except VertexEnvError as err:
@@ -84,7 +107,9 @@ def collect(env: Environment) -> tuple[dict[str, Any], VertexEnvError | None]:
             "user credentials without a quota project: requests carry no x-goog-user-project "
             "(set --quota-project or GOOGLE_CLOUD_QUOTA_PROJECT; `run --proxy`, `serve` and the Python client then send it)"
         )
-    report["keyring"] = _keyring_backend()
+    backend = _keyring_backend()
+    report["keyring"] = keyring_label(backend)
+    report["keyring_backend"] = backend
     try:
         report["daemon"] = daemon_status(env)
     except VertexEnvError:

@@ -29,35 +29,58 @@ def status(options: dict[str, Any], as_json: bool) -> int:
     return error.exit_code if error else 0
 
 
+#: What an unset value means, instead of a blank row.
+_UNSET = {
+    "project": "(not set)",
+    "host": "(default: from the location)",
+    "credentials": "(default: Application Default Credentials)",
+    "impersonate": "(none)",
+    "quota_project": "(none)",
+}
+#: The label column: `quota_project:` is the longest label, plus one space.
+WIDTH = len("quota_project: ")
+
+
 def _print(report: dict[str, Any]) -> None:
-    out = click.echo
-    out(f"profile:      {report['profile'] or '(none)'}")
+    def out(label: str, text: str) -> None:
+        click.echo(f"{label + ':':<{WIDTH}}{text}")
+
+    out("profile", report["profile"] or "(none)")
+    if report.get("emulator"):
+        out(
+            "emulator",
+            f"every Google call (tokens, IAM, metadata, Vertex AI) goes to the emulator at "
+            f"{report['emulator']} (VERTEX_ENV_EMULATOR_HOST)",
+        )
     cred = report.get("credential")
     if cred:
         out(
-            f"credential:   {cred['type']} from {cred['origin']}"
-            + (f" ({cred['path']})" if cred["path"] else "")
+            "credential",
+            f"{cred['type']} from {cred['origin']}"
+            + (f" ({cred['path']})" if cred["path"] else ""),
         )
-        out(f"principal:    {cred.get('principal') or '(unknown)'}")
+        out("principal", cred.get("principal") or "(unknown)")
     for name, item in report["values"].items():
-        value = "" if item["value"] is None else item["value"]
-        out(f"{name + ':':<14}{value}  [{item['source']}]")
-    out(f"base url:     {report.get('base_url') or '(needs a project)'}")
+        if item["value"] is None or item["value"] == "":
+            out(name, _UNSET.get(name, "(none)"))
+        else:
+            out(name, f"{item['value']}  [{item['source']}]")
+    out("base url", report.get("base_url") or "(needs a project)")
     token = report.get("token", {})
     if "error" in token:
-        out(f"token:        error: {token['error']}")
+        out("token", f"error: {token['error']}")
     elif token:
         when = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(token["expires_at"]))
         where = "cache" if token["from_cache"] else "minted now"
-        out(f"token:        {token['masked']}  {token['countdown']} ({when}; {where})")
+        out("token", f"{token['masked']}  {token['countdown']} ({when}; {where})")
     if report.get("cache"):
         out(
-            f"cache:        {report['cache']['path']}"
-            + ("" if report["cache"]["enabled"] else " (bypassed)")
+            "cache",
+            report["cache"]["path"] + ("" if report["cache"]["enabled"] else " (bypassed)"),
         )
-    out(f"keyring:      {report['keyring']}")
+    out("keyring", report["keyring"])
     daemon = report.get("daemon")
     if daemon is not None:
-        out(f"daemon:       {daemon.get('summary', daemon)}")
+        out("daemon", str(daemon.get("summary", daemon)))
     for warning in report["warnings"]:
         click.echo(f"warning: {warning}", err=True)
