@@ -3,6 +3,8 @@ life (masked), the keyring, the emulator routing and the profile's daemon — as
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
 from typing import Any
 
 from vertex_env.config import OPTIONS, emulator_host, format_duration
@@ -10,7 +12,7 @@ from vertex_env.daemon import daemon_status
 from vertex_env.environment import Environment
 from vertex_env.errors import VertexEnvError
 
-__all__ = ["collect", "countdown", "keyring_label", "mask"]
+__all__ = ["collect", "countdown", "keyring_label", "mask", "profile_overview"]
 
 
 def mask(token: str) -> str:
@@ -115,3 +117,32 @@ def collect(env: Environment) -> tuple[dict[str, Any], VertexEnvError | None]:
     except VertexEnvError:
         report["daemon"] = None
     return report, error
+
+
+def profile_overview(
+    names: list[str], environ: Mapping[str, str], now: float | None = None
+) -> list[dict[str, Any]]:
+    """Each profile as `--profile NAME` would resolve it now: project, location, credential kind and the life
+    left in its cached token — read from the cache, never minted. A profile that fails to resolve has `error`."""
+    from vertex_env.environment import resolve
+
+    now = time.time() if now is None else now
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        row: dict[str, Any] = {"name": name, "project": None, "location": None, "credential": None}
+        row.update({"expires_at": None, "remaining_seconds": None, "error": None})
+        try:
+            env = resolve(name, environ=environ)
+            row["project"], row["location"] = env.profile.project, env.profile.location
+            source = env.token_source
+            row["credential"] = source.source.credential_type
+            cached = source.cache.read(source.cache_key) if source.cache.safe() else None
+        except VertexEnvError as err:
+            row["error"] = str(err)
+            rows.append(row)
+            continue
+        if cached is not None:
+            row["expires_at"] = int(cached.expires_at)
+            row["remaining_seconds"] = int(cached.expires_at - now)
+        rows.append(row)
+    return rows

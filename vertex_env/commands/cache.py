@@ -16,11 +16,44 @@ def cache() -> None:
     """Manage the shared token cache (short-lived access tokens, 0600 files in a 0700 directory)."""
 
 
-@cache.command("clear", epilog="\b\nExample:\n  vertex-env cache clear")
-def clear() -> None:
-    """Remove every cached token; the next call mints a new one."""
-    removed = TokenCache().clear()
-    click.echo(f"removed {removed} cached token(s) from {cache_dir()}", err=True)
+@cache.command(
+    "clear",
+    epilog="\b\nExamples:\n  vertex-env cache clear\n  vertex-env cache clear --profile dev",
+)
+@click.option(
+    "--profile",
+    "name",
+    metavar="NAME",
+    help="Remove only this profile's cached token (shared by profiles with the same credential, "
+    "scopes and quota project).",
+)
+def clear(name: str | None) -> None:
+    """Remove every cached token (or one profile's); the next call mints a new one."""
+    if name is None:
+        removed = TokenCache().clear()
+        click.echo(f"removed {removed} cached token(s) from {cache_dir()}", err=True)
+        return
+    from vertex_env import files
+    from vertex_env.environment import resolve
+    from vertex_env.errors import SinkError
+
+    source = resolve(name).token_source
+    try:
+        files.check_private_dir(source.cache.directory)
+    except files.UnsafeDirectoryError as err:
+        raise SinkError(
+            f"refusing to touch the token cache {source.cache.directory}: {err.strerror}"
+        ) from None
+    except OSError:
+        pass  # no cache directory: nothing cached
+    removed = source.cache.remove(source.cache_key)
+    where = source.cache.path_for(source.cache_key)
+    click.echo(
+        f"removed the cached token of profile {name} ({where})"
+        if removed
+        else f"no cached token for profile {name} ({where})",
+        err=True,
+    )
 
 
 @cache.command(

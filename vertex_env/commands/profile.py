@@ -17,18 +17,45 @@ def profile() -> None:
     """Manage named profiles in the config file (~/.config/vertex-env/config.toml)."""
 
 
-@profile.command("list", epilog="\b\nExample:\n  vertex-env profile list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@profile.command(
+    "list", epilog="\b\nExamples:\n  vertex-env profile list\n  vertex-env profile list --json"
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (names and the default only).")
 def list_(as_json: bool) -> None:
-    """List profile names; the default one is marked with *."""
+    """List profiles: project, location, credential kind and the life left in each one's cached token.
+
+    The default one is marked with *. Tokens are read from the cache, never minted; values are those
+    `--profile NAME` would use here (VERTEX_ENV_* variables outrank a profile).
+    """
+    import os
+
+    from vertex_env.status import countdown, profile_overview
+
     names, default = profiles.list_profiles()
     if as_json:
         click.echo(json.dumps({"profiles": names, "default": default}))
         return
-    for name in names:
-        click.echo(f"{'*' if name == default else ' '} {name}")
     if not names:
         click.echo(f"no profiles in {config_path()}", err=True)
+        return
+    table = [("", "PROFILE", "PROJECT", "LOCATION", "CREDENTIAL", "CACHED TOKEN")]
+    for row in profile_overview(names, os.environ):
+        if row["error"] is not None:
+            token = f"error: {row['error']}"
+        elif row["remaining_seconds"] is None:
+            token = "none"
+        else:
+            token = countdown(row["remaining_seconds"])
+        mark = "*" if row["name"] == default else ""
+        cells = (row["project"], row["location"], row["credential"])
+        table.append((mark, row["name"], *(c or "-" for c in cells), token))
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
+    for line in table:
+        click.echo(
+            "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=False))
+            + "  "
+            + line[-1]
+        )
 
 
 @profile.command("show", epilog="\b\nExample:\n  vertex-env profile show dev")
