@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from conftest import require_tool
 from dotenv import dotenv_values
 
 from vertex_env import schedule
@@ -645,3 +646,33 @@ def test_repr_of_the_daemon_shows_no_token_secret_error_text_nor_environ(
     ):
         assert secret not in shown
     assert str(isolated_machine / ".env") in repr(real.keeper)
+
+
+def test_a_target_in_a_folder_this_user_cannot_write_exits_9_at_start(
+    emu: EmulatorServer, isolated_machine: Path
+) -> None:
+    setpriv = require_tool("setpriv")
+    drop = "-dac_override,-dac_read_search"  # root without these: file modes hold, as for a user
+    folder = isolated_machine / "read-only"
+    folder.mkdir(mode=0o555)
+    target = folder / ".env"
+    result = subprocess.run(
+        [
+            setpriv,
+            f"--bounding-set={drop}",
+            f"--inh-caps={drop}",
+            VERTEX_ENV,
+            "daemon",
+            "--write",
+            str(target),
+        ],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=20,
+    )
+    assert result.returncode == 9, result.stderr
+    assert (
+        result.stderr.count("\n") == 1 and f"its folder {folder} is not writable" in result.stderr
+    )
+    assert list(folder.iterdir()) == []
