@@ -205,7 +205,8 @@ def test_a_failure_record_in_a_foreign_directory_is_ignored(
 def test_status_is_not_spoofed_by_a_fake_daemon_state_file(
     emu: EmulatorServer, isolated_machine: Path, second_user: tuple[int, int]
 ) -> None:
-    from vertex_env.daemon import daemon_digest, daemon_status, state_path
+    from vertex_env.daemon import daemon_digest, state_path
+    from vertex_env.status import daemon_status
 
     env = resolve()
     directory = env.token_source.cache.directory

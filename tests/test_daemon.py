@@ -18,7 +18,7 @@ from conftest import require_tool
 from dotenv import dotenv_values
 
 from vertex_env import schedule
-from vertex_env.daemon import Daemon, DaemonLock, EnvironmentKeeper, daemon_status, lock_held
+from vertex_env.daemon import Daemon, DaemonLock, EnvironmentKeeper, lock_held
 from vertex_env.emulator import EmulatorServer, write_authorized_user
 from vertex_env.environment import resolve
 from vertex_env.errors import (
@@ -29,6 +29,7 @@ from vertex_env.errors import (
     TransientError,
     VertexEnvError,
 )
+from vertex_env.status import daemon_status
 from vertex_env.tokens import Token
 
 VERTEX_ENV = str(Path(sys.executable).with_name("vertex-env"))

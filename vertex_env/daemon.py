@@ -242,13 +242,13 @@ def write_state(path: Path, state: dict[str, Any]) -> None:
 # --- the loop ----------------------------------------------------------------------------------------------
 
 
-def _clock_text(epoch: float) -> str:
+def clock_text(epoch: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
 
 
 def stderr_log(line: str) -> None:
     """One line on stderr, with the time: launchd's log file has no timestamps of its own."""
-    print(f"{_clock_text(time.time())} vertex-env daemon: {line}", file=sys.stderr, flush=True)
+    print(f"{clock_text(time.time())} vertex-env daemon: {line}", file=sys.stderr, flush=True)
 
 
 def _permanent(err: BaseException) -> bool:
@@ -349,8 +349,8 @@ class Daemon:
         origin = "cached" if held.from_cache else "minted"
         self.log(
             f"{origin} token for {held.principal or 'unknown principal'} ({self.keeper.label}), "
-            f"expires {_clock_text(held.expires_at)} (in {format_duration(held.expires_at - now)}); "
-            f"next refresh {_clock_text(self.next_at)}"
+            f"expires {clock_text(held.expires_at)} (in {format_duration(held.expires_at - now)}); "
+            f"next refresh {clock_text(self.next_at)}"
             + (f"; wrote {', '.join(written)}" if written else "")
         )
         return None
@@ -557,51 +557,3 @@ def serve(
                 state_path(current.directory, current.digest).unlink()
         current.release()
     return code
-
-
-# --- `vertex-env status` ---------------------------------------------------------------------------------------
-
-
-def daemon_status(env: Environment) -> dict[str, Any]:
-    """Whether a daemon serves this profile, its last and next refresh; `summary` for people."""
-    directory, digest = env.token_source.cache.directory, daemon_digest(env)
-    try:
-        files.check_private_dir(directory)
-    except files.UnsafeDirectoryError as err:
-        return {
-            "running": False,
-            "pid": None,
-            "last_refresh": None,
-            "next_refresh": None,
-            "last_error": None,
-            "state_file": str(state_path(directory, digest)),
-            "summary": f"unknown: the cache directory {directory} is not private ({err.strerror})",
-        }
-    except OSError:
-        pass  # no directory yet: no daemon
-    running = lock_held(lock_path(directory, digest))
-    state = read_state(state_path(directory, digest)) or {}
-    result: dict[str, Any] = {
-        "running": running,
-        "pid": state.get("pid"),
-        "last_refresh": state.get("last_refresh"),
-        "next_refresh": state.get("next_refresh"),
-        "last_error": state.get("last_error"),
-        "state_file": str(state_path(directory, digest)),
-    }
-    if running:
-        parts = [f"running (pid {state.get('pid', '?')})"]
-        if isinstance(state.get("last_refresh"), int | float):
-            parts.append(f"last refresh {_clock_text(state['last_refresh'])}")
-        if isinstance(state.get("next_refresh"), int | float):
-            parts.append(f"next {_clock_text(state['next_refresh'])}")
-        if state.get("last_error"):
-            parts.append(f"failing ({state.get('failures', '?')} in a row): {state['last_error']}")
-        result["summary"] = "; ".join(parts)
-    elif state.get("last_error"):
-        result["summary"] = (
-            f"not running (pid {state.get('pid', '?')} stopped: {state['last_error']})"
-        )
-    else:
-        result["summary"] = "not running (start one with `vertex-env daemon`)"
-    return result

@@ -7,12 +7,27 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from vertex_env import files
 from vertex_env.config import OPTIONS, emulator_host, format_duration
-from vertex_env.daemon import daemon_status
+from vertex_env.daemon import (
+    clock_text,
+    daemon_digest,
+    lock_held,
+    lock_path,
+    read_state,
+    state_path,
+)
 from vertex_env.environment import Environment
 from vertex_env.errors import VertexEnvError
 
-__all__ = ["collect", "countdown", "keyring_label", "mask", "profile_overview"]
+__all__ = [
+    "collect",
+    "countdown",
+    "daemon_status",
+    "keyring_label",
+    "mask",
+    "profile_overview",
+]
 
 
 def mask(token: str) -> str:
@@ -53,6 +68,51 @@ def _keyring_backend() -> str:
         return backend_name()
     except Exception as err:  # status must render even when keyring is broken
         return f"unavailable ({err})"
+
+
+def daemon_status(env: Environment) -> dict[str, Any]:
+    """Whether a daemon serves this profile, its last and next refresh; `summary` for people."""
+    directory, digest = env.token_source.cache.directory, daemon_digest(env)
+    try:
+        files.check_private_dir(directory)
+    except files.UnsafeDirectoryError as err:
+        return {
+            "running": False,
+            "pid": None,
+            "last_refresh": None,
+            "next_refresh": None,
+            "last_error": None,
+            "state_file": str(state_path(directory, digest)),
+            "summary": f"unknown: the cache directory {directory} is not private ({err.strerror})",
+        }
+    except OSError:
+        pass  # no directory yet: no daemon
+    running = lock_held(lock_path(directory, digest))
+    state = read_state(state_path(directory, digest)) or {}
+    result: dict[str, Any] = {
+        "running": running,
+        "pid": state.get("pid"),
+        "last_refresh": state.get("last_refresh"),
+        "next_refresh": state.get("next_refresh"),
+        "last_error": state.get("last_error"),
+        "state_file": str(state_path(directory, digest)),
+    }
+    if running:
+        parts = [f"running (pid {state.get('pid', '?')})"]
+        if isinstance(state.get("last_refresh"), int | float):
+            parts.append(f"last refresh {clock_text(state['last_refresh'])}")
+        if isinstance(state.get("next_refresh"), int | float):
+            parts.append(f"next {clock_text(state['next_refresh'])}")
+        if state.get("last_error"):
+            parts.append(f"failing ({state.get('failures', '?')} in a row): {state['last_error']}")
+        result["summary"] = "; ".join(parts)
+    elif state.get("last_error"):
+        result["summary"] = (
+            f"not running (pid {state.get('pid', '?')} stopped: {state['last_error']})"
+        )
+    else:
+        result["summary"] = "not running (start one with `vertex-env daemon`)"
+    return result
 
 
 def collect(env: Environment) -> tuple[dict[str, Any], VertexEnvError | None]:
