@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,13 +54,6 @@ def test_the_status_core_has_no_click_and_the_command_imports_it_plainly() -> No
     command = imported_modules(PACKAGE / "commands" / "status.py")
     assert "importlib.import_module" not in command and "importlib" not in command
     assert "vertex_env.status.collect" in command
-
-
-@pytest.fixture
-def emu(monkeypatch: pytest.MonkeyPatch, isolated_machine: Path) -> Iterator[EmulatorServer]:
-    server = start_emulator(monkeypatch, isolated_machine, expires_in=3600)
-    yield server
-    server.stop()
 
 
 def test_collect_takes_an_environment_and_returns_the_report(
