@@ -302,6 +302,7 @@ def metadata_project(environ: Mapping[str, str]) -> str | None:
 class Minted:
     value: str = field(repr=False)
     expires_at: float
+    minted_at: float  # when it was issued: see `mint`
     principal: str | None
     credential_type: str
 
@@ -423,12 +424,15 @@ def mint(
 ) -> Minted:
     """Ask Google for a new access token. Every failure becomes a VertexEnvError with its exit code."""
     env = os.environ if environ is None else environ
+    import time
+
     import google.auth.exceptions
 
     from vertex_env.transport import make_request
 
     request = make_request(environ=env, total=profile.timeout, debug=_debug(env))
     creds = load_google_credentials(profile, source, request, env)
+    asked_at = time.time()
     try:
         creds.refresh(request)
     # OAuthError (every STS exchange) is not a RefreshError; ValueError/TypeError come from a key google-auth
@@ -448,12 +452,27 @@ def mint(
         principal = profile.impersonate
     elif source.kind == "metadata":
         principal = getattr(creds, "service_account_email", None) or "default"
+    expires_at = _expiry(creds)
     return Minted(
         value=str(creds.token),
-        expires_at=_expiry(creds),
+        expires_at=expires_at,
+        minted_at=_issued_at(profile, source, asked_at, expires_at),
         principal=principal,
         credential_type=source.credential_type + (" → impersonated" if profile.impersonate else ""),
     )
+
+
+def _issued_at(
+    profile: Profile, source: CredentialSource, asked_at: float, expires_at: float
+) -> float:
+    """When the token was issued, as far as its answer tells. IAM issues exactly the lifetime asked for (its
+    answer is an expireTime, on Google's clock): expiry minus lifetime. A token endpoint issues a new token
+    per request: when we asked. A metadata server answers with its cached token and only what it has left
+    (`expires_in`): when we asked is all that is known; TokenSource keeps the earlier time of a token it
+    already had."""
+    if profile.impersonate:
+        return min(asked_at, expires_at - profile.lifetime)
+    return asked_at
 
 
 def _parsed(source: CredentialSource) -> dict[str, Any] | None:

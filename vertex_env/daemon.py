@@ -320,6 +320,10 @@ class Daemon:
             self.failures,
             self.rand(),
         )
+        if token is not None and not self.failures and self.next_at <= now and self.due(token):
+            # The source handed back a token already due (a metadata server refreshes its own only when
+            # minutes remain): ask again after a backoff cap instead of at once, in a loop.
+            self.next_at = now + schedule.backoff_cap(self.margin())
 
     def attempt(self) -> VertexEnvError | None:
         """One refresh: get a token, write the targets. Returns the permanent error to exit with, if any."""

@@ -18,6 +18,8 @@ TYPE_CHECKING = False  # typing stays off the warm `export` path (vertex_env.fas
 if TYPE_CHECKING:
     import asyncio
 
+#: How often a holder asks again for a token while the source can only hand back one short of the margin.
+SHORT_RECHECK = 5.0
 #: The status a server answers for a token it no longer accepts: the one answer that is retried, once.
 REFUSED_STATUS = 401
 
@@ -72,6 +74,11 @@ class TokenSource:
         self.use_cache = use_cache
         self._source: CredentialSource | None = None
         self.cache_warning: str | None = None
+        self.short_warning: str | None = None
+        self._short_warned: str | None = None
+        self._last: Token | None = (
+            None  # the last token this source obtained (its issue time, see mint)
+        )
         self.cache = cache or TokenCache(cache_dir(self.environ))
 
     @property
@@ -106,11 +113,38 @@ class TokenSource:
         return _token(entry, from_cache=True)
 
     def get(self, min_ttl: float | None = None) -> Token:
-        """A token with at least `min_ttl` left (default: the profile's): from the cache, else minted once."""
+        """A token with more than the margin left (`margin_for`: `min_ttl`, default the profile's, at most half
+        the token's life): from the cache, else minted once. A source that hands back a token it already
+        issued (a metadata server refreshes its own token only when minutes remain) may give less: that token
+        is served, and `short_warning` says so (logged once per token)."""
         hit = self.cached(min_ttl)
         if hit is not None:
             return hit
-        return self._locked_mint(lambda: self.cached(min_ttl))
+        token = self._locked_mint(lambda: self.cached(min_ttl))
+        if not token.from_cache:
+            self._say_if_short(token, self.profile.min_ttl if min_ttl is None else min_ttl)
+        return token
+
+    def _say_if_short(self, token: Token, min_ttl: float) -> None:
+        """One warning line when the token just obtained cannot meet the margin (the source gave it back
+        part-used and issues no fresher one yet): never serve less than was asked without saying so."""
+        left, margin = token.remaining(), margin_for(token, min_ttl)
+        if left > margin or self._short_warned == token.value:
+            return
+        self._short_warned = token.value
+        source = self.source
+        who = (
+            "the metadata server" if source.kind == "metadata" else f"the source of {source.label}"
+        )
+        self.short_warning = (
+            f"vertex-env: warning: {who} handed back a token with {left:.0f} s left, less "
+            f"than the {margin:.0f} s asked (min TTL {min_ttl:g} s, at most half of its "
+            f"{token.expires_at - token.minted_at:.0f} s life); it issues no fresher one before its own "
+            "refresh, so this one is served"
+        )
+        import logging  # not on the warm path; with no logging configured Python prints it on stderr
+
+        logging.getLogger("vertex_env").warning(self.short_warning)
 
     def refresh(self, due: Callable[[Token], bool]) -> Token:
         """The cached token unless `due(token)` says to replace it, then a newly minted one (the daemon's
@@ -165,15 +199,23 @@ class TokenSource:
         logging.getLogger("vertex_env").warning(self.cache_warning)
 
     def mint(self) -> Token:
-        """Always ask Google; store the result for everyone."""
+        """Always ask Google; store the result for everyone.
+
+        A token's `minted_at` is when it was issued, as far as anyone here knows: the credential's answer
+        (`credentials.mint`), or — for a token the source hands back again, as a metadata server does with its
+        cached one — the issue time recorded when it was first obtained, so its life is not mistaken for
+        what it has left (which would halve the margin it is served with)."""
         from vertex_env.credentials import mint
 
-        minted_at = time.time()
         minted = mint(self.profile, self.source, self.environ)
         if not valid_token(
             minted.value
         ):  # a CR or LF would split a header line; never cache or serve it
             raise TransientError(NOT_A_TOKEN)
+        minted_at = minted.minted_at
+        for seen in (self._last, self.cache.read(self.cache_key) if self.use_cache else None):
+            if seen is not None and seen.value == minted.value:
+                minted_at = min(minted_at, seen.minted_at)
         entry = CachedToken(
             value=minted.value,
             expires_at=minted.expires_at,
@@ -186,7 +228,8 @@ class TokenSource:
                 self.cache.write(self.cache_key, entry)
             except OSError as err:
                 self._without_cache(err)
-        return _token(entry, from_cache=False)
+        token = self._last = _token(entry, from_cache=False)
+        return token
 
     def invalidate(self, value: str | None = None) -> None:
         """Drop the cached token (only if it is still `value`, when given): Google refused it."""
@@ -235,6 +278,7 @@ class HeldToken:
         self._token: Token | None = None
         self._entry: str | None = None  # the cache file the held token was read from or written to
         self._stamp: tuple[int, int] | None = None  # that file's (inode, mtime) when it was read
+        self._recheck_at = 0.0  # a token short of its margin is served until then (see fresh)
         self._lock = threading.Lock()
         # One fetch in flight per event loop: concurrent awaiters in that loop share it.
         self._pending: dict[asyncio.AbstractEventLoop, asyncio.Future[Token]] = {}
@@ -251,10 +295,14 @@ class HeldToken:
         return (st.st_ino, st.st_mtime_ns)
 
     def fresh(self) -> Token | None:
-        """The held token if it may be served as it is (no lock, no I/O but one `stat`)."""
+        """The held token if it may be served as it is (no lock, no I/O but one `stat`). A token the source
+        handed back with less than the margin left (TokenSource.get warned) is served until the next recheck,
+        not refetched for every call."""
         token = self._token  # one attribute read: no lock needed to look
-        if token is None or token.remaining() <= margin_for(token, self.min_ttl):
+        if token is None:
             return None
+        if token.remaining() <= margin_for(token, self.min_ttl):
+            return token if time.time() < self._recheck_at else None
         if self._entry is not None:
             stamp = self._entry_stamp()
             # A removed entry changes nothing (ours is still good); a replaced one may hold a newer token.
@@ -269,6 +317,13 @@ class HeldToken:
         self._entry = str(source.cache.path_for(source.cache_key)) if source.use_cache else None
         self._stamp = self._entry_stamp()
         token = source.get(self.min_ttl)
+        left = token.remaining()
+        # Short of the margin already: the source has no fresher one yet; ask again after a little while.
+        self._recheck_at = (
+            time.time() + min(SHORT_RECHECK, left / 2)
+            if left <= margin_for(token, self.min_ttl)
+            else 0.0
+        )
         self._token = token
         if self._on_fetch is not None:
             self._on_fetch()
