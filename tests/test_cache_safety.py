@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from vertex_env.cache import CachedToken, TokenCache, cache_dir, key_digest
+from vertex_env.access_token import Token
+from vertex_env.cache import TokenCache, cache_dir, key_digest
 from vertex_env.emulator import EmulatorServer, write_authorized_user
 from vertex_env.emulator.state import TOKEN_PREFIX
 from vertex_env.environment import resolve
@@ -330,7 +331,7 @@ def test_a_token_with_a_line_break_from_the_endpoint_is_refused_and_not_cached(
 
 def test_the_cache_refuses_to_store_a_bad_token(tmp_path: Path) -> None:
     cache = TokenCache(tmp_path / "cache")
-    bad = CachedToken("ya29.a\nb", time.time() + 3600, time.time(), None, "authorized_user")
+    bad = Token("ya29.a\nb", time.time() + 3600, time.time(), None, "authorized_user")
     with pytest.raises(TransientError):
         cache.write("k", bad)
     assert not cache.path_for("k").exists()

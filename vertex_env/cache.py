@@ -16,15 +16,14 @@ import re
 import stat
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vertex_env import errors, files
+from vertex_env.access_token import Token
 from vertex_env.errors import VertexEnvError
 from vertex_env.files import ensure_private_dir
 
 __all__ = [
-    "CachedToken",
     "TokenCache",
     "cache_dir",
     "ensure_private_dir",
@@ -39,18 +38,6 @@ if TYPE_CHECKING:
 CACHE_VERSION = 1
 #: How long a process that misses waits for another one's mint (longer than any mint's own deadline).
 LOCK_TIMEOUT = 120.0
-
-
-@dataclass(frozen=True)
-class CachedToken:
-    value: str
-    expires_at: float
-    minted_at: float
-    principal: str | None
-    credential_type: str
-
-    def __repr__(self) -> str:  # never show the token
-        return f"CachedToken(expires_at={self.expires_at}, principal={self.principal!r})"
 
 
 def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -106,7 +93,8 @@ class TokenCache:
         except (ValueError, RecursionError):
             return None
 
-    def read(self, key: str) -> CachedToken | None:
+    def read(self, key: str) -> Token | None:
+        """The stored token for `key` (`from_cache` set), or None: a miss."""
         return _parse(self._read_json(self.path_for(key)), key)
 
     def _write_json(self, path: Path, payload: dict[str, Any]) -> None:
@@ -114,11 +102,11 @@ class TokenCache:
         files.sweep_temp(self.directory, legacy=True)
         files.atomic_write(path, json.dumps(payload).encode(), mode=0o600)
 
-    def write(self, key: str, token: CachedToken) -> Path:
+    def write(self, key: str, token: Token) -> Path:
         if not valid_token(token.value):
             raise errors.TransientError(NOT_A_TOKEN)
         path = self.path_for(key)
-        self._write_json(path, {"version": CACHE_VERSION, "key": key_digest(key), **asdict(token)})
+        self._write_json(path, {"version": CACHE_VERSION, "key": key_digest(key), **token.stored()})
         return path
 
     def failure_path(self, key: str) -> Path:
@@ -210,7 +198,7 @@ def _is_number(value: object) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _parse(data: Any, key: str) -> CachedToken | None:
+def _parse(data: Any, key: str) -> Token | None:
     """A cache entry, or None for anything but exactly what `write` stores (a bad entry is a miss)."""
     if (
         not isinstance(data, dict)
@@ -227,10 +215,11 @@ def _parse(data: Any, key: str) -> CachedToken | None:
     ):
         return None
     assert isinstance(value, str)
-    return CachedToken(
+    return Token(
         value=value,
         expires_at=float(expires_at),
         minted_at=float(minted_at),
         principal=principal,
         credential_type=credential_type,
+        from_cache=True,
     )

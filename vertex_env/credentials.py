@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vertex_env.access_token import Token
 from vertex_env.config import Profile
 from vertex_env.errors import CredentialFileError, NoCredentialsError, VertexEnvError
 
@@ -298,15 +299,6 @@ def metadata_project(environ: Mapping[str, str]) -> str | None:
     return text.strip() or None
 
 
-@dataclass(frozen=True)
-class Minted:
-    value: str = field(repr=False)
-    expires_at: float
-    minted_at: float  # when it was issued: see `mint`
-    principal: str | None
-    credential_type: str
-
-
 def _expiry(creds: Any) -> float:
     expiry = getattr(creds, "expiry", None)
     if expiry is None:
@@ -421,7 +413,7 @@ def _no_credentials(environ: Mapping[str, str], why: str) -> NoCredentialsError:
 
 def mint(
     profile: Profile, source: CredentialSource, environ: Mapping[str, str] | None = None
-) -> Minted:
+) -> Token:
     """Ask Google for a new access token. Every failure becomes a VertexEnvError with its exit code."""
     env = os.environ if environ is None else environ
     import time
@@ -453,7 +445,7 @@ def mint(
     elif source.kind == "metadata":
         principal = getattr(creds, "service_account_email", None) or "default"
     expires_at = _expiry(creds)
-    return Minted(
+    return Token(
         value=str(creds.token),
         expires_at=expires_at,
         minted_at=_issued_at(profile, source, asked_at, expires_at),

@@ -7,9 +7,9 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
-from vertex_env.cache import NOT_A_TOKEN, CachedToken, TokenCache, cache_dir, valid_token
+from vertex_env.access_token import Token as Token  # the one token record, re-exported
+from vertex_env.cache import NOT_A_TOKEN, TokenCache, cache_dir, valid_token
 from vertex_env.config import EMULATOR_HOST_ENV, Profile
 from vertex_env.credentials import CredentialSource, locate
 from vertex_env.errors import LockTimeoutError, TransientError, VertexEnvError
@@ -24,23 +24,7 @@ SHORT_RECHECK = 5.0
 REFUSED_STATUS = 401
 
 
-@dataclass(frozen=True)
-class Token:
-    value: str
-    expires_at: float
-    minted_at: float
-    principal: str | None
-    credential_type: str
-    from_cache: bool
-
-    def remaining(self, now: float | None = None) -> float:
-        return self.expires_at - (time.time() if now is None else now)
-
-    def __repr__(self) -> str:  # never show the token
-        return f"Token(expires_at={self.expires_at:.0f}, principal={self.principal!r}, from_cache={self.from_cache})"
-
-
-def margin_for(token: CachedToken | Token, min_ttl: float) -> float:
+def margin_for(token: Token, min_ttl: float) -> float:
     """The life a served token must have left: min_ttl, but at most half the token's whole life, so a
     short-lived token (an emulator issuing 60 s tokens, a 10-minute impersonation) is still reused."""
     lifetime = max(token.expires_at - token.minted_at, 0.0)
@@ -110,7 +94,7 @@ class TokenSource:
         now = time.time() if now is None else now
         if entry.expires_at - now <= margin_for(entry, ttl):
             return None
-        return _token(entry, from_cache=True)
+        return entry
 
     def get(self, min_ttl: float | None = None) -> Token:
         """A token with more than the margin left (`margin_for`: `min_ttl`, default the profile's, at most half
@@ -207,44 +191,25 @@ class TokenSource:
         what it has left (which would halve the margin it is served with)."""
         from vertex_env.credentials import mint
 
-        minted = mint(self.profile, self.source, self.environ)
+        token = mint(self.profile, self.source, self.environ)
         if not valid_token(
-            minted.value
+            token.value
         ):  # a CR or LF would split a header line; never cache or serve it
             raise TransientError(NOT_A_TOKEN)
-        minted_at = minted.minted_at
         for seen in (self._last, self.cache.read(self.cache_key) if self.use_cache else None):
-            if seen is not None and seen.value == minted.value:
-                minted_at = min(minted_at, seen.minted_at)
-        entry = CachedToken(
-            value=minted.value,
-            expires_at=minted.expires_at,
-            minted_at=minted_at,
-            principal=minted.principal,
-            credential_type=minted.credential_type,
-        )
+            if seen is not None and seen.value == token.value and seen.minted_at < token.minted_at:
+                token = token.with_minted_at(seen.minted_at)
         if self.use_cache:
             try:
-                self.cache.write(self.cache_key, entry)
+                self.cache.write(self.cache_key, token)
             except OSError as err:
                 self._without_cache(err)
-        token = self._last = _token(entry, from_cache=False)
+        self._last = token
         return token
 
     def invalidate(self, value: str | None = None) -> None:
         """Drop the cached token (only if it is still `value`, when given): Google refused it."""
         self.cache.remove(self.cache_key, only_value=value)
-
-
-def _token(entry: CachedToken, *, from_cache: bool) -> Token:
-    return Token(
-        value=entry.value,
-        expires_at=entry.expires_at,
-        minted_at=entry.minted_at,
-        principal=entry.principal,
-        credential_type=entry.credential_type,
-        from_cache=from_cache,
-    )
 
 
 # -- the consumer side: one token held in memory, and the one 401 retry -----------------------------------

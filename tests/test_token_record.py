@@ -1,0 +1,46 @@
+"""One token record (issue 13): what credentials mint, what the cache stores and what TokenSource serves are one
+immutable type whose repr never shows the token."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import start_emulator
+
+from vertex_env import credentials
+from vertex_env.access_token import Token
+from vertex_env.emulator import EmulatorServer
+from vertex_env.environment import resolve
+
+
+@pytest.fixture
+def emu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[EmulatorServer]:
+    server = start_emulator(monkeypatch, tmp_path)
+    yield server
+    server.stop()
+
+
+def test_minted_cached_and_served_tokens_are_one_type(emu: EmulatorServer) -> None:
+    source = resolve().token_source
+    minted = credentials.mint(source.profile, source.source, source.environ)
+    served = source.get()
+    stored = source.cache.read(source.cache_key)
+    again = source.get()
+    assert {type(t) for t in (minted, served, stored, again)} == {Token}
+    assert served.from_cache is False and again.from_cache is True
+    assert stored == again and stored.stored() == served.stored()
+    assert minted.minted_at <= minted.expires_at - 3000  # an emulator token lives an hour
+
+
+def test_a_token_is_immutable_and_its_repr_hides_the_value() -> None:
+    token = Token("ya29.secret", 2000.0, 1000.0, "me@example.com", "authorized_user")
+    with pytest.raises(AttributeError):
+        token.value = "ya29.other"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        del token.expires_at
+    assert "ya29" not in repr(token) and "me@example.com" in repr(token)
+    assert token == Token("ya29.secret", 2000.0, 1000.0, "me@example.com", "authorized_user")
+    assert token != token.with_minted_at(1500.0)
+    assert token.remaining(now=1900.0) == 100.0
