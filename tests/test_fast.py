@@ -201,6 +201,7 @@ def test_the_console_script_serves_warm_commands_without_importing_click(
         "vertex_env.errors",
         "vertex_env.environment",
         "vertex_env.tokens",
+        "vertex_env.access_token",
         "vertex_env.cache",
         "vertex_env.files",
         "vertex_env.credentials",
