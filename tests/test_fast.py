@@ -202,6 +202,7 @@ def test_the_console_script_serves_warm_commands_without_importing_click(
         "vertex_env.environment",
         "vertex_env.tokens",
         "vertex_env.access_token",
+        "vertex_env.digest",
         "vertex_env.cache",
         "vertex_env.files",
         "vertex_env.credentials",
@@ -227,6 +228,9 @@ def test_the_console_script_serves_warm_commands_without_importing_click(
         "typing",
         "random",  # (secrets) only to name a temp file when writing
         "datetime",
+        "hashlib",  # the cache key's SHA-256 comes from CPython's built-in one (vertex_env.digest)
+        "_hashlib",
+        "threading",  # the token core's locks are _thread's
     }
     (isolated_machine / ".config" / "vertex-env" / "config.toml").unlink()
     bare = imports([])

@@ -8,11 +8,9 @@ ignored (a miss) and later replaced. The directory must be ours, as ssh and gpg 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import os
-import re
 import stat
 import time
 from collections.abc import Iterator, Mapping
@@ -20,6 +18,7 @@ from pathlib import Path
 
 from vertex_env import errors, files
 from vertex_env.access_token import Token
+from vertex_env.digest import sha256_hex
 from vertex_env.errors import VertexEnvError
 from vertex_env.files import ensure_private_dir
 
@@ -59,7 +58,7 @@ def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
 
 
 def key_digest(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()[:40]
+    return sha256_hex(key.encode())[:40]
 
 
 class TokenCache:
@@ -181,8 +180,6 @@ class TokenCache:
             yield
 
 
-#: What a minted token may hold: printable ASCII without blanks (Google's are `ya29.` and base64url).
-_TOKEN = re.compile(r"[\x21-\x7e]+")
 NOT_A_TOKEN = (
     "the token endpoint answered with something that is not an access token "
     "(empty, or holding blanks, control or non-ASCII characters)"
@@ -191,7 +188,14 @@ NOT_A_TOKEN = (
 
 def valid_token(value: object) -> bool:
     """Whether `value` can be an access token: a non-empty string of printable ASCII (no CR, LF, NUL)."""
-    return isinstance(value, str) and _TOKEN.fullmatch(value) is not None
+    # Printable ASCII without blanks, 0x21-0x7e (Google's are `ya29.` and base64url); no regex compiled at import.
+    return (
+        isinstance(value, str)
+        and value.isascii()
+        and value.isprintable()
+        and " " not in value
+        and value != ""
+    )
 
 
 def _is_number(value: object) -> TypeGuard[float]:

@@ -7,16 +7,14 @@ well-known file, then the metadata server — and gives each source a stable ide
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from vertex_env.access_token import Token
 from vertex_env.config import Profile
+from vertex_env.digest import sha256_hex
 from vertex_env.errors import CredentialFileError, NoCredentialsError, VertexEnvError
 
 TYPE_CHECKING = False  # typing stays off the warm `export` path (vertex_env.fast)
@@ -72,22 +70,69 @@ def well_known_file(environ: Mapping[str, str]) -> Path:
     return Path(config_dir) / "application_default_credentials.json"
 
 
-@dataclass(frozen=True)
 class CredentialSource:
-    """A located credential: a JSON document (file or keyring) or the metadata server."""
+    """A located credential: a JSON document (file or keyring) or the metadata server. Immutable; its repr
+    leaves out `content` (refresh tokens, private keys). A plain class, not a dataclass: dataclasses imports
+    inspect and ast, a few ms of every warm `export`."""
+
+    __slots__ = ("content", "keyring_name", "kind", "metadata_host", "origin", "path")
 
     kind: str  # "file" | "keyring" | "metadata"
     origin: str  # how it was found, for `status` and error messages
-    path: str | None = None
-    keyring_name: str | None = None
-    content: bytes | None = field(default=None, repr=False)  # refresh tokens, private keys
-    metadata_host: str | None = None
+    path: str | None
+    keyring_name: str | None
+    content: bytes | None
+    metadata_host: str | None
+
+    def __init__(
+        self,
+        kind: str,
+        origin: str,
+        path: str | None = None,
+        keyring_name: str | None = None,
+        content: bytes | None = None,
+        metadata_host: str | None = None,
+    ) -> None:
+        setter = object.__setattr__
+        setter(self, "kind", kind)
+        setter(self, "origin", origin)
+        setter(self, "path", path)
+        setter(self, "keyring_name", keyring_name)
+        setter(self, "content", content)
+        setter(self, "metadata_host", metadata_host)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"CredentialSource is immutable (cannot set {name!r})")
+
+    def _fields(self) -> tuple[object, ...]:
+        return (
+            self.kind,
+            self.origin,
+            self.path,
+            self.keyring_name,
+            self.content,
+            self.metadata_host,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CredentialSource):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (
+            f"CredentialSource(kind={self.kind!r}, origin={self.origin!r}, path={self.path!r}, "
+            f"keyring_name={self.keyring_name!r}, metadata_host={self.metadata_host!r})"
+        )
 
     @property
     def identity(self) -> str:
         if self.kind == "metadata":
             return f"metadata:{self.metadata_host or 'default'}"
-        digest = hashlib.sha256(self.content or b"").hexdigest()
+        digest = sha256_hex(self.content or b"")
         where = self.path if self.kind == "file" else f"keyring:{self.keyring_name}"
         return f"{self.kind}:{where}:{digest}"
 
@@ -153,6 +198,8 @@ class CredentialSource:
         if data.get("client_email"):
             return str(data["client_email"])
         url = str(data.get("service_account_impersonation_url") or "")
+        import re  # only when minting or for `status`
+
         match = re.search(r"serviceAccounts/([^:/]+):generateAccessToken", url)
         if match:
             return match.group(1)

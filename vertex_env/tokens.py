@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
-import weakref
+from _thread import allocate_lock as _new_lock  # threading.Lock, without importing threading
 from collections.abc import Callable, Mapping
 
 from vertex_env.access_token import Token as Token  # the one token record, re-exported
@@ -17,6 +16,7 @@ from vertex_env.errors import LockTimeoutError, TransientError, VertexEnvError
 TYPE_CHECKING = False  # typing stays off the warm `export` path (vertex_env.fast)
 if TYPE_CHECKING:
     import asyncio
+    import weakref
 
 #: How often a holder asks again for a token while the source can only hand back one short of the margin.
 SHORT_RECHECK = 5.0
@@ -31,12 +31,12 @@ def margin_for(token: Token, min_ttl: float) -> float:
     return min(float(min_ttl), lifetime / 2)
 
 
-_thread_lock = threading.Lock()
+_thread_lock = _new_lock()
 
 
 def _reset_lock_after_fork() -> None:
     global _thread_lock
-    _thread_lock = threading.Lock()
+    _thread_lock = _new_lock()
 
 
 os.register_at_fork(after_in_child=_reset_lock_after_fork)
@@ -215,7 +215,8 @@ class TokenSource:
 # -- the consumer side: one token held in memory, and the one 401 retry -----------------------------------
 
 # Every live HeldToken, so a forked child can give each one fresh locks (see _reset_held_after_fork).
-_HELD: weakref.WeakSet[HeldToken] = weakref.WeakSet()
+# (made at the first HeldToken: weakref stays off the warm path)
+_HELD: weakref.WeakSet[HeldToken] | None = None
 
 
 class HeldToken:
@@ -244,10 +245,15 @@ class HeldToken:
         self._entry: str | None = None  # the cache file the held token was read from or written to
         self._stamp: tuple[int, int] | None = None  # that file's (inode, mtime) when it was read
         self._recheck_at = 0.0  # a token short of its margin is served until then (see fresh)
-        self._lock = threading.Lock()
+        self._lock = _new_lock()
         # One fetch in flight per event loop: concurrent awaiters in that loop share it.
         self._pending: dict[asyncio.AbstractEventLoop, asyncio.Future[Token]] = {}
-        self._pending_lock = threading.Lock()
+        self._pending_lock = _new_lock()
+        global _HELD
+        if _HELD is None:
+            import weakref
+
+            _HELD = weakref.WeakSet()
         _HELD.add(self)
 
     def _entry_stamp(self) -> tuple[int, int] | None:
@@ -362,8 +368,8 @@ class HeldToken:
         return Attempt(self, await self.aget())
 
     def _reset_after_fork(self) -> None:
-        self._lock = threading.Lock()
-        self._pending_lock = threading.Lock()
+        self._lock = _new_lock()
+        self._pending_lock = _new_lock()
         self._pending = {}
         self._token = None  # re-read from the shared cache; never trust state copied mid-update
 
@@ -412,7 +418,7 @@ class Attempt:
 
 
 def _reset_held_after_fork() -> None:
-    for held in list(_HELD):
+    for held in list(_HELD or ()):
         held._reset_after_fork()
 
 
