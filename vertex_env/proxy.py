@@ -16,19 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict
 from yarl import URL
 
 from vertex_env.environment import API_KEY, BASE_URL, Environment
@@ -44,6 +43,7 @@ from vertex_env.loopback import (
     new_key,
 )
 from vertex_env.proxy_events import ProxyEvents
+from vertex_env.proxy_gate import REQUEST_DROP, RESPONSE_DROP, Gate, error, filtered
 from vertex_env.proxy_guard import ConnectionGuard, GuardedSite, RateLimitedLog, quiet_server_logger
 from vertex_env.tokens import HeldToken
 
@@ -72,28 +72,10 @@ MAX_CONNECTIONS = 1024
 MAX_BODY = 32 * 1024 * 1024
 #: Idle keep-alive connections from clients are closed after this many seconds.
 KEEPALIVE_TIMEOUT = 75.0
-# RFC 9110 §7.6.1 hop-by-hop fields, plus Proxy-Connection (non-standard, still sent by some clients).
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
-# Never forwarded upstream: the local key, the client's idea of our host, and a length recomputed from the body.
-_REQUEST_DROP = HOP_BY_HOP | {"authorization", "host", "content-length"}
-_RESPONSE_DROP = HOP_BY_HOP
 # Headers aiohttp's client would otherwise invent: only what the client sent goes upstream.
 _NO_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 # What a bearer token may hold: visible ASCII (RFC 6750's b64token and more), nothing a header cannot carry.
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
-_REFUSED_METHODS = frozenset({"CONNECT", "TRACE"})
 # Answers of known length up to this size are relayed in one write; longer ones, and every stream, chunk by chunk.
 _WHOLE_BODY_LIMIT = 1024 * 1024
 
@@ -122,43 +104,6 @@ def connection_cap(open_files: int) -> int:
     return max(16, min(MAX_CONNECTIONS, (open_files - 320) // 2))
 
 
-def _error(
-    status: int, message: str, code: str, kind: str = "invalid_request_error"
-) -> web.Response:
-    """An OpenAI-shaped error, so SDKs show the message as they would one of OpenAI's."""
-    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
-    headers = {"WWW-Authenticate": 'Bearer realm="vertex-env"'} if status == 401 else None
-    return web.json_response(body, status=status, headers=headers)
-
-
-def _connection_tokens(headers: Mapping[str, str] | CIMultiDictProxy[str]) -> set[str]:
-    named: set[str] = set()
-    getall = getattr(headers, "getall", None)
-    values: Iterable[str] = getall("Connection", []) if getall else [headers.get("Connection", "")]
-    for value in values:
-        named.update(part.strip().lower() for part in value.split(",") if part.strip())
-    return named
-
-
-def _filtered(headers: CIMultiDictProxy[str], drop: frozenset[str]) -> CIMultiDict[str]:
-    named = _connection_tokens(headers)
-    result: CIMultiDict[str] = CIMultiDict()
-    for name, value in headers.items():
-        lower = name.lower()
-        if lower not in drop and lower not in named:
-            result.add(name, value)
-    return result
-
-
-def _unsafe_suffix(suffix: str) -> bool:
-    """Dot segments and encoded separators could walk a normalising server out of the Vertex base."""
-    for segment in suffix.split("/"):
-        decoded = unquote(segment)
-        if decoded in (".", "..") or "/" in decoded or "\\" in decoded or "\x00" in decoded:
-            return True
-    return False
-
-
 class LoopbackProxy:
     """The proxy's asyncio server: `await start()`, `base_url`, `await close()`.
 
@@ -185,12 +130,12 @@ class LoopbackProxy:
         self.host = check_loopback(host)
         self.port = port
         self.key = check_key(key) if key is not None else new_key()
-        self._key_bytes = f"Bearer {self.key}".encode("ascii")
         parts = urlsplit(upstream)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
             raise ConfigError(f"invalid upstream base URL {upstream!r}")
         self.upstream = upstream.rstrip("/")
         self.base_path = parts.path.rstrip("/")
+        self.gate = Gate(self.key, self.host, self.base_path)
         self.quota_project = quota_project
         self.max_body = max_body
         self.keepalive_timeout = keepalive_timeout
@@ -205,7 +150,7 @@ class LoopbackProxy:
         host_name = urlsplit(upstream).hostname or ""
         # A corporate HTTPS_PROXY may be the only way to Google; a loopback upstream (the emulator) never is.
         self._trust_env = not is_loopback(host_name)
-        self._allowed_hosts = _loopback_host_names(self.host)
+        self._via: tuple[URL | None, dict[str, str] | None] = (None, None)
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
         # Hook points for `serve` (vertex_env.sidecar): an observer, routes added before the catch-all,
@@ -258,13 +203,17 @@ class LoopbackProxy:
         if loop.get_exception_handler() is None:
             loop.set_exception_handler(guard.loop_exception_handler(None))
         connector = aiohttp.TCPConnector(limit=256, keepalive_timeout=30, ttl_dns_cache=300)
+        # The environment's proxy for the upstream, read once: aiohttp's trust_env re-reads the environment
+        # and ~/.netrc in a worker thread on every request, and adds a netrc login (a `default` entry matches
+        # every host) beside our Authorization header, which it then refuses.
+        self._via = _environment_proxy(self.upstream) if self._trust_env else (None, None)
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=self.timeout,
             auto_decompress=False,
             skip_auto_headers=_NO_AUTO_HEADERS,
             cookie_jar=aiohttp.DummyCookieJar(),
-            trust_env=self._trust_env,
+            trust_env=False,
         )
         app = web.Application(client_max_size=self.max_body)
         for hook in self.app_hooks:
@@ -292,6 +241,7 @@ class LoopbackProxy:
             ) from None
         self._runner = runner
         self.port = int(runner.addresses[0][1])
+        self.gate.listening(self.port)
         log.info("proxy listening on %s, forwarding to %s", self.base_url, self.upstream)
 
     async def close(self) -> None:
@@ -316,35 +266,9 @@ class LoopbackProxy:
 
     # -- the request path ------------------------------------------------------------------------------
 
-    def _refusal(self, request: web.Request) -> web.Response | None:
-        """Why this request is not forwarded, as the response to give; None when it may go."""
-        raw = request.raw_path
-        if not raw.startswith("/") or request.method in _REFUSED_METHODS:
-            # Absolute-form (`GET http://evil.example/`), authority-form (CONNECT) and TRACE: not a proxy.
-            return _error(
-                400, "vertex-env proxy: only origin-form requests are served", "bad_request"
-            )
-        host = request.headers.get("Host")
-        if host is not None and _host_name(host) not in self._allowed_hosts:
-            # DNS rebinding: a web page may resolve its own name to 127.0.0.1, never make it the Host.
-            return _error(421, "vertex-env proxy: wrong Host", "misdirected_request")
-        supplied = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
-        if not hmac.compare_digest(supplied, self._key_bytes):
-            return _error(
-                401,
-                "vertex-env proxy: missing or wrong API key; use the OPENAI_API_KEY it printed",
-                "invalid_api_key",
-            )
-        if self.guard is not None:
-            self.guard.authenticated(request.transport)
-        path = raw.split("?", 1)[0]
-        if not path.startswith(self.base_path + "/") or _unsafe_suffix(path[len(self.base_path) :]):
-            return _error(404, f"vertex-env proxy serves only {self.base_path}/...", "not_found")
-        return None
-
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.stats.requests += 1
-        refusal = self._refusal(request)
+        refusal = self.gate.refusal(request, self.guard)
         if refusal is not None:
             self.stats.refuse(refusal.status)
             self.events.refused(request, refusal.status)
@@ -354,11 +278,11 @@ class LoopbackProxy:
         except web.HTTPRequestEntityTooLarge:
             self.stats.refuse(413)
             self.events.refused(request, 413)
-            return _error(
+            return error(
                 413, f"vertex-env proxy: request body over {self.max_body} bytes", "too_large"
             )
         url = URL(self.upstream + request.raw_path[len(self.base_path) :], encoded=True)
-        headers = _filtered(request.headers, _REQUEST_DROP)
+        headers = filtered(request.headers, REQUEST_DROP)
         if self.quota_project:
             headers["x-goog-user-project"] = self.quota_project
         try:
@@ -389,7 +313,7 @@ class LoopbackProxy:
             self.stats.upstream_errors += 1
             log.warning("upstream %s failed: %s", self.upstream, type(err).__name__)
             status = 504 if isinstance(err, asyncio.TimeoutError) else 502
-            return _error(
+            return error(
                 status,
                 f"vertex-env proxy: upstream unreachable ({type(err).__name__})",
                 "upstream_error",
@@ -401,7 +325,7 @@ class LoopbackProxy:
     def _no_token(self, err: VertexEnvError, when: str = "") -> web.Response:
         self.stats.upstream_errors += 1
         log.warning("no Google token%s: %s", f" {when}" if when else "", err)
-        return _error(502, f"vertex-env proxy: no Google token: {err}", "token_error", "api_error")
+        return error(502, f"vertex-env proxy: no Google token: {err}", "token_error", "api_error")
 
     def _unusable(self, token: str) -> web.Response | None:
         """A token no HTTP header can carry (CR, LF, NUL: a misbehaving endpoint) is never sent: a 502 with one
@@ -411,7 +335,7 @@ class LoopbackProxy:
         self.tokens.invalidate(token)
         self.stats.upstream_errors += 1
         self.lines.warn("bad-token", "the token endpoint returned a token no HTTP header can carry")
-        return _error(
+        return error(
             502,
             "vertex-env proxy: the token endpoint returned an unusable token",
             "token_error",
@@ -422,15 +346,18 @@ class LoopbackProxy:
         self, method: str, url: URL, headers: CIMultiDict[str], body: bytes, token: str
     ) -> aiohttp.ClientResponse:
         assert self._session is not None, "start() first"
-        outgoing = headers.copy()
-        outgoing["Authorization"] = f"Bearer {token}"
+        headers["Authorization"] = (
+            f"Bearer {token}"  # ours to change: aiohttp copies it into its request
+        )
         sent = time.perf_counter()
         answer = await self._session.request(
             method,
             url,
-            headers=outgoing,
+            headers=headers,
             data=body or None,
             allow_redirects=False,
+            proxy=self._via[0],
+            proxy_headers=self._via[1],
         )
         self.events.upstream_answered(time.perf_counter() - sent, answer.status)
         return answer
@@ -453,13 +380,13 @@ class LoopbackProxy:
                 return web.Response(
                     status=upstream.status,
                     reason=upstream.reason,
-                    headers=_filtered(upstream.headers, _RESPONSE_DROP),
+                    headers=filtered(upstream.headers, RESPONSE_DROP),
                     body=whole,
                 )
             response = web.StreamResponse(
                 status=upstream.status,
                 reason=upstream.reason,
-                headers=_filtered(upstream.headers, _RESPONSE_DROP),
+                headers=filtered(upstream.headers, RESPONSE_DROP),
             )
             await response.prepare(request)
             try:
@@ -484,16 +411,16 @@ class LoopbackProxy:
             upstream.release()
 
 
-def _host_name(host: str) -> str:
-    """The name in a Host header, without port or IPv6 brackets, lowercased."""
-    host = host.strip().lower()
-    if host.startswith("["):
-        return host[1:].split("]", 1)[0]
-    return host.split(":", 1)[0]
+def _environment_proxy(upstream: str) -> tuple[URL | None, dict[str, str] | None]:
+    """The forward proxy HTTP(S)_PROXY/NO_PROXY name for `upstream` and its headers (its login from the URL or
+    ~/.netrc, as aiohttp's trust_env would find it), or none."""
+    from aiohttp.helpers import get_env_proxy_for_url
 
-
-def _loopback_host_names(bound: str) -> frozenset[str]:
-    return frozenset({bound, "localhost", "127.0.0.1", "::1"})
+    try:
+        via, login = get_env_proxy_for_url(URL(upstream))
+    except LookupError:
+        return None, None
+    return via, None if login is None else {"Proxy-Authorization": login.encode()}
 
 
 class BackgroundProxy:
