@@ -4,6 +4,8 @@
 - streaming time to first byte                                           target within +2 ms
 - throughput at 32 concurrent clients                                    target ≥ 80 % of direct
 - RSS of the proxy process over 10,000 requests                          target flat
+- the proxy's CPU per request with a far upstream (not loopback, as Google is) reached through HTTP_PROXY,
+  beside the same proxy with the loopback upstream (the environment's proxy settings are read once, not per request)
 - the cost of `serve`'s Prometheus metrics per request: two more `serve` processes side by side, one with
   prometheus_client importable (`/metrics` on) and one where importing it fails, as if the `vertex-env[metrics]`
   extra were not installed: latency p50 and proxy CPU µs per request
@@ -292,6 +294,64 @@ async def metrics_cost(
     return rows
 
 
+# A proxy whose upstream is not loopback (as Google is), reached through HTTP_PROXY (the emulator answers
+# absolute-form requests): the path where the proxy consults the environment's proxy settings.
+_FAR_PROXY = """
+import asyncio, json, sys
+from urllib.parse import urlsplit
+from vertex_env.environment import resolve
+from vertex_env.proxy import LoopbackProxy
+
+async def main():
+    env = resolve()
+    far = "http://vertex.example" + urlsplit(env.base_url).path
+    proxy = LoopbackProxy(upstream=far, token_source=env.token_source, min_ttl=env.profile.min_ttl)
+    await proxy.start()
+    print(json.dumps({"base_url": proxy.base_url, "api_key": proxy.key}), flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+def start_far_proxy(python: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    far_env = {k: v for k, v in env.items() if k.lower() != "no_proxy"}
+    far_env["HTTP_PROXY"] = f"http://{env['VERTEX_ENV_EMULATOR_HOST']}"
+    return subprocess.Popen(
+        [python, "-c", _FAR_PROXY],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=far_env,
+    )
+
+
+async def upstream_cost(
+    near: Target, far: Target, pids: dict[str, int], quick: bool
+) -> list[CostRow]:
+    """The same proxy with a loopback upstream and with a far one reached through HTTP_PROXY."""
+    total = 2000 if quick else 10000
+    concurrency = 32
+    rows: list[CostRow] = []
+    connector = aiohttp.TCPConnector(limit=concurrency * 2)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        for target in (near, far):
+            for _ in range(100):
+                await one(session, target, BODY)
+        cpu: dict[str, float] = {near.name: 0.0, far.name: 0.0}
+        rate: dict[str, list[float]] = {near.name: [], far.name: []}
+        for order in ((near, far), (far, near)):
+            for target in order:
+                before = cpu_seconds(pids[target.name])
+                rate[target.name].append(await throughput(session, target, total // 2, concurrency))
+                cpu[target.name] += cpu_seconds(pids[target.name]) - before
+        a, b = (cpu[t.name] / total * 1e6 for t in (near, far))
+        rows.append(("proxy CPU per request (µs)", f"{a:.0f}", f"{b:.0f}", f"{b - a:+.0f} µs"))
+        a, b = (statistics.mean(rate[t.name]) for t in (near, far))
+        rows.append((f"throughput x{concurrency} (req/s)", f"{a:.0f}", f"{b:.0f}", f"{b / a:.0%}"))
+    return rows
+
+
 def start_serve(python: str, env: dict[str, str], *, metrics: bool) -> subprocess.Popen[str]:
     head = [python, "-m", "vertex_env"] if metrics else [python, "-c", _WITHOUT_METRICS]
     return subprocess.Popen(
@@ -336,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         proxy: subprocess.Popen[str] | None = None
         sidecars: list[subprocess.Popen[str]] = []
         metric_rows: list[CostRow] = []
+        upstream_rows: list[CostRow] = []
         try:
             started = first_json_line(emulator, "emulator")
             env["VERTEX_ENV_EMULATOR_HOST"] = started["host_port"]
@@ -364,6 +425,20 @@ def main(argv: list[str] | None = None) -> int:
             )
             pids = {"emulator": emulator.pid, "proxy": proxy.pid}
             rows, notes = asyncio.run(measure(direct, proxied, pids, args.quick))
+            far_proxy = start_far_proxy(python, env)
+            sidecars.append(far_proxy)
+            announced = first_json_line(far_proxy, "far proxy")
+            far = Target(
+                "far",
+                announced["base_url"] + "/chat/completions",
+                f"Bearer {announced['api_key']}",
+            )
+            upstream_rows = asyncio.run(
+                upstream_cost(proxied, far, {"proxy": proxy.pid, "far": far_proxy.pid}, args.quick)
+            )
+            sidecars.remove(far_proxy)
+            far_proxy.terminate()
+            far_proxy.communicate(timeout=20)
             proxy.terminate()
             proxy.communicate(timeout=20)
             proxy = None
@@ -388,6 +463,9 @@ def main(argv: list[str] | None = None) -> int:
                     process.communicate(timeout=20)
 
     print_table(("metric", "direct", "proxy", "proxy vs direct", "target"), rows)
+    if upstream_rows:
+        print()
+        print_table(("upstream", "loopback", "far, via HTTP_PROXY", "difference"), upstream_rows)
     if metric_rows:
         print()
         print_table(
