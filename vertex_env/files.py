@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import os
 import re
 import stat
@@ -175,7 +174,9 @@ def _flock_within(fd: int, operation: int, timeout: float, what: str, where: Pat
 
 def writers_lock_path(target: Path, private_dir: Path) -> Path:
     """The lock file that serializes the writers of `target`, keyed by its real path, in `private_dir`."""
-    digest = hashlib.sha256(os.fsencode(os.path.realpath(target))).hexdigest()[:40]
+    from vertex_env.digest import sha256_hex  # hashlib's OpenSSL load stays off the warm path
+
+    digest = sha256_hex(os.fsencode(os.path.realpath(target)))[:40]
     return private_dir / f"writers-{digest}.lock"
 
 
