@@ -284,3 +284,8 @@ def test_a_profile_is_immutable_and_compared_by_value_not_by_sources() -> None:
         p.replace(project="other-project").project == "other-project" and p.project == "my-project"
     )
     assert "project='my-project'" in repr(p)
+    import copy
+    import pickle
+
+    for twin in (copy.copy(p), copy.deepcopy(p), pickle.loads(pickle.dumps(p))):
+        assert twin == p and twin.sources == p.sources

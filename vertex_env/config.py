@@ -173,8 +173,13 @@ class Profile:
 
     def replace(self, **changes: Any) -> Profile:
         """A copy with `changes` applied (as dataclasses.replace)."""
-        values = {key: getattr(self, key) for key in (*PROFILE_FIELDS, "sources")}
-        return Profile(**{**values, **changes})
+        return Profile(**{**self._as_dict(), **changes})
+
+    def _as_dict(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in (*PROFILE_FIELDS, "sources")}
+
+    def __reduce__(self) -> tuple[Any, ...]:  # copy and pickle, as for the frozen dataclass it was
+        return (_restore_profile, (self._as_dict(),))
 
     def require_project(self) -> str:
         if not self.project:
@@ -187,6 +192,10 @@ class Profile:
 
 _LIST_KEYS = ("scopes", "write")
 _DURATION_KEYS = ("lifetime", "min_ttl", "timeout")
+
+
+def _restore_profile(values: dict[str, Any]) -> Profile:
+    return Profile(**values)
 
 
 def _check_type(key: str, raw: Any, source: str) -> None:

@@ -63,6 +63,9 @@ class Environment:
 
     __hash__ = None  # type: ignore[assignment]  # as the frozen dataclass: environ is a dict
 
+    def __reduce__(self) -> tuple[Any, ...]:  # copy (and pickle, where the token source allows)
+        return (Environment, (self.profile, self.token_source, self.environ))
+
     def replace(self, *, token_source: TokenSource) -> Environment:
         """The same environment served by another token source."""
         return Environment(self.profile, token_source, self.environ)
