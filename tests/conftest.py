@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -124,11 +127,13 @@ def emu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[EmulatorSer
 
 @pytest.fixture
 def bare_emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorServer]:
-    """The emulator with nothing but VERTEX_ENV_EMULATOR_HOST set: no ADC file, no project (emulator tests)."""
+    """The emulator with nothing but VERTEX_ENV_EMULATOR_HOST set (and no HTTP proxy): no ADC file, no project."""
     from vertex_env.emulator import EmulatorServer
 
     with EmulatorServer() as server:
         monkeypatch.setenv("VERTEX_ENV_EMULATOR_HOST", server.host_port)
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+            monkeypatch.delenv(name, raising=False)
         yield server
 
 
@@ -150,3 +155,32 @@ def http(
     except urllib.error.HTTPError as err:
         with err:
             return err.code, dict(err.headers), err.read()
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 15, what: str = "") -> None:
+    """Poll `predicate` every 20 ms until it is true; fail after `timeout` seconds naming `what`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what or predicate}")
+
+
+def wait_for_file(path: Path, timeout: float = 20) -> None:
+    """Wait until `path` exists and is not empty (a child process wrote it)."""
+    wait_for(lambda: path.exists() and path.stat().st_size > 0, timeout, f"{path} to be written")
+
+
+def run_cli(
+    *args: str, timeout: float = 30, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m vertex_env ARGS` in a subprocess of this interpreter, output captured, never raising."""
+    return subprocess.run(
+        [sys.executable, "-m", "vertex_env", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=env,
+    )

@@ -11,12 +11,12 @@ import json
 import math
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 from vertex_env.access_token import Token
 from vertex_env.cache import TokenCache, cache_dir, key_digest
@@ -37,16 +37,6 @@ def emu(monkeypatch: pytest.MonkeyPatch, isolated_machine: Path) -> Iterator[Emu
             isolated_machine / ".config" / "gcloud" / "application_default_credentials.json"
         )
         yield server
-
-
-def cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vertex_env", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def token_ok(result: subprocess.CompletedProcess[str]) -> None:
@@ -73,7 +63,7 @@ def test_a_symlink_planted_at_the_cache_path_is_not_followed(
     cache = cache_dir()
     assert not cache.exists()
     cache.symlink_to(target)
-    result = cli("token")
+    result = run_cli("token")
     token_ok(result)
     assert result.stderr.count(WARNING) == 1
     assert "symbolic link" in result.stderr
@@ -98,7 +88,7 @@ def test_a_cache_directory_of_another_user_is_never_used(
     os.chown(planted, *second_user)
     planted.chmod(mode)
     assert cache_dir() == planted
-    result = cli("token")
+    result = run_cli("token")
     token_ok(result)
     assert result.stderr.count(WARNING) == 1
     assert f"owned by uid {second_user[0]}" in result.stderr
@@ -111,7 +101,7 @@ def test_a_world_writable_cache_directory_of_ours_is_refused(
     cache = cache_dir()
     cache.mkdir()
     cache.chmod(0o777)
-    result = cli("token")
+    result = run_cli("token")
     token_ok(result)
     assert "writable by other users (mode 0777)" in result.stderr
     assert list(cache.iterdir()) == []
@@ -123,7 +113,7 @@ def test_a_readable_cache_directory_of_ours_is_tightened_to_0700(
     cache = cache_dir()
     cache.mkdir()
     cache.chmod(0o755)
-    token_ok(result := cli("token"))
+    token_ok(result := run_cli("token"))
     assert WARNING not in result.stderr
     assert cache.stat().st_mode & 0o777 == 0o700
 
@@ -138,7 +128,7 @@ def test_a_fifo_at_the_token_path_does_not_hang_and_is_replaced(
     source.cache.directory.mkdir(mode=0o700)
     path = source.cache.path_for(source.cache_key)
     os.mkfifo(path, 0o600)
-    token_ok(cli("token", timeout=20))
+    token_ok(run_cli("token", timeout=20))
     assert path.is_file(), "the write replaced the FIFO with the token file"
 
 
@@ -151,7 +141,7 @@ def test_a_symlink_at_the_token_path_is_neither_read_nor_written_through(
     victim = tmp_path / "victim.txt"
     victim.write_text("precious\n")
     path.symlink_to(victim)
-    token_ok(cli("token"))
+    token_ok(run_cli("token"))
     assert victim.read_text() == "precious\n"
     assert not path.is_symlink()
 
@@ -164,7 +154,7 @@ def test_a_symlinked_lock_file_creates_nothing_through_it(
     lock = source.cache.directory / f"token-{key_digest(source.cache_key)}.lock"
     created = tmp_path / "created-by-victim"
     lock.symlink_to(created)
-    result = cli("token")
+    result = run_cli("token")
     token_ok(result)
     assert not created.exists()
     assert result.stderr.count(WARNING) == 1
@@ -306,7 +296,7 @@ def test_a_bad_entry_leads_to_a_fresh_mint(emu: EmulatorServer, isolated_machine
             {**GOOD, "key": key_digest(source.cache_key), "expires_at": "Infinity", "value": ["x"]}
         ).replace('"Infinity"', "Infinity"),
     )
-    result = cli("token")
+    result = run_cli("token")
     token_ok(result)
     assert emu.state.stats()["requests"]["token"] == 1
 
@@ -319,14 +309,14 @@ def test_a_token_with_a_line_break_from_the_endpoint_is_refused_and_not_cached(
         status=200,
         body={"access_token": "ya29.bad\r\nX-Evil: 1", "expires_in": 3600, "token_type": "Bearer"},
     )
-    result = cli("token")
+    result = run_cli("token")
     assert result.returncode == TransientError.exit_code, result.stderr
     assert "not an access token" in result.stderr
     assert "X-Evil" not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
     source = resolve().token_source
     assert source.cache.read(source.cache_key) is None
-    token_ok(cli("token"))
+    token_ok(run_cli("token"))
 
 
 def test_the_cache_refuses_to_store_a_bad_token(tmp_path: Path) -> None:

@@ -9,17 +9,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import require_tool
+from conftest import require_tool, wait_for
 from dotenv import dotenv_values
 
 from vertex_env import schedule
 from vertex_env.daemon import Daemon, DaemonLock, EnvironmentKeeper, lock_held
-from vertex_env.emulator import EmulatorServer, write_authorized_user
+from vertex_env.emulator import EmulatorServer
 from vertex_env.environment import resolve
 from vertex_env.errors import (
     AlreadyRunningError,
@@ -246,16 +246,6 @@ def test_the_lock_admits_one_daemon_per_cache_key(tmp_path: Path) -> None:
 # --- the real process against the emulator --------------------------------------------------------------------
 
 
-@pytest.fixture
-def emu(monkeypatch: pytest.MonkeyPatch, isolated_machine: Path) -> Iterator[EmulatorServer]:
-    with EmulatorServer(expires_in=3600) as server:
-        adc = write_authorized_user(isolated_machine / "adc.json")
-        monkeypatch.setenv("VERTEX_ENV_EMULATOR_HOST", server.host_port)
-        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(adc))
-        monkeypatch.setenv("VERTEX_ENV_PROJECT", "test-project")
-        yield server
-
-
 class DaemonProcess:
     def __init__(self, *args: str) -> None:
         self.proc = subprocess.Popen(
@@ -275,15 +265,6 @@ class DaemonProcess:
     def wait(self, timeout: float = 20) -> tuple[int, str]:
         _, err = self.proc.communicate(timeout=timeout)
         return self.proc.returncode, err
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 15, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what or predicate}")
 
 
 def dotenv_token(path: Path) -> str | None:

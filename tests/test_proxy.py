@@ -17,7 +17,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ import aiohttp
 import openai
 import pytest
 from aiohttp import web
-from conftest import start_emulator
+from conftest import start_emulator, wait_for
 
 from vertex_env.cli import main
 from vertex_env.emulator import TOKEN_PREFIX, EmulatorServer, write_authorized_user
@@ -40,15 +39,6 @@ from vertex_env.proxy_run import run_with_proxy
 PROJECT = "test-project"
 BASE_PATH = f"/v1/projects/{PROJECT}/locations/us-central1/endpoints/openapi"
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-@pytest.fixture
-def emu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[EmulatorServer]:
-    server = start_emulator(monkeypatch, tmp_path)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -398,14 +388,6 @@ def test_openai_child_survives_tokens_expired_under_it(emu: EmulatorServer, tmp_
     assert stats["chat_ok"] == result["ok"]
 
 
-def _wait_for(path: Path, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{path} never appeared")
-        time.sleep(0.02)
-
-
 @pytest.mark.parametrize("code", [0, 1, 7, 255])
 def test_child_exit_code_passes_through(emu: EmulatorServer, code: int) -> None:
     assert run_with_proxy(resolve(), [sys.executable, "-c", f"raise SystemExit({code})"]) == code
@@ -431,7 +413,7 @@ def test_signals_are_forwarded_to_the_child_and_the_proxy_stops(
     )
 
     def send_when_ready() -> None:
-        _wait_for(ready)
+        wait_for(ready.exists, 20, f"{ready} to appear")
         os.kill(os.getpid(), signum)
 
     sender = threading.Thread(target=send_when_ready)

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import start_emulator
 
 from vertex_env.cli import main
 from vertex_env.emulator import TOKEN_PREFIX, EmulatorServer
@@ -36,15 +35,6 @@ PROJECT = "test-project"
 BASE_PATH = f"/v1/projects/{PROJECT}/locations/us-central1/endpoints/openapi"
 CHAT = BASE_PATH + "/chat/completions"
 BODY = b'{"model":"m","messages":[{"role":"user","content":"hi"}]}'
-
-
-@pytest.fixture
-def emu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[EmulatorServer]:
-    server = start_emulator(monkeypatch, tmp_path, project=PROJECT)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

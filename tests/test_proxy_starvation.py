@@ -13,11 +13,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import start_emulator
 
 from vertex_env.emulator import EmulatorServer
 from vertex_env.environment import resolve
@@ -28,15 +26,6 @@ BASE_PATH = f"/v1/projects/{PROJECT}/locations/us-central1/endpoints/openapi"
 CHAT = BASE_PATH + "/chat/completions"
 BODY = b'{"model":"m","messages":[{"role":"user","content":"hi"}]}'
 HALF_SENT = f"POST {CHAT} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: app".encode()
-
-
-@pytest.fixture
-def emu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[EmulatorServer]:
-    server = start_emulator(monkeypatch, tmp_path, project=PROJECT)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def guarded(**options: float) -> BackgroundProxy:

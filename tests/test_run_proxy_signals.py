@@ -11,15 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_for_file
 
 from vertex_env.emulator import EmulatorServer
-
-
-def wait_for(path: Path, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists() or not path.read_text():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.02)
 
 
 def alive(pid: int) -> bool:
@@ -52,7 +46,7 @@ def test_the_child_dies_when_vertex_env_is_killed(emu: EmulatorServer, tmp_path:
     )
     parent = run_proxy(script)
     try:
-        wait_for(pid_file)
+        wait_for_file(pid_file)
         child = int(pid_file.read_text())
         assert alive(child)
         parent.send_signal(signal.SIGKILL)
@@ -88,7 +82,7 @@ def test_every_signal_a_supervisor_sends_reaches_the_child(
     )
     parent = run_proxy(script)
     try:
-        wait_for(ready)
+        wait_for_file(ready)
         parent.send_signal(getattr(signal, name))
         assert parent.wait(timeout=20) == 7
     finally:

@@ -7,11 +7,11 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 from vertex_env.cache import TokenCache, cache_dir
 from vertex_env.cli import main
@@ -30,11 +30,10 @@ SA = "target-sa@test-project.iam.gserviceaccount.com"
 
 
 @pytest.fixture
-def emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorServer]:
-    with EmulatorServer() as server:
-        monkeypatch.setenv("VERTEX_ENV_EMULATOR_HOST", server.host_port)
-        monkeypatch.setenv("VERTEX_ENV_PROJECT", "test-project")
-        yield server
+def emu(bare_emu: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> EmulatorServer:
+    """The emulator and the project, no ADC file: each test says where its credential comes from."""
+    monkeypatch.setenv("VERTEX_ENV_PROJECT", "test-project")
+    return bare_emu
 
 
 def token_via_cli(capsys: pytest.CaptureFixture[str], *args: str) -> str:
@@ -129,7 +128,7 @@ def test_metadata_server_in_a_subprocess(emu: EmulatorServer, isolated_machine: 
         GCE_METADATA_IP=emu.host_port,
         VERTEX_ENV_PROJECT="test-project",
     )
-    result = run_cli_subprocess("status", "--json", env=env)
+    result = run_cli("status", "--json", env=env)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["credential"]["type"] == "compute_engine"
@@ -138,13 +137,13 @@ def test_metadata_server_in_a_subprocess(emu: EmulatorServer, isolated_machine: 
         "source": "env VERTEX_ENV_PROJECT",
     }
     assert report["credential"]["principal"].endswith(".iam.gserviceaccount.com")
-    minted = run_cli_subprocess("token", env=env)
+    minted = run_cli("token", env=env)
     assert minted.returncode == 0, minted.stderr
     token = minted.stdout.strip()
     assert accepted(emu, token)
     assert emu.state.stats()["requests"]["metadata"] >= 2
     del env["VERTEX_ENV_PROJECT"]  # the metadata server knows the project when nothing else says
-    result = run_cli_subprocess("status", "--json", env=env)
+    result = run_cli("status", "--json", env=env)
     assert json.loads(result.stdout)["values"]["project"] == {
         "value": "emulated-project",
         "source": "metadata server",
@@ -263,19 +262,6 @@ def test_a_token_with_less_than_min_ttl_left_is_replaced(
 # --- errors: each its own exit code and a message that says what to do; never a traceback or a token ---
 
 
-def run_cli_subprocess(
-    *args: str, timeout: float = 30, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vertex_env", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env=env,
-    )
-
-
 def assert_clean_error(result: subprocess.CompletedProcess[str], code: int, *phrases: str) -> None:
     assert result.returncode == code, (result.returncode, result.stderr)
     assert "Traceback" not in result.stderr
@@ -292,7 +278,7 @@ def test_no_credentials_anywhere_fails_fast_with_what_was_tried(
 ) -> None:
     monkeypatch.delenv("NO_GCE_CHECK")  # the real probe for a metadata server, bounded
     started = time.monotonic()
-    result = run_cli_subprocess("token")
+    result = run_cli("token")
     elapsed = time.monotonic() - started
     assert_clean_error(
         result,
@@ -334,7 +320,7 @@ def test_refresh_failures_map_to_exit_codes(
 ) -> None:
     write_authorized_user(gcloud_adc_path(isolated_machine))
     emu.admin.fault("token", **fault)
-    assert_clean_error(run_cli_subprocess("token", timeout=60), code, *phrases)
+    assert_clean_error(run_cli("token", timeout=60), code, *phrases)
 
 
 def test_a_connection_closed_once_is_retried_by_the_transport(
@@ -365,7 +351,7 @@ def test_malformed_credential_files_name_the_file_and_field(
 ) -> None:
     path = tmp_path / "creds.json"
     path.write_text(content)
-    result = run_cli_subprocess("token", "--credentials", str(path))
+    result = run_cli("token", "--credentials", str(path))
     assert_clean_error(result, 5, str(path), phrase)
 
 
@@ -418,7 +404,7 @@ def test_waiters_share_the_error_of_a_mint_that_failed_while_they_waited(
     )  # one mint: 3 attempts of about 1 s each
 
     def export(_: int) -> tuple[int, str]:
-        result = run_cli_subprocess("export", "--format", "json", timeout=60)
+        result = run_cli("export", "--format", "json", timeout=60)
         return result.returncode, result.stderr
 
     with ThreadPoolExecutor(max_workers=6) as pool:
@@ -432,7 +418,7 @@ def test_waiters_share_the_error_of_a_mint_that_failed_while_they_waited(
         "the five waiters took the first one's failure instead of their own retries"
     )
     emu.admin.clear_faults()
-    assert run_cli_subprocess("token").returncode == 0, "a later call tries again"
+    assert run_cli("token").returncode == 0, "a later call tries again"
 
 
 def test_an_unusable_cache_directory_warns_and_goes_on_without_it(
@@ -442,7 +428,7 @@ def test_an_unusable_cache_directory_warns_and_goes_on_without_it(
     blocker = isolated_machine / "a-file"
     blocker.write_text("")
     monkeypatch.setenv("VERTEX_ENV_CACHE_DIR", str(blocker / "cache"))
-    result = run_cli_subprocess("token")
+    result = run_cli("token")
     assert result.returncode == 0, result.stderr
     assert accepted(emu, result.stdout.strip())
     assert "token cache" in result.stderr and "going on without it" in result.stderr
