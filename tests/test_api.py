@@ -127,6 +127,23 @@ def test_openai_sdk_with_a_provider_rotates_short_lived_tokens_without_a_failed_
     assert emulator.chat_rejected == 0
 
 
+def test_openai_client_takes_debug_and_no_cache_as_vertex_env_options(
+    vertex_env_offline: OfflineVertex, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """debug= and no_cache= are vertex-env's (the option table's), not keyword arguments of openai.OpenAI."""
+    vertex_env_offline.emulator.reply_text("hi")
+    client = vertex_env.openai_client(debug=True, no_cache=True, max_retries=0)
+    reply = client.chat.completions.create(
+        model="google/gemini-2.5-flash", messages=[{"role": "user", "content": "Hi"}]
+    )
+    assert reply.choices[0].message.content == "hi"
+    err = capfd.readouterr().err
+    assert "POST" in err and "/token" in err, (
+        err
+    )  # the --debug line of the mint, at the transport seam
+    assert vertex_env_offline.emulator.token_requests == 2  # no_cache: a mint of its own
+
+
 def test_provider_rejects_a_negative_min_ttl(vertex_env_offline: OfflineVertex) -> None:
     with pytest.raises(vertex_env.VertexEnvError, match="min TTL"):
         vertex_env.token_provider(min_ttl=-1)

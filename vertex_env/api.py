@@ -23,8 +23,7 @@ import threading
 from collections.abc import AsyncGenerator, Generator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from vertex_env.config import OPTIONS_BY_NAME
-from vertex_env.environment import Environment, resolve
+from vertex_env.environment import RESOLVE_OPTIONS, Environment, resolve
 from vertex_env.errors import ConfigError
 from vertex_env.tokens import HeldToken, Token
 
@@ -259,7 +258,7 @@ def _split_options(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {
         name: kwargs.pop(name)
         for name in list(kwargs)
-        if name in OPTIONS_BY_NAME and name != "timeout"
+        if name in RESOLVE_OPTIONS and name != "timeout"
     }
 
 

@@ -123,6 +123,14 @@ def names_to_unset(environ: Mapping[str, str]) -> tuple[str, ...]:
     return (*(name for name in ALL_NAMES if name in listed), SET_RECORD)
 
 
+#: The keyword options `resolve()` takes: the table's options that describe the profile and its cache.
+RESOLVE_OPTIONS = frozenset(
+    opt.name
+    for opt in config.ALL_OPTIONS
+    if opt.kind in (config.FIELD, config.COMMON) and opt.name != "profile"
+)
+
+
 def resolve(
     profile: str | None = None,
     *,
@@ -138,8 +146,7 @@ def resolve(
     `use_cache=False` is `no_cache=True`.
     """
     env = dict(os.environ if environ is None else environ)
-    known = {opt.name for opt in config.ALL_OPTIONS if opt.kind in (config.FIELD, config.COMMON)}
-    unknown = set(options) - known
+    unknown = set(options) - RESOLVE_OPTIONS
     if unknown:
         raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
     given = {**options, "profile": profile}

@@ -190,7 +190,7 @@ def classify(
     """
     import google.auth.exceptions as gexc
 
-    from vertex_env.transport import is_google_host
+    from vertex_env.routing import is_google_host
 
     last = getattr(request, "last_response", None)
     last_host = _host(last[0]) if last else None

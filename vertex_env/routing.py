@@ -16,6 +16,21 @@ from vertex_env.values import HOST_PATTERN, shown
 EMULATOR_HOST_ENV = "VERTEX_ENV_EMULATOR_HOST"
 #: Set by the transport seam on a request it rewrote to the emulator: the Google host it was meant for.
 ORIGINAL_HOST_HEADER = "X-Vertex-Env-Original-Host"
+_METADATA_HOSTS = frozenset(
+    {"metadata.google.internal", "metadata.google.internal.", "169.254.169.254", "metadata"}
+)
+
+
+def is_google_host(host: str) -> bool:
+    """A host of Google's (APIs, accounts, the metadata server): what the seam reroutes to the emulator, and
+    whose answers google_errors reads as "Google said no" rather than a local or network problem."""
+    host = host.lower()
+    return (
+        host.endswith(".googleapis.com")
+        or host == "googleapis.com"
+        or host == "accounts.google.com"
+        or host in _METADATA_HOSTS
+    )
 
 
 def emulator_host(environ: Mapping[str, str] | None = None) -> str | None:

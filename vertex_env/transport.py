@@ -19,29 +19,27 @@ import google.auth.exceptions
 import google.auth.transport.requests
 import requests
 
-from vertex_env.routing import EMULATOR_HOST_ENV, ORIGINAL_HOST_HEADER, emulator_host
+from vertex_env.routing import (
+    EMULATOR_HOST_ENV,
+    ORIGINAL_HOST_HEADER,
+    emulator_host,
+    is_google_host,
+)
 
-__all__ = ["EMULATOR_HOST_ENV", "RoutedRequest", "emulator_host", "make_request", "route"]
+__all__ = [
+    "EMULATOR_HOST_ENV",
+    "RoutedRequest",
+    "emulator_host",
+    "is_google_host",
+    "make_request",
+    "route",
+]
 
 #: Seconds per attempt when the caller did not choose (google-auth's own default is 120 s).
 DEFAULT_TIMEOUT = 15.0
 #: Extra attempts after a connection error or timeout (google-auth never retries those).
 DEFAULT_RETRIES = 2
 BACKOFF_SECONDS = 0.2
-
-_METADATA_HOSTS = frozenset(
-    {"metadata.google.internal", "metadata.google.internal.", "169.254.169.254", "metadata"}
-)
-
-
-def is_google_host(host: str) -> bool:
-    host = host.lower()
-    return (
-        host.endswith(".googleapis.com")
-        or host == "googleapis.com"
-        or host == "accounts.google.com"
-        or host in _METADATA_HOSTS
-    )
 
 
 def route(url: str, emulator: str | None) -> tuple[str, str | None]:
