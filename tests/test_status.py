@@ -141,3 +141,21 @@ def test_an_unreachable_emulator_is_named_as_such_not_as_google(
     token_row = next(row for row in out.splitlines() if row.startswith("token:"))
     assert f"could not reach the emulator at {dead}" in token_row
     assert "reach Google" not in token_row
+
+
+def test_with_no_credential_anywhere_status_does_not_name_the_metadata_server_as_the_credential(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No ADC file, no GOOGLE_APPLICATION_CREDENTIALS, no metadata server (NO_GCE_CHECK): nothing was found."""
+    import json
+
+    monkeypatch.setenv("VERTEX_ENV_PROJECT", "test-project")
+    code, out = status_text(capsys)
+    assert code == 4  # no credentials (README's exit codes)
+    rows = out.splitlines()
+    assert "credential:    (none found: see token)" in rows
+    assert not any(row.startswith("principal:") for row in rows)
+    assert any(row.startswith("token:") and "no Google credentials found" in row for row in rows)
+    code, out = status_text(capsys, "--json")
+    assert code == 4
+    assert json.loads(out)["credential"] is None

@@ -18,7 +18,7 @@ from vertex_env.daemon import (
     state_path,
 )
 from vertex_env.environment import Environment
-from vertex_env.errors import VertexEnvError
+from vertex_env.errors import NoCredentialsError, VertexEnvError
 
 __all__ = [
     "collect",
@@ -163,7 +163,10 @@ def collect(env: Environment) -> tuple[dict[str, Any], VertexEnvError | None]:
     except VertexEnvError as err:
         error = err
         report["token"] = {"error": str(err)}
-    cred_type = report.get("credential", {}).get("type", "")
+        if isinstance(err, NoCredentialsError):
+            # `locate` names the metadata server as the last resort without asking it; nothing answered.
+            report["credential"] = None
+    cred_type = (report.get("credential") or {}).get("type", "")
     if cred_type.startswith("authorized_user") and not profile.quota_project:
         report["warnings"].append(
             "user credentials without a quota project: requests carry no x-goog-user-project "

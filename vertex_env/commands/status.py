@@ -60,6 +60,8 @@ def _print(report: dict[str, Any]) -> None:
             + (f" ({cred['path']})" if cred["path"] else ""),
         )
         out("principal", cred.get("principal") or "(unknown)")
+    else:
+        out("credential", "(none found: see token)")
     for name, item in report["values"].items():
         if item["value"] is None or item["value"] == "":
             out(name, _UNSET.get(name, "(none)"))
