@@ -154,6 +154,32 @@ def test_transient_failures_are_retried_with_backoff_and_consumers_keep_the_last
     assert len(failures) == 6 and all("keeping the current token" in line for line in failures)
 
 
+def test_the_wake_up_lands_at_next_at_when_the_last_chunk_would_leave_a_tail_under_the_tolerance() -> (
+    None
+):
+    # The refresh window opens 3 chunks and half a millisecond from now: chunked sleeps of MAX_SLEEP would wake
+    # 0.5 ms early, inside TOLERANCE, and mint before the window opens.
+    from vertex_env.daemon import MAX_SLEEP
+
+    clock = Clock()
+    keeper = ScriptedKeeper(clock)
+    daemon, _lines = make_daemon(keeper)
+    daemon.rand = lambda: 1.0  # the earliest edge of the jittered window
+    daemon.step()
+    first = keeper.published[0]
+    opens = schedule.refresh_window(first.expires_at, 3600, 300)[0]
+    assert daemon.next_at == pytest.approx(opens, abs=1e-9)
+    clock.now = daemon.next_at - (3 * MAX_SLEEP + 0.0005)
+    clock.sleeps.clear()
+    while keeper.mints == 1:
+        assert daemon.step() is None
+    assert keeper.published[1].minted_at >= opens - 1e-6, "minted before the refresh window opened"
+    assert clock.now == pytest.approx(opens, abs=1e-6)
+    assert clock.sleeps[:2] == [MAX_SLEEP, MAX_SLEEP]
+    assert clock.sleeps[2] == pytest.approx(MAX_SLEEP + 0.0005, abs=1e-6)
+    assert len(clock.sleeps) == 3
+
+
 @pytest.mark.parametrize("error", [InvalidGrantError("revoked"), ReauthRequiredError("reauth")])
 def test_a_permanent_failure_stops_the_daemon_with_its_exit_code(error: VertexEnvError) -> None:
     clock = Clock()

@@ -431,7 +431,10 @@ class Daemon:
             self.do_reload()
         now = self.clock()
         if now + schedule.TOLERANCE < self.next_at:
-            self.sleep(min(self.next_at - now, MAX_SLEEP))
+            left = self.next_at - now
+            # The whole remainder when it is at most a chunk (+ tolerance): a last chunk of MAX_SLEEP would leave
+            # a tail under TOLERANCE, which counts as due and would attempt up to 1 ms before next_at.
+            self.sleep(left if left <= MAX_SLEEP + schedule.TOLERANCE else MAX_SLEEP)
             return None
         error = self.attempt()
         if error is not None:
