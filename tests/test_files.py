@@ -114,3 +114,54 @@ def test_a_profile_edit_leaves_no_lock_file_beside_a_linked_config(isolated_mach
     assert sorted(p.name for p in dotfiles.iterdir()) == ["config.toml"]
     assert sorted(p.name for p in config.parent.iterdir()) == ["config.toml"]
     assert files.writers_lock_path(config, cache_dir()).exists()
+
+
+def test_cache_clear_removes_the_writers_lock_files_no_one_holds_and_keeps_a_held_one(
+    isolated_machine: Path,
+) -> None:
+    from vertex_env.cache import cache_dir
+    from vertex_env.cli import main
+
+    targets = [isolated_machine / f"p{i}" / ".env" for i in range(3)]
+    for target in targets:
+        with files.writers_locked(target, cache_dir(), 1.0, what=str(target)):
+            pass
+    locks = [files.writers_lock_path(target, cache_dir()) for target in targets]
+    assert all(lock.exists() for lock in locks)
+    (cache_dir() / "writers-not-ours.lock").write_text("")  # not one of our names: never touched
+    with files.writers_locked(targets[0], cache_dir(), 1.0, what="held"):
+        assert main(["cache", "clear"]) == 0
+        assert locks[0].exists() and files.is_locked(locks[0]), "a held lock is never removed"
+    assert not locks[1].exists() and not locks[2].exists()
+    assert (cache_dir() / "writers-not-ours.lock").exists()
+    assert main(["cache", "clear"]) == 0
+    assert not locks[0].exists()
+    # re-created on the next write
+    with files.writers_locked(targets[1], cache_dir(), 1.0, what="again"):
+        assert files.is_locked(locks[1])
+
+
+def test_a_writer_whose_lock_file_was_swept_between_open_and_lock_locks_the_new_one(
+    isolated_machine: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The interleaving `cache clear` can cause: the writer opened the lock file, the sweep unlinked it, then the
+    writer locked the unlinked file — which excludes no one. The writer must notice and lock the file at the path."""
+    from vertex_env.cache import cache_dir
+
+    target = isolated_machine / ".env"
+    lock = files.writers_lock_path(target, cache_dir())
+    with files.writers_locked(target, cache_dir(), 1.0, what="first"):
+        pass
+    opened = files.open_lock_file
+    swept: list[int] = []
+
+    def open_then_sweep(path: Path) -> int:
+        fd = opened(path)
+        if not swept:
+            swept.append(files.sweep_writers_locks(cache_dir()))
+        return fd
+
+    monkeypatch.setattr(files, "open_lock_file", open_then_sweep)
+    with files.writers_locked(target, cache_dir(), 1.0, what="racing"):
+        assert swept == [1]
+        assert lock.exists() and files.is_locked(lock), "the lock held is the one at the path"

@@ -154,7 +154,10 @@ def acquire(path: Path, timeout: float, *, what: str, shared: bool = False) -> i
     return fd
 
 
-def _flock_within(fd: int, operation: int, timeout: float, what: str, where: Path) -> None:
+def _flock_within(
+    fd: int, operation: int, timeout: float, what: str, where: Path, stated: float | None = None
+) -> None:
+    """flock within `timeout` s; the timeout error says `stated` s (the whole wait, when this is a retry)."""
     deadline = time.monotonic() + timeout
     delay = _POLL_FIRST
     while True:
@@ -165,7 +168,8 @@ def _flock_within(fd: int, operation: int, timeout: float, what: str, where: Pat
             left = deadline - time.monotonic()
             if left <= 0:
                 raise LockTimeoutError(
-                    f"{what} is locked by another process (waited {timeout:g} s for {where})",
+                    f"{what} is locked by another process "
+                    f"(waited {timeout if stated is None else stated:g} s for {where})",
                     hint="retry when it is done, or find the holder with `fuser` or `lsof`",
                 ) from None
             time.sleep(min(delay, left))
@@ -190,7 +194,7 @@ def writers_locked(target: Path, private_dir: Path, timeout: float, *, what: str
     and since anyone who can read the folder could hold that lock, the deadline still bounds the wait."""
     try:
         ensure_private_dir(private_dir)
-        fd = acquire(writers_lock_path(target, private_dir), timeout, what=what)
+        fd = _acquire_linked(writers_lock_path(target, private_dir), timeout, what=what)
     except LockTimeoutError:
         raise
     except OSError:
@@ -199,6 +203,61 @@ def writers_locked(target: Path, private_dir: Path, timeout: float, *, what: str
         yield
     finally:
         release(fd)
+
+
+def _acquire_linked(path: Path, timeout: float, *, what: str) -> int:
+    """`acquire`, then make sure the locked file is still the one at `path`: `sweep_writers_locks` may have
+    unlinked it between our open and our lock, and a lock on an unlinked file excludes no one. Retry then."""
+    deadline = time.monotonic() + timeout
+    while True:
+        fd = open_lock_file(path)
+        try:
+            _flock_within(fd, fcntl.LOCK_EX, deadline - time.monotonic(), what, path, timeout)
+            held, linked = os.fstat(fd), os.stat(path, follow_symlinks=False)
+            if (held.st_dev, held.st_ino) == (linked.st_dev, linked.st_ino):
+                return fd
+        except FileNotFoundError:
+            pass
+        except BaseException:
+            release(fd)
+            raise
+        release(fd)  # swept: lock the file now at the path (created anew by open_lock_file)
+
+
+_WRITERS_LOCK = re.compile(r"writers-[0-9a-f]{40}\.lock\Z")
+
+
+def sweep_writers_locks(directory: Path) -> int:
+    """Remove the writers' lock files in `directory` that no process holds: each is locked non-blocking and
+    unlinked while locked (a writer that opened it meanwhile notices, see `_acquire_linked`); a held one, or
+    one that is not a regular file of ours, is left. Returns how many were removed; never raises for a skip."""
+    removed = 0
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return 0
+    for entry in entries:
+        if not _WRITERS_LOCK.fullmatch(entry.name):
+            continue
+        try:
+            fd = os.open(entry.path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | _CLOEXEC)
+        except OSError:
+            continue
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+                continue
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            linked = os.stat(entry.path, follow_symlinks=False)
+            if (linked.st_dev, linked.st_ino) != (st.st_dev, st.st_ino):
+                continue  # replaced since we opened it: someone's fresh lock file
+            os.unlink(entry.path)
+            removed += 1
+        except OSError:  # BlockingIOError: held by a writer
+            continue
+        finally:
+            os.close(fd)
+    return removed
 
 
 def _acquire_directory(directory: Path, timeout: float, *, what: str) -> int:

@@ -28,9 +28,17 @@ def cache() -> None:
     "scopes and quota project).",
 )
 def clear(name: str | None) -> None:
-    """Remove every cached token (or one profile's); the next call mints a new one."""
+    """Remove every cached token (or one profile's); the next call mints a new one.
+
+    Without --profile, also the dotenv and config writers' lock files that no process holds."""
     if name is None:
-        removed = TokenCache().clear()
+        from vertex_env.files import sweep_writers_locks
+
+        token_cache = TokenCache()
+        # clear() refuses a directory that is not private before anything is removed; then the dotenv and
+        # config writers' lock files that no one holds go too
+        removed = token_cache.clear()
+        sweep_writers_locks(token_cache.directory)
         click.echo(f"removed {removed} cached token(s) from {cache_dir()}", err=True)
         return
     from vertex_env import files
