@@ -3,6 +3,7 @@ immutable type whose repr never shows the token."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from vertex_env import credentials
 from vertex_env.access_token import Token
 from vertex_env.emulator import EmulatorServer
 from vertex_env.environment import resolve
+
+SA = "target-sa@test-project.iam.gserviceaccount.com"
 
 
 @pytest.fixture
@@ -44,3 +47,32 @@ def test_a_token_is_immutable_and_its_repr_hides_the_value() -> None:
     assert token == Token("ya29.secret", 2000.0, 1000.0, "me@example.com", "authorized_user")
     assert token != token.with_minted_at(1500.0)
     assert token.remaining(now=1900.0) == 100.0
+
+
+def test_an_impersonated_token_was_issued_its_requested_lifetime_before_its_expiry(
+    emu: EmulatorServer,
+) -> None:
+    """IAM generateAccessToken answers an expireTime (whole seconds, Google's clock) for exactly the lifetime
+    asked: the token was issued at expiry - lifetime, which can be up to a second before we asked."""
+    source = resolve(impersonate=SA, lifetime="30m").token_source
+    before = time.time()
+    minted = credentials.mint(source.profile, source.source, source.environ)
+    after = time.time()
+    assert minted.principal == SA
+    assert minted.expires_at == int(minted.expires_at)  # IAM's whole-second expireTime
+    assert minted.minted_at == minted.expires_at - 1800
+    assert before - 1 < minted.minted_at <= after
+    assert emu.state.stats()["requests"]["iam"] == 1
+
+
+def test_an_impersonated_token_from_a_clock_ahead_of_ours_was_issued_no_later_than_we_asked(
+    emu: EmulatorServer,
+) -> None:
+    """Google's clock 2 minutes ahead: expiry - lifetime lies in our future, so the issue time is when we asked."""
+    emu.admin.advance_clock(120)
+    source = resolve(impersonate=SA, lifetime="30m").token_source
+    before = time.time()
+    minted = credentials.mint(source.profile, source.source, source.environ)
+    after = time.time()
+    assert minted.expires_at - 1800 >= before + 119
+    assert before <= minted.minted_at <= after
