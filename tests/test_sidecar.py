@@ -297,6 +297,44 @@ def test_metrics_count_the_requests_made_and_json_logs_hold_no_secret(
     assert PROMPT not in log_text
 
 
+@pytest.mark.parametrize("switch", ["--debug", "VERTEX_ENV_DEBUG=1"])
+def test_debug_records_go_into_the_json_log_and_hold_no_secret(
+    switch: str,
+    emu: EmulatorServer,
+    serve_processes: list[Serve],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--debug with --log-format json: each request to Google is a JSON record of the log, not a plain line."""
+    args = ["--log-format", "json"]
+    if switch == "--debug":
+        args.append("--debug")
+    else:
+        monkeypatch.setenv("VERTEX_ENV_DEBUG", "1")
+    serve = Serve(*args)
+    serve_processes.append(serve)
+    auth = {"Authorization": f"Bearer {serve.key}", "Content-Type": "application/json"}
+    assert request(serve.port, "POST", CHAT, chat_body(), auth)[0] == 200
+    assert serve.stop() == 0
+    assert serve.stderr
+    events = [json.loads(line) for line in serve.stderr]  # every line is JSON
+    google = [e for e in events if e["event"] == "google_request"]
+    token_requests = [
+        e
+        for e in google
+        if e["method"] == "POST" and e["url"] == "https://oauth2.googleapis.com/token"
+    ]
+    assert token_requests, events
+    record = token_requests[0]
+    assert record["level"] == "debug"
+    assert record["status"] == 200 and record["emulator"] == emu.host_port
+    assert isinstance(record["duration_ms"], int | float) and record["duration_ms"] >= 0
+    assert record["message"].startswith("POST https://oauth2.googleapis.com/token via emulator ")
+    adc = json.loads(Path(os.environ["GOOGLE_APPLICATION_CREDENTIALS"]).read_text())
+    log = "".join(serve.stderr)
+    for secret in (TOKEN_PREFIX, serve.key, adc["refresh_token"], adc["client_secret"]):
+        assert secret not in log
+
+
 def test_without_the_extra_metrics_answer_404_naming_it(
     emu: EmulatorServer, serve_processes: list[Serve]
 ) -> None:

@@ -406,14 +406,32 @@ class _TextFormatter(logging.Formatter):
 
 
 def configure_logging(log_format: str, stream: IO[str] | None = None) -> None:
-    """Send vertex-env's log records to stderr: JSON lines (requests included), or text warnings as today."""
+    """Send vertex-env's log records to stderr: JSON lines (requests included), or text warnings as today.
+
+    In JSON, --debug / VERTEX_ENV_DEBUG's line per request to Google (vertex_env.transport) becomes a record
+    of the log too (event `google_request`, level debug), so that every stderr line stays JSON; in text it
+    stays the plain `vertex-env: debug: ...` line."""
+    from vertex_env import transport
+
     handler = logging.StreamHandler(stream or sys.stderr)
     root = logging.getLogger("vertex_env")
     if log_format == "json":
         handler.setFormatter(_JsonFormatter())
         root.setLevel(logging.INFO)
+        # shown only when --debug made the transport emit them
+        _transport_log.setLevel(logging.DEBUG)
+        transport.debug_sink = _log_google_request
     else:
         handler.setFormatter(_TextFormatter())
         root.setLevel(logging.WARNING)
+        _transport_log.setLevel(logging.NOTSET)
+        transport.debug_sink = None
     root.handlers[:] = [handler]
     root.propagate = False
+
+
+_transport_log = logging.getLogger("vertex_env.transport")
+
+
+def _log_google_request(text: str, fields: dict[str, Any]) -> None:
+    _transport_log.debug(text, extra={"event": "google_request", "fields": fields})

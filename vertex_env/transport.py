@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -34,6 +34,12 @@ __all__ = [
     "make_request",
     "route",
 ]
+
+#: Where debug records go instead of stderr's plain line (None: the plain line, the CLI's `--debug`). `serve
+#: --log-format json` sets it (vertex_env.sidecar.configure_logging) so they become records of its JSON log.
+#: Called with the line's text (without the `vertex-env: debug: ` prefix) and its fields, all redacted.
+DebugSink = Callable[[str, dict[str, Any]], None]
+debug_sink: DebugSink | None = None
 
 #: Seconds per attempt when the caller did not choose (google-auth's own default is 120 s).
 DEFAULT_TIMEOUT = 15.0
@@ -110,7 +116,7 @@ class RoutedRequest(google.auth.transport.requests.Request):  # type: ignore[mis
                 )
                 self.last_response = (url, int(response.status), bytes(response.data or b""))
                 if self.debug:
-                    self._log(method, url, original, str(response.status), started)
+                    self._log(method, url, original, int(response.status), started)
                 return response
             except google.auth.exceptions.TransportError as err:
                 if self.debug:
@@ -124,17 +130,27 @@ class RoutedRequest(google.auth.transport.requests.Request):  # type: ignore[mis
                 attempt += 1
 
     def _log(
-        self, method: str, url: str, original: str | None, outcome: str, started: float
+        self, method: str, url: str, original: str | None, outcome: int | str, started: float
     ) -> None:
         """`vertex-env: debug: POST https://oauth2.googleapis.com/token -> 200 (12 ms)`, query secrets and
         anything token-shaped redacted (google-auth puts no secret in a URL, but a metadata or STS URL may
-        carry one in its query)."""
+        carry one in its query). With a `debug_sink`, the same text and its fields go there instead."""
         from vertex_env.google_errors import redact
 
         shown = redact(url)
         via = f" via emulator {self.emulator}" if original is not None else ""
         elapsed = (time.monotonic() - started) * 1000
-        line = f"vertex-env: debug: {method} {shown}{via} -> {outcome} ({elapsed:.0f} ms)\n"
+        text = f"{method} {shown}{via} -> {outcome} ({elapsed:.0f} ms)"
+        sink = debug_sink
+        if sink is not None:
+            fields: dict[str, Any] = {"method": method, "url": shown}
+            if original is not None:
+                fields["emulator"] = self.emulator
+            fields["status" if isinstance(outcome, int) else "error"] = outcome
+            fields["duration_ms"] = round(elapsed, 1)
+            sink(text, fields)
+            return
+        line = f"vertex-env: debug: {text}\n"
         try:
             sys.stderr.write(line)
             sys.stderr.flush()
