@@ -6,6 +6,8 @@
 - RSS of the proxy process over 10,000 requests                          target flat
 - the proxy's CPU per request with a far upstream (not loopback, as Google is) reached through HTTP_PROXY,
   beside the same proxy with the loopback upstream (the environment's proxy settings are read once, not per request)
+- uvloop (the optional extra `vertex-env[speed]`) against asyncio's own loop: two more `serve` processes side by
+  side, one where importing uvloop fails; the main table's proxy uses uvloop when it is installed
 - the cost of `serve`'s Prometheus metrics per request: two more `serve` processes side by side, one with
   prometheus_client importable (`/metrics` on) and one where importing it fails, as if the `vertex-env[metrics]`
   extra were not installed: latency p50 and proxy CPU µs per request
@@ -249,48 +251,57 @@ async def measure(
     return rows, notes
 
 
-# Run `vertex-env serve` with prometheus_client unimportable: what a user without the extra runs.
-_WITHOUT_METRICS = (
-    "import sys; sys.modules['prometheus_client'] = None\n"
+# Run `vertex-env serve` with some optional modules unimportable (prometheus_client: as if the
+# `vertex-env[metrics]` extra were not installed; uvloop: as without `vertex-env[speed]`).
+_WITHOUT = (
+    "import sys\nfor name in sys.argv.pop(1).split(','): sys.modules[name] = None\n"
     "from vertex_env.cli import entry_point\nsys.argv[0] = 'vertex-env'\nentry_point()"
 )
 
 
-async def metrics_cost(
-    without: Target, with_: Target, pids: dict[str, int], quick: bool
-) -> list[CostRow]:
+async def side_by_side(a: Target, b: Target, pids: dict[str, int], quick: bool) -> list[CostRow]:
+    """Two `serve` processes on the same emulator: latency p50, proxy CPU per request and throughput at 32
+    clients, alternating which goes first so that neither always runs on a warmer machine."""
     rounds = 300 if quick else 2000
     total = 2000 if quick else 10000
     concurrency = 32
     rows: list[CostRow] = []
     connector = aiohttp.TCPConnector(limit=concurrency * 2)
     async with aiohttp.ClientSession(connector=connector) as session:
-        for target in (without, with_):
+        for target in (a, b):
             for _ in range(100):
                 await one(session, target, BODY)
-        lat = await interleaved([without, with_], rounds, lambda t: one(session, t, BODY))
-        a = percentile(lat[without.name], 0.5) * 1e6
-        b = percentile(lat[with_.name], 0.5) * 1e6
-        rows.append(("latency p50 (µs)", f"{a:.0f}", f"{b:.0f}", f"{b - a:+.0f} µs"))
-        cpu: dict[str, float] = {without.name: 0.0, with_.name: 0.0}
-        rate: dict[str, list[float]] = {without.name: [], with_.name: []}
-        for order in ((without, with_), (with_, without)):
+        lat = await interleaved([a, b], rounds, lambda t: one(session, t, BODY))
+        x = percentile(lat[a.name], 0.5) * 1e6
+        y = percentile(lat[b.name], 0.5) * 1e6
+        rows.append(("latency p50 (µs)", f"{x:.0f}", f"{y:.0f}", f"{y - x:+.0f} µs"))
+        cpu: dict[str, float] = {a.name: 0.0, b.name: 0.0}
+        rate: dict[str, list[float]] = {a.name: [], b.name: []}
+        for order in ((a, b), (b, a), (a, b), (b, a)):
             for target in order:
                 before = cpu_seconds(pids[target.name])
-                rate[target.name].append(await throughput(session, target, total // 2, concurrency))
+                rate[target.name].append(await throughput(session, target, total // 4, concurrency))
                 cpu[target.name] += cpu_seconds(pids[target.name]) - before
-        a, b = (cpu[t.name] / total * 1e6 for t in (without, with_))
-        rows.append(("proxy CPU per request (µs)", f"{a:.0f}", f"{b:.0f}", f"{b - a:+.0f} µs"))
-        a, b = (statistics.mean(rate[t.name]) for t in (without, with_))
-        rows.append((f"throughput x{concurrency} (req/s)", f"{a:.0f}", f"{b:.0f}", f"{b / a:.0%}"))
-        async with session.get(with_.url.split("/v1/", 1)[0] + "/metrics") as answer:
-            scraped = (await answer.read()).decode()
-        counted = sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in scraped.splitlines()
-            if line.startswith("vertex_env_proxy_requests_total{")
-        )
-        rows.append(("requests counted by /metrics", "-", f"{counted:.0f}", ""))
+        x, y = (cpu[t.name] / total * 1e6 for t in (a, b))
+        rows.append(("proxy CPU per request (µs)", f"{x:.0f}", f"{y:.0f}", f"{y - x:+.0f} µs"))
+        x, y = (statistics.mean(rate[t.name]) for t in (a, b))
+        rows.append((f"throughput x{concurrency} (req/s)", f"{x:.0f}", f"{y:.0f}", f"{y / x:.0%}"))
+    return rows
+
+
+async def metrics_cost(
+    without: Target, with_: Target, pids: dict[str, int], quick: bool
+) -> list[CostRow]:
+    rows = await side_by_side(without, with_, pids, quick)
+    metrics_url = with_.url.split("/v1/", 1)[0] + "/metrics"
+    async with aiohttp.ClientSession() as session, session.get(metrics_url) as answer:
+        scraped = (await answer.read()).decode()
+    counted = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in scraped.splitlines()
+        if line.startswith("vertex_env_proxy_requests_total{")
+    )
+    rows.append(("requests counted by /metrics", "-", f"{counted:.0f}", ""))
     return rows
 
 
@@ -352,8 +363,8 @@ async def upstream_cost(
     return rows
 
 
-def start_serve(python: str, env: dict[str, str], *, metrics: bool) -> subprocess.Popen[str]:
-    head = [python, "-m", "vertex_env"] if metrics else [python, "-c", _WITHOUT_METRICS]
+def start_serve(python: str, env: dict[str, str], *, without: str = "") -> subprocess.Popen[str]:
+    head = [python, "-c", _WITHOUT, without] if without else [python, "-m", "vertex_env"]
     return subprocess.Popen(
         [*head, "serve", "--json"],
         stdout=subprocess.PIPE,
@@ -361,6 +372,29 @@ def start_serve(python: str, env: dict[str, str], *, metrics: bool) -> subproces
         text=True,
         env=env,
     )
+
+
+def importable(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+def run_side_by_side(
+    processes: list[subprocess.Popen[str]],
+    names: tuple[str, str],
+    quick: bool,
+    compare: Callable[
+        [Target, Target, dict[str, int], bool], Awaitable[list[CostRow]]
+    ] = side_by_side,
+) -> list[CostRow]:
+    targets = []
+    for name, process in zip(names, processes, strict=True):
+        announced = first_json_line(process, name)
+        url = announced["base_url"] + "/chat/completions"
+        targets.append(Target(name, url, f"Bearer {announced['api_key']}"))
+    pids = {t.name: p.pid for t, p in zip(targets, processes, strict=True)}
+    return asyncio.run(compare(targets[0], targets[1], pids, quick))
 
 
 def print_table(header: tuple[str, ...], rows: list[Row] | list[CostRow]) -> None:
@@ -396,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         proxy: subprocess.Popen[str] | None = None
         sidecars: list[subprocess.Popen[str]] = []
         metric_rows: list[CostRow] = []
+        loop_rows: list[CostRow] = []
         upstream_rows: list[CostRow] = []
         try:
             started = first_json_line(emulator, "emulator")
@@ -443,19 +478,22 @@ def main(argv: list[str] | None = None) -> int:
             proxy.communicate(timeout=20)
             proxy = None
 
-            try:
-                import prometheus_client  # noqa: F401
-            except ImportError:
-                notes.append("metrics cost: not measured (install vertex-env[metrics] to compare)")
+            if importable("uvloop"):
+                sidecars = [start_serve(python, env, without=w) for w in ("uvloop", "")]
+                loop_rows = run_side_by_side(sidecars, ("asyncio loop", "uvloop"), args.quick)
+                for process in sidecars:
+                    process.terminate()
+                    process.communicate(timeout=20)
+                sidecars = []
             else:
-                sidecars = [start_serve(python, env, metrics=m) for m in (False, True)]
-                targets = []
-                for name, process in zip(("without extra", "with extra"), sidecars, strict=True):
-                    announced = first_json_line(process, name)
-                    url = announced["base_url"] + "/chat/completions"
-                    targets.append(Target(name, url, f"Bearer {announced['api_key']}"))
-                pids = {t.name: p.pid for t, p in zip(targets, sidecars, strict=True)}
-                metric_rows = asyncio.run(metrics_cost(*targets, pids, args.quick))
+                notes.append("uvloop: not measured (install vertex-env[speed] to compare)")
+            if importable("prometheus_client"):
+                sidecars = [start_serve(python, env, without=w) for w in ("prometheus_client", "")]
+                metric_rows = run_side_by_side(
+                    sidecars, ("without extra", "with extra"), args.quick, metrics_cost
+                )
+            else:
+                notes.append("metrics cost: not measured (install vertex-env[metrics] to compare)")
         finally:
             for process in (*sidecars, proxy, emulator):
                 if process is not None:
@@ -466,6 +504,9 @@ def main(argv: list[str] | None = None) -> int:
     if upstream_rows:
         print()
         print_table(("upstream", "loopback", "far, via HTTP_PROXY", "difference"), upstream_rows)
+    if loop_rows:
+        print()
+        print_table(("serve event loop", "asyncio loop", "uvloop", "difference"), loop_rows)
     if metric_rows:
         print()
         print_table(

@@ -15,8 +15,13 @@ class LoopThread:
     """A daemon thread running one event loop. `start()` returns once `setup` finished on that loop (or raises
     its error, after `cleanup`); `stop()` runs `cleanup` there, then stops and closes the loop."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop,
+    ) -> None:
         self.name = name
+        self.loop_factory = loop_factory
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._cleanup: Callable[[], Coroutine[Any, Any, None]] | None = None
@@ -30,7 +35,7 @@ class LoopThread:
         setup: Callable[[], Coroutine[Any, Any, T]],
         cleanup: Callable[[], Coroutine[Any, Any, None]],
     ) -> T:
-        loop = asyncio.new_event_loop()
+        loop = self.loop_factory()
         ready = threading.Event()
         outcome: list[T] = []
         failure: list[BaseException] = []

@@ -20,9 +20,9 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -63,6 +63,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("vertex_env.proxy")
+T = TypeVar("T")
 
 #: A connection must send a request with the key this soon after it opens, or it is closed.
 HEADER_TIMEOUT = 10.0
@@ -411,6 +412,27 @@ class LoopbackProxy:
             upstream.release()
 
 
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's event loop when it is installed (the optional extra `vertex-env[speed]`), else asyncio's: the
+    proxy spends much of its CPU in the loop and its transports, which uvloop implements in C."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
+
+
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run(main)` on `new_event_loop()`'s loop (`vertex-env serve`)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    result: T = uvloop.run(main)
+    return result
+
+
 def _environment_proxy(upstream: str) -> tuple[URL | None, dict[str, str] | None]:
     """The forward proxy HTTP(S)_PROXY/NO_PROXY name for `upstream` and its headers (its login from the URL or
     ~/.netrc, as aiohttp's trust_env would find it), or none."""
@@ -460,7 +482,7 @@ class BackgroundProxy:
 
     def start(self) -> BackgroundProxy:
         if self._thread is None:
-            thread = LoopThread("vertex-env-proxy")
+            thread = LoopThread("vertex-env-proxy", new_event_loop)
             thread.start(self.proxy.start, self.proxy.close)
             self._thread = thread
         return self

@@ -133,10 +133,8 @@ def serve(
     key = fixed_key(key_file, os.environ)
     env = resolve(**options)
 
-    import asyncio
-
     from vertex_env.metrics import load as load_metrics
-    from vertex_env.proxy import LoopbackProxy, describe
+    from vertex_env.proxy import LoopbackProxy, describe, run_loop
     from vertex_env.sidecar import Sidecar, configure_logging
 
     configure_logging(log_format)
@@ -151,7 +149,7 @@ def serve(
         drain_timeout=drain_timeout,
         ops_listen=ops_address,
     ).attach()
-    asyncio.run(sidecar.run(lambda: _announce(sidecar, write_env, as_json, log_format)))
+    run_loop(sidecar.run(lambda: _announce(sidecar, write_env, as_json, log_format)))
     counters = describe(proxy.stats)
     _note(log_format, "stopped", f"stopped {counters}", stats=json.loads(counters))
     return 0
