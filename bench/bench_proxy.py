@@ -311,7 +311,7 @@ _FAR_PROXY = """
 import asyncio, json, sys
 from urllib.parse import urlsplit
 from vertex_env.environment import resolve
-from vertex_env.proxy import LoopbackProxy
+from vertex_env.proxy import LoopbackProxy, run_loop
 
 async def main():
     env = resolve()
@@ -321,7 +321,7 @@ async def main():
     print(json.dumps({"base_url": proxy.base_url, "api_key": proxy.key}), flush=True)
     await asyncio.Event().wait()
 
-asyncio.run(main())
+run_loop(main())  # the loop `serve` runs on (uvloop when installed), as the proxy it is compared with
 """
 
 
