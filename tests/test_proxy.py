@@ -17,8 +17,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,7 @@ import aiohttp
 import openai
 import pytest
 from aiohttp import web
-from conftest import start_emulator, wait_for
+from conftest import http, start_emulator, wait_for
 
 from vertex_env.cli import main
 from vertex_env.emulator import TOKEN_PREFIX, EmulatorServer, write_authorized_user
@@ -38,7 +36,6 @@ from vertex_env.proxy_run import run_with_proxy
 
 PROJECT = "test-project"
 BASE_PATH = f"/v1/projects/{PROJECT}/locations/us-central1/endpoints/openapi"
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 @pytest.fixture
@@ -69,13 +66,7 @@ def client_for(proxy: BackgroundProxy) -> openai.OpenAI:
 def post(
     url: str, body: bytes, headers: dict[str, str] | None = None
 ) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, data=body, method="POST", headers=headers or {})
-    try:
-        with _NO_PROXY.open(request, timeout=10) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as err:
-        with err:
-            return err.code, dict(err.headers), err.read()
+    return http(url, method="POST", body=body, headers=headers)
 
 
 def header(record: dict[str, Any], name: str) -> str | None:

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import start_emulator
 from test_proxy import BASE_PATH, post
 
 from vertex_env.emulator import EmulatorServer
@@ -19,15 +17,6 @@ from vertex_env.proxy import BackgroundProxy, LoopbackProxy
 
 #: A Vertex host that is not loopback (never resolved: the forward proxy, the emulator here, is asked for it).
 FAR_UPSTREAM = "http://vertex.example" + BASE_PATH
-
-
-@pytest.fixture
-def emu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[EmulatorServer]:
-    server = start_emulator(monkeypatch, tmp_path)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def far_proxy(monkeypatch: pytest.MonkeyPatch, emu: EmulatorServer) -> BackgroundProxy:
