@@ -129,15 +129,20 @@ def test_a_credential_google_auth_cannot_use_is_a_local_problem_with_its_reason(
     assert emu.state.stats()["requests"]["token"] == 0  # Google was never asked
 
 
+def use_workload_identity(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ADC is an external_account (workload identity federation) file: its tokens come from STS."""
+    write_external_account(folder / "wif.json", subject_token_file=folder / "t")
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(folder / "wif.json"))
+    monkeypatch.setenv("VERTEX_ENV_PROJECT", "test-project")
+
+
 def test_a_body_that_is_not_a_token_response_is_still_a_captive_portal(
     emu: EmulatorServer,
     isolated_machine: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    write_external_account(isolated_machine / "wif.json", subject_token_file=isolated_machine / "t")
-    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(isolated_machine / "wif.json"))
-    monkeypatch.setenv("VERTEX_ENV_PROJECT", "test-project")
+    use_workload_identity(isolated_machine, monkeypatch)
     emu.state.add_faults({"target": "token", "non_json": True})
     assert main(["token", "--no-cache"]) == 8
     assert "captive portal" in one_error_line(capsys.readouterr().err)
@@ -171,9 +176,7 @@ def test_sts_error_is_one_line_with_googles_error_and_description_not_a_tuple(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    write_external_account(isolated_machine / "wif.json", subject_token_file=isolated_machine / "t")
-    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(isolated_machine / "wif.json"))
-    monkeypatch.setenv("VERTEX_ENV_PROJECT", "test-project")
+    use_workload_identity(isolated_machine, monkeypatch)
     body = {"error": "invalid_target", "error_description": "The target service is invalid."}
     emu.state.add_faults({"target": "token", "status": 400, "body": body})
     assert main(["token", "--no-cache"]) == 12

@@ -97,7 +97,7 @@ def test_every_block_is_run_or_says_why_not(block: Block) -> None:
         f"{block.name}: put `<!-- run: SHELL -->` or `<!-- not run: REASON -->` on the line before the block"
     )
     if match["kind"] == "run":
-        shells = [part.strip() for part in match["what"].split(",")]
+        shells = _shells(match)
         lines = _lines(block)
         if len(shells) > 1:
             assert len(shells) == len(lines), (
@@ -117,6 +117,11 @@ def test_ci_runs_the_two_newcomer_commands_verbatim() -> None:
     assert first in ci, (
         ".ci/run also runs the first command (install + demo), in a copy of the checkout"
     )
+
+
+def _shells(marker: re.Match[str]) -> list[str]:
+    """The shells a `run:` marker names, in order."""
+    return [part.strip() for part in marker["what"].split(",")]
 
 
 def _lines(block: Block) -> list[str]:
@@ -166,7 +171,7 @@ def test_block_runs_as_written(
 ) -> None:
     match = _MARKER.match(block.marker or "")
     assert match
-    shells = [part.strip() for part in match["what"].split(",")]
+    shells = _shells(match)
     steps = (
         [(shells[0], block.body)]
         if len(shells) == 1
