@@ -39,7 +39,7 @@ creds, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-pl
 creds.refresh(google.auth.transport.requests.Request())
 print(creds.token)
 """
-CLICK_ONLY = "import sys; from vertex_env.cli import main; sys.exit(main())"
+CLICK_ONLY = "import sys; from vertex_env.cli.group import main; sys.exit(main())"
 
 Row = tuple[str, str, str, str]
 

@@ -255,7 +255,7 @@ async def measure(
 # `vertex-env[metrics]` extra were not installed; uvloop: as without `vertex-env[speed]`).
 _WITHOUT = (
     "import sys\nfor name in sys.argv.pop(1).split(','): sys.modules[name] = None\n"
-    "from vertex_env.cli import entry_point\nsys.argv[0] = 'vertex-env'\nentry_point()"
+    "from vertex_env.cli.group import entry_point\nsys.argv[0] = 'vertex-env'\nentry_point()"
 )
 
 
@@ -311,7 +311,7 @@ _FAR_PROXY = """
 import asyncio, json, sys
 from urllib.parse import urlsplit
 from vertex_env.environment import resolve
-from vertex_env.proxy import LoopbackProxy, run_loop
+from vertex_env.proxy.server import LoopbackProxy, run_loop
 
 async def main():
     env = resolve()

@@ -18,12 +18,13 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from vertex_env.access_token import Token
-from vertex_env.cache import TokenCache, cache_dir, key_digest
+from vertex_env.core.cache import TokenCache, key_digest
+from vertex_env.core.token import Token
 from vertex_env.emulator import EmulatorServer, write_authorized_user
 from vertex_env.emulator.state import TOKEN_PREFIX
 from vertex_env.environment import resolve
 from vertex_env.errors import SinkError, TransientError
+from vertex_env.system.files import cache_dir
 
 WARNING = "going on without it"
 
@@ -196,8 +197,8 @@ def test_a_failure_record_in_a_foreign_directory_is_ignored(
 def test_status_is_not_spoofed_by_a_fake_daemon_state_file(
     emu: EmulatorServer, isolated_machine: Path, second_user: tuple[int, int]
 ) -> None:
-    from vertex_env.daemon import daemon_digest, state_path
-    from vertex_env.status import daemon_status
+    from vertex_env.sinks.daemon import daemon_digest, state_path
+    from vertex_env.sinks.status import daemon_status
 
     env = resolve()
     directory = env.token_source.cache.directory

@@ -11,8 +11,8 @@ from conftest import require_tool
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vertex_env.ci import GITLAB_WARNING, render_gitlab, write_circleci, write_github
 from vertex_env.errors import SinkError
+from vertex_env.sinks.ci import GITLAB_WARNING, render_gitlab, write_circleci, write_github
 
 TOKEN = "ya29.a0AfB_byC-1x2Y3z_ABCdef-GHI.jkl_MNO-pqr"
 URL = "https://us-central1-aiplatform.googleapis.com/v1/projects/p/locations/us-central1/endpoints/openapi"
@@ -164,7 +164,7 @@ def test_circleci_without_bash_env_is_an_error() -> None:
 def test_an_env_file_that_cannot_be_opened_is_a_one_line_error(
     fmt: str, variable: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from vertex_env.cli import main
+    from vertex_env.cli.group import main
     from vertex_env.emulator import EmulatorServer, write_authorized_user
 
     with EmulatorServer() as emu:
@@ -183,7 +183,7 @@ def test_an_env_file_that_cannot_be_opened_is_a_one_line_error(
 
 
 def test_a_failed_gitlab_export_leaves_the_report_empty(capsys: pytest.CaptureFixture[str]) -> None:
-    from vertex_env.cli import main
+    from vertex_env.cli.group import main
 
     assert (
         main(["export", "--format", "gitlab", "--project", "BAD_X"]) == 2

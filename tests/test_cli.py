@@ -11,7 +11,7 @@ import pytest
 from conftest import require_tool
 
 from vertex_env import __version__
-from vertex_env.cli import COMMANDS, main
+from vertex_env.cli.group import COMMANDS, main
 from vertex_env.emulator import EmulatorServer, write_authorized_user
 
 
@@ -167,7 +167,7 @@ def test_every_failed_export_leaves_false_on_stdout_so_eval_fails(
 def test_an_unexpected_exception_in_export_still_leaves_false(
     emu: EmulatorServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from vertex_env.tokens import TokenSource
+    from vertex_env.core.source import TokenSource
 
     def broken(self: TokenSource, min_ttl: float | None = None) -> None:
         raise RuntimeError("a bug")

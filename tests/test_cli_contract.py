@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import require_tool, start_emulator
 
-from vertex_env import config
-from vertex_env.cli import main
-from vertex_env.config import profile_from
+from vertex_env.cli.group import main
+from vertex_env.config import file as config_file
+from vertex_env.config.profile import profile_from
 from vertex_env.emulator import EmulatorServer
 from vertex_env.errors import ConfigError
 
@@ -31,7 +31,7 @@ def emu(monkeypatch: pytest.MonkeyPatch, isolated_machine: Path) -> Iterator[Emu
 
 
 def write_config(text: str) -> Path:
-    cfg = config.config_path()
+    cfg = config_file.config_path()
     cfg.parent.mkdir(parents=True, exist_ok=True)
     cfg.write_text(text)
     return cfg
@@ -142,7 +142,7 @@ def test_config_file_mistakes_name_the_key_and_the_file(
 
 
 def test_a_config_file_that_is_not_utf8_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    cfg = config.config_path()
+    cfg = config_file.config_path()
     cfg.parent.mkdir(parents=True)
     cfg.write_bytes(b'[profiles.dev]\nproject = "caf\xe9-project"\n')
     for argv in (["token"], ["profile", "list"], ["profile", "set", "dev", "location=global"]):
@@ -329,7 +329,7 @@ def test_without_debug_nothing_is_logged(emu: EmulatorServer) -> None:
 def test_debug_lines_redact_secrets_in_a_url(
     emu: EmulatorServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from vertex_env.transport import make_request
+    from vertex_env.core.transport import make_request
 
     request = make_request(debug=True)
     request("https://oauth2.googleapis.com/tokeninfo?access_token=ya29.secret-value&x=1")
@@ -350,7 +350,7 @@ def test_a_bad_debug_value_is_a_usage_error(
 
 def test_bash_completes_profile_names_through_the_console_script(tmp_path: Path) -> None:
     """The README's `eval "$(_VERTEX_ENV_COMPLETE=bash_source vertex-env)"`, then a real bash completion call
-    on `vertex-env token --profile d<TAB>` (token is a warm-path command: fast.py must leave it to click)."""
+    on `vertex-env token --profile d<TAB>` (token is a warm-path command: cli/entry.py must leave it to click)."""
     bash = require_tool("bash")
     write_config('[profiles.dev]\nlocation = "global"\n[profiles.demo]\n[profiles.prod]\n')
     script = (

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from vertex_env.cli import main
+from vertex_env.cli.group import main
 from vertex_env.emulator import EmulatorServer, write_authorized_user
 
 VENV_BIN = str(Path(sys.executable).parent)

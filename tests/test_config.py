@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from vertex_env import config
-from vertex_env.cli import main
-from vertex_env.config import Profile, base_url, profile_from
+from vertex_env.cli.group import main
+from vertex_env.config import file as config_file
+from vertex_env.config import values as config_values
+from vertex_env.config.profile import Profile, base_url, profile_from
 from vertex_env.errors import ConfigError
 
 
@@ -27,7 +28,7 @@ def make_profile(**values: object) -> Profile:
         "impersonate": None,
         "lifetime": 3600,
         "quota_project": None,
-        "scopes": (config.CLOUD_PLATFORM_SCOPE,),
+        "scopes": (config_values.CLOUD_PLATFORM_SCOPE,),
         "min_ttl": 300,
     }
     base.update(values)
@@ -163,7 +164,7 @@ def test_unknown_profile_lists_the_known_ones(tmp_path: Path) -> None:
 
 
 def test_durations_accept_units() -> None:
-    assert [config.parse_duration(v, "x") for v in ("300", "5m", "1h", "90s", 7)] == [
+    assert [config_values.parse_duration(v, "x") for v in ("300", "5m", "1h", "90s", 7)] == [
         300,
         300,
         3600,
@@ -175,7 +176,7 @@ def test_durations_accept_units() -> None:
 def test_profile_commands_edit_the_file_and_keep_comments(
     isolated_machine: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cfg = config.config_path()
+    cfg = config_file.config_path()
     cfg.parent.mkdir(parents=True, exist_ok=True)
     cfg.write_text(
         '# my settings\n# colour = true  # keep me\n\n[profiles.old]\nproject = "old-project"\n'
@@ -234,7 +235,7 @@ def test_profile_edits_follow_a_symlinked_config_and_lose_nothing_under_concurre
     dotfiles = isolated_machine / "dotfiles" / "config.toml"
     dotfiles.parent.mkdir()
     dotfiles.write_text("# managed by my dotfiles\n")
-    link = config.config_path()
+    link = config_file.config_path()
     link.parent.mkdir(parents=True, exist_ok=True)
     link.symlink_to(dotfiles)
 
@@ -261,17 +262,21 @@ def test_profile_edits_follow_a_symlinked_config_and_lose_nothing_under_concurre
 
 
 def test_the_http_seam_depends_on_no_configuration_module() -> None:
-    """transport.py is the bottom seam: it takes the emulator switch from vertex_env.routing, not config."""
+    """transport.py is the bottom seam: it takes the emulator switch from vertex_env.config.routing, not config."""
     code = (
-        "import sys, vertex_env.transport; "
+        "import sys, vertex_env.core.transport; "
         "print(' '.join(m for m in sys.modules if m.startswith('vertex_env')))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     loaded = set(result.stdout.split())
-    assert "vertex_env.transport" in loaded
-    assert not loaded & {"vertex_env.config", "vertex_env.option_table", "vertex_env.config_file"}
+    assert "vertex_env.core.transport" in loaded
+    assert not loaded & {
+        "vertex_env.config.profile",
+        "vertex_env.config.options",
+        "vertex_env.config.file",
+    }
 
 
 def test_a_profile_is_immutable_and_compared_by_value_not_by_sources() -> None:

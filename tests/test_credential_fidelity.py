@@ -16,9 +16,8 @@ import openai
 import pytest
 
 import vertex_env
-from vertex_env.cache import cache_dir
-from vertex_env.cli import main
-from vertex_env.credentials import locate, mint
+from vertex_env.cli.group import main
+from vertex_env.core.credentials import locate, mint
 from vertex_env.emulator import (
     EmulatorServer,
     write_authorized_user,
@@ -27,7 +26,8 @@ from vertex_env.emulator import (
 )
 from vertex_env.emulator.credfiles import authorized_user_info
 from vertex_env.environment import resolve
-from vertex_env.proxy import BackgroundProxy
+from vertex_env.proxy.server import BackgroundProxy
+from vertex_env.system.files import cache_dir
 
 _AUDIENCE = "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/q"
 _STS = "https://sts.googleapis.com/v1/token"

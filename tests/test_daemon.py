@@ -17,8 +17,8 @@ import pytest
 from conftest import require_tool, wait_for
 from dotenv import dotenv_values
 
-from vertex_env import schedule
-from vertex_env.daemon import Daemon, DaemonLock, EnvironmentKeeper, lock_held
+from vertex_env.core import schedule
+from vertex_env.core.source import Token
 from vertex_env.emulator import EmulatorServer
 from vertex_env.environment import resolve
 from vertex_env.errors import (
@@ -29,8 +29,8 @@ from vertex_env.errors import (
     TransientError,
     VertexEnvError,
 )
-from vertex_env.status import daemon_status
-from vertex_env.tokens import Token
+from vertex_env.sinks.daemon import Daemon, DaemonLock, EnvironmentKeeper, lock_held
+from vertex_env.sinks.status import daemon_status
 
 VERTEX_ENV = str(Path(sys.executable).with_name("vertex-env"))
 
@@ -159,7 +159,7 @@ def test_the_wake_up_lands_at_next_at_when_the_last_chunk_would_leave_a_tail_und
 ):
     # The refresh window opens 3 chunks and half a millisecond from now: chunked sleeps of MAX_SLEEP would wake
     # 0.5 ms early, inside TOLERANCE, and mint before the window opens.
-    from vertex_env.daemon import MAX_SLEEP
+    from vertex_env.sinks.daemon import MAX_SLEEP
 
     clock = Clock()
     keeper = ScriptedKeeper(clock)

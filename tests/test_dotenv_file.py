@@ -27,15 +27,14 @@ from dotenv import dotenv_values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vertex_env.cache import cache_dir
-from vertex_env.dotenv_file import (
+from vertex_env.errors import LockTimeoutError, SinkError
+from vertex_env.sinks.dotenv_file import (
     ALLOWED_VALUE_CHARS,
     update_dotenv,
     update_dotenv_text,
     write_dotenv,
 )
-from vertex_env.errors import LockTimeoutError, SinkError
-from vertex_env.files import writers_lock_path
+from vertex_env.system.files import cache_dir, writers_lock_path
 
 TOKEN = "ya29.a0AfB_byC-1x2Y3z_ABCdef-GHI.jkl_MNO-pqr"
 URL = "https://us-central1-aiplatform.googleapis.com/v1/projects/p/locations/us-central1/endpoints/openapi"
@@ -585,8 +584,8 @@ def test_a_writers_lock_held_past_the_deadline_is_exit_9_and_the_file_is_untouch
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from vertex_env import dotenv_file
-    from vertex_env.cli import main
+    from vertex_env.cli.group import main
+    from vertex_env.sinks import dotenv_file
 
     monkeypatch.setattr(dotenv_file, "LOCK_TIMEOUT", 0.5)
     path = tmp_path / ".env"
@@ -615,7 +614,7 @@ def test_an_unusable_private_directory_falls_back_to_locking_the_folder(
 ) -> None:
     """A symlink planted at the private directory: nothing is created through it, nothing beside the target,
     and writers still exclude each other (on the target's folder, within the deadline)."""
-    from vertex_env import dotenv_file
+    from vertex_env.sinks import dotenv_file
 
     elsewhere = tmp_path / "attacker"
     elsewhere.mkdir()
@@ -659,7 +658,7 @@ def test_dangling_symlink_creates_its_target(tmp_path: Path) -> None:
 FAILING_WRITER = textwrap.dedent(
     """
     import resource, signal, sys
-    from vertex_env.dotenv_file import write_dotenv
+    from vertex_env.sinks.dotenv_file import write_dotenv
     from vertex_env.errors import SinkError
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
@@ -693,7 +692,7 @@ def test_failed_write_leaves_old_file_and_no_temp_file(tmp_path: Path) -> None:
 KILLED_BEFORE_RENAME = textwrap.dedent(
     """
     import os, sys
-    from vertex_env.dotenv_file import write_dotenv
+    from vertex_env.sinks.dotenv_file import write_dotenv
     def die(*args, **kwargs):
         os._exit(3)  # killed between fsync and rename
     os.replace = die
@@ -753,7 +752,7 @@ def test_missing_directory_is_a_sink_error(tmp_path: Path) -> None:
 CONCURRENT_WRITER = textwrap.dedent(
     """
     import sys
-    from vertex_env.dotenv_file import write_dotenv
+    from vertex_env.sinks.dotenv_file import write_dotenv
     path, i = sys.argv[1], int(sys.argv[2])
     for j in range(20):
         write_dotenv(path, {f"W{i}_{j}": f"v{i}.{j}", "SHARED": f"w{i}"})
@@ -780,7 +779,7 @@ def test_concurrent_writer_processes_lose_no_key(tmp_path: Path) -> None:
 LOOPING_WRITER = textwrap.dedent(
     """
     import sys
-    from vertex_env.dotenv_file import write_dotenv
+    from vertex_env.sinks.dotenv_file import write_dotenv
     path = sys.argv[1]
     version = 0
     while True:

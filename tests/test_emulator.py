@@ -28,6 +28,7 @@ import openai
 import pytest
 from conftest import http
 
+from vertex_env.core.transport import make_request
 from vertex_env.emulator import (
     TOKEN_PREFIX,
     EmulatorAdminError,
@@ -39,7 +40,6 @@ from vertex_env.emulator import (
     write_impersonated_service_account,
     write_service_account,
 )
-from vertex_env.transport import make_request
 
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 TARGET_SA = "target@emulated-project.iam.gserviceaccount.com"
@@ -649,7 +649,7 @@ def test_emulator_command_prints_exports_and_stops_on_sigterm(tmp_path: Path) ->
 def test_emulator_command_help_ends_with_an_example() -> None:
     from click.testing import CliRunner
 
-    from vertex_env.cli import cli
+    from vertex_env.cli.group import cli
 
     result = CliRunner().invoke(cli, ["emulator", "--help"])
     assert result.exit_code == 0

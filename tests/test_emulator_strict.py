@@ -25,6 +25,7 @@ import openai
 import pytest
 from conftest import http as http_request
 
+from vertex_env.core.transport import make_request
 from vertex_env.emulator import (
     EmulatorServer,
     authorized_user_info,
@@ -34,7 +35,6 @@ from vertex_env.emulator import (
     write_impersonated_service_account,
     write_service_account,
 )
-from vertex_env.transport import make_request
 
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 TARGET_SA = "target@emulated-project.iam.gserviceaccount.com"

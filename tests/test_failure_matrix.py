@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 import vertex_env
-from vertex_env import transport
-from vertex_env.cli import main
+from vertex_env.cli.group import main
+from vertex_env.core import transport
 from vertex_env.emulator import (
     EmulatorServer,
     write_authorized_user,
@@ -34,7 +34,7 @@ from vertex_env.emulator import (
 )
 from vertex_env.environment import resolve
 from vertex_env.errors import VertexEnvError
-from vertex_env.proxy import BackgroundProxy
+from vertex_env.proxy.server import BackgroundProxy
 
 SA = "target-sa@test-project.iam.gserviceaccount.com"
 

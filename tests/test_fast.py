@@ -1,4 +1,4 @@
-"""The warm path (vertex_env.fast): the same bytes and exit codes as the click CLI, and no click on the way.
+"""The warm path (vertex_env.cli.entry): the same bytes and exit codes as the click CLI, and no click on the way.
 
 Each case runs the same command line twice on the same machine state — through `fast.run` and through the
 click CLI (`cli.main`) — and compares stdout, stderr and exit code; the table also says whether the warm path
@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 import vertex_env
-from vertex_env import fast
-from vertex_env.cli import main
+from vertex_env.cli import entry as fast
+from vertex_env.cli.group import main
 from vertex_env.emulator import EmulatorServer, write_authorized_user
 
 
@@ -147,22 +147,23 @@ def test_the_warm_path_prints_what_click_prints(
 
 def test_the_warm_path_parses_every_option_the_table_gives_its_commands() -> None:
     """No second list of flags: each option of the table for `token`/`export` is read by the warm parser."""
-    from vertex_env import config
+    from vertex_env.config import options as option_table
 
-    for command, kinds in config.COMMAND_KINDS.items():
-        for opt in config.ALL_OPTIONS:
+    for command, kinds in option_table.COMMAND_KINDS.items():
+        for opt in option_table.ALL_OPTIONS:
             args = [opt.flag] if opt.switch else [opt.flag, "some-value"]
             expected = {opt.name: True if opt.switch else args[1]}
             assert fast.parse(command, list(args)) == (expected if opt.kind in kinds else None)
 
 
 def test_no_click_option_of_the_table_reads_its_variable_through_click() -> None:
-    """Every table option's variable is read by `config.value`/`environment.resolve`, on both paths alike."""
+    """Every table option's variable is read by `option_table.value`/`environment.resolve`, on both paths alike."""
     import click
 
-    from vertex_env import cli, config
+    from vertex_env.cli import group as cli
+    from vertex_env.config import options as option_table
 
-    table_flags = {opt.flag for opt in config.ALL_OPTIONS}
+    table_flags = {opt.flag for opt in option_table.ALL_OPTIONS}
     seen: set[str] = set()
     context = click.Context(cli.cli)
     for name in cli.COMMANDS:
@@ -192,21 +193,28 @@ def test_the_console_script_serves_warm_commands_without_importing_click(
     allowed_ours = {
         "vertex_env",
         "vertex_env._version",
-        "vertex_env.fast",
-        "vertex_env.config",
-        "vertex_env.values",
-        "vertex_env.option_table",
-        "vertex_env.config_file",
-        "vertex_env.routing",
+        "vertex_env.cli.entry",
+        "vertex_env.config.profile",
+        "vertex_env.config.values",
+        "vertex_env.config.options",
+        "vertex_env.config.file",
+        "vertex_env.config.routing",
         "vertex_env.errors",
         "vertex_env.environment",
-        "vertex_env.tokens",
-        "vertex_env.access_token",
-        "vertex_env.digest",
-        "vertex_env.cache",
-        "vertex_env.files",
-        "vertex_env.credentials",
-        "vertex_env.render",
+        "vertex_env.core.source",
+        "vertex_env.core.token",
+        "vertex_env.system.digest",
+        "vertex_env.core.cache",
+        "vertex_env.system.files",
+        "vertex_env.core.credentials",
+        "vertex_env.sinks.render",
+        "vertex_env.system.quoting",
+        # the layers' packages: each __init__ is a docstring, nothing more
+        "vertex_env.cli",
+        "vertex_env.config",
+        "vertex_env.core",
+        "vertex_env.sinks",
+        "vertex_env.system",
     }
     never = {
         "click",
@@ -228,7 +236,7 @@ def test_the_console_script_serves_warm_commands_without_importing_click(
         "typing",
         "random",  # (secrets) only to name a temp file when writing
         "datetime",
-        "hashlib",  # the cache key's SHA-256 comes from CPython's built-in one (vertex_env.digest)
+        "hashlib",  # the cache key's SHA-256 comes from CPython's built-in one (vertex_env.system.digest)
         "_hashlib",
         "threading",  # the token core's locks are _thread's
     }
@@ -249,9 +257,15 @@ def test_the_console_script_serves_warm_commands_without_importing_click(
 def test_the_option_table_and_renderers_import_nothing_heavy() -> None:
     """config (and the table, checks and file reading under it) and render: no dataclasses (inspect, ast), no
     pathlib (urllib.parse, ipaddress), no typing, no json — the warm path's own share of its start-up."""
-    loaded = imports_of("import vertex_env.config, vertex_env.render, vertex_env.fast")
+    loaded = imports_of(
+        "import vertex_env.config.profile, vertex_env.sinks.render, vertex_env.cli.entry"
+    )
     assert not loaded & {"dataclasses", "inspect", "pathlib", "typing", "json", "urllib.parse"}
-    assert {"vertex_env.config", "vertex_env.option_table", "vertex_env.render"} <= loaded
+    assert {
+        "vertex_env.config.profile",
+        "vertex_env.config.options",
+        "vertex_env.sinks.render",
+    } <= loaded
 
 
 def imports_of(code: str) -> set[str]:
@@ -286,7 +300,9 @@ def imports(args: list[str]) -> set[str]:
     root = str(Path(vertex_env.__file__).resolve().parent.parent)
     paths = [root, *(p for p in sys.path if p.endswith("site-packages"))]
     setup = f"import sys; sys.path[:0] = {paths!r}; "
-    code = setup + ("from vertex_env.fast import entry_point; entry_point()" if args else "pass")
+    code = setup + (
+        "from vertex_env.cli.entry import entry_point; entry_point()" if args else "pass"
+    )
     result = subprocess.run(
         [sys.executable, "-S", "-X", "importtime", "-c", code, *args],
         capture_output=True,

@@ -1,4 +1,4 @@
-"""vertex_env.files: the one atomic write and the one lock with a deadline, used by every file vertex-env owns."""
+"""vertex_env.system.files: the one atomic write and the one lock with a deadline, used by every file vertex-env owns."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from vertex_env import files
 from vertex_env.errors import LockTimeoutError, SinkError
+from vertex_env.system import files
 
 
 def test_atomic_write_replaces_the_file_with_the_mode_and_leaves_no_temp_file(
@@ -31,7 +31,7 @@ KILLED_WRITER = textwrap.dedent(
     """
     import os, sys
     from pathlib import Path
-    from vertex_env import files
+    from vertex_env.system import files
     def die(*args, **kwargs):
         os._exit(3)  # killed between fsync and rename
     os.replace = die
@@ -100,8 +100,8 @@ def test_a_lock_path_that_is_a_symlink_or_a_fifo_is_refused(tmp_path: Path) -> N
 def test_a_profile_edit_leaves_no_lock_file_beside_a_linked_config(isolated_machine: Path) -> None:
     """config.toml is often a link into a dotfiles repository: its writers' lock is kept in the private
     directory, like a dotenv file's."""
-    from vertex_env import profiles
-    from vertex_env.cache import cache_dir
+    from vertex_env.config import editing as profiles
+    from vertex_env.system.files import cache_dir
 
     dotfiles = isolated_machine / "dotfiles"
     dotfiles.mkdir()
@@ -119,8 +119,8 @@ def test_a_profile_edit_leaves_no_lock_file_beside_a_linked_config(isolated_mach
 def test_cache_clear_removes_the_writers_lock_files_no_one_holds_and_keeps_a_held_one(
     isolated_machine: Path,
 ) -> None:
-    from vertex_env.cache import cache_dir
-    from vertex_env.cli import main
+    from vertex_env.cli.group import main
+    from vertex_env.system.files import cache_dir
 
     targets = [isolated_machine / f"p{i}" / ".env" for i in range(3)]
     for target in targets:
@@ -146,7 +146,7 @@ def test_a_writer_whose_lock_file_was_swept_between_open_and_lock_locks_the_new_
 ) -> None:
     """The interleaving `cache clear` can cause: the writer opened the lock file, the sweep unlinked it, then the
     writer locked the unlinked file — which excludes no one. The writer must notice and lock the file at the path."""
-    from vertex_env.cache import cache_dir
+    from vertex_env.system.files import cache_dir
 
     target = isolated_machine / ".env"
     lock = files.writers_lock_path(target, cache_dir())

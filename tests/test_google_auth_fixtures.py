@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from vertex_env.cli import main
+from vertex_env.cli.group import main
 from vertex_env.emulator import EmulatorServer
 from vertex_env.emulator.server import TOKEN_PREFIX
 from vertex_env.errors import EXIT_CODES

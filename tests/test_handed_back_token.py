@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from conftest import start_emulator
 
-from vertex_env.daemon import Daemon
+from vertex_env.core.source import HeldToken, Token, margin_for
 from vertex_env.emulator import EmulatorServer
 from vertex_env.environment import resolve
-from vertex_env.tokens import HeldToken, Token, margin_for
+from vertex_env.sinks.daemon import Daemon
 
 LIFE = 8  # seconds the emulator's tokens live; its metadata server refreshes its own with 1 s left
 

@@ -129,7 +129,7 @@ def session_env(
         f"#!{sys.executable}\nimport sys\n"
         f"with open({str(log)!r}, 'a') as fh:\n"
         "    fh.write(' '.join(['vertex-env', *sys.argv[1:]]) + '\\n')\n"
-        "from vertex_env.fast import entry_point\nentry_point()\n"
+        "from vertex_env.cli.entry import entry_point\nentry_point()\n"
     )
     (shims / "date").write_text(f'#!/bin/sh\necho "date $*" >> {log}\nexec /bin/date "$@"\n')
     for shim in shims.iterdir():
@@ -261,7 +261,7 @@ def test_bash_hook_keeps_prompt_command_entries_and_their_exit_status(
 
 def test_bash_hook_joins_an_array_prompt_command(isolated_machine: Path) -> None:
     require_tool("bash")
-    from vertex_env.commands.hook import hook_text
+    from vertex_env.cli.commands.hook import hook_text
 
     script = (
         "PROMPT_COMMAND=('echo one' 'echo two')\n"
@@ -294,7 +294,7 @@ def test_the_hook_sees_the_same_clock_as_date(shell: str, isolated_machine: Path
 
 def test_the_fish_clock_is_the_epoch(isolated_machine: Path) -> None:
     require_tool("fish")
-    from vertex_env.commands.hook import hook_text
+    from vertex_env.cli.commands.hook import hook_text
 
     script = hook_text("fish") + "\n__vertex_env_now\n"
     out = subprocess.run(
@@ -438,7 +438,7 @@ def test_the_hook_calls_vertex_env_by_its_absolute_path_whatever_characters_it_h
     shell: str, isolated_machine: Path
 ) -> None:
     """After the README's venv install vertex-env need not be on PATH: the hook names the program."""
-    from vertex_env.commands.hook import hook_text
+    from vertex_env.cli.commands.hook import hook_text
 
     runner = "bash" if shell == "direnv" else shell
     require_tool(runner)
@@ -476,7 +476,7 @@ def test_the_printed_hooks_and_unit_name_the_running_program() -> None:
 
 
 def test_a_unit_quotes_a_path_systemd_or_launchd_would_split_or_expand() -> None:
-    from vertex_env.commands.hook import hook_text
+    from vertex_env.cli.commands.hook import hook_text
 
     plist = hook_text("launchd", ["/opt/a&b/python3", "-m", "vertex_env"])
     assert "<string>/opt/a&amp;b/python3</string>\n        <string>-m</string>" in plist
@@ -488,7 +488,7 @@ def test_a_unit_quotes_a_path_systemd_or_launchd_would_split_or_expand() -> None
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish", "direnv"])
 def test_the_hook_gives_its_export_a_short_deadline(shell: str, isolated_machine: Path) -> None:
     """A hung endpoint must not freeze the prompt for the default 20 s: VERTEX_ENV_HOOK_TIMEOUT, default 5."""
-    from vertex_env.commands.hook import hook_text
+    from vertex_env.cli.commands.hook import hook_text
 
     runner = "bash" if shell == "direnv" else shell
     require_tool(runner)

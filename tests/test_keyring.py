@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import require_tool
 
-from vertex_env.cli import main
+from vertex_env.cli.group import main
 
 CREDENTIAL = {
     "type": "authorized_user",
@@ -49,7 +49,7 @@ def test_import_stores_the_file_in_the_secret_service_and_profiles_read_it_back(
     source.write_text(json.dumps(CREDENTIAL))
     result = in_secret_service(
         "vertex-env credentials import adc.json --name work --remove-source || exit 1\n"
-        "python -c \"from vertex_env.keyring_store import load_entry; import sys; sys.stdout.write(load_entry('work').decode())\"\n",
+        "python -c \"from vertex_env.core.keyring_store import load_entry; import sys; sys.stdout.write(load_entry('work').decode())\"\n",
         isolated_machine,
     )
     assert result.returncode == 0, result.stderr

@@ -63,3 +63,70 @@ def test_no_import_circle_even_through_lazy_imports() -> None:
 def test_the_circle_finder_finds_a_circle() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+# The layers, top to bottom: data flows down, imports never go up (DESIGN.md "Layers").
+# A module's layer is its package (vertex_env.cli.*, vertex_env.proxy.*, …) or, for the public modules that
+# keep their import paths, the layer it belongs to.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("vertex_env.cli", "vertex_env.__main__"),
+    ("vertex_env.proxy",),
+    ("vertex_env.sinks", "vertex_env.api", "vertex_env.testing"),
+    ("vertex_env.environment",),
+    ("vertex_env.core",),
+    ("vertex_env.emulator",),
+    ("vertex_env.config",),
+    ("vertex_env.system",),
+    ("vertex_env.errors", "vertex_env._version"),
+)
+# Who may use the emulator: the CLI (the `emulator` and `demo` commands) and the pytest plugin. It ships with the
+# product but nothing on a token's path leans on it.
+EMULATOR_USERS = ("vertex_env.cli", "vertex_env.testing", "vertex_env.emulator")
+
+
+def _layer(module: str) -> int | None:
+    for rank, prefixes in enumerate(LAYERS):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return rank
+    return None  # the package's __init__: the public face, above everything
+
+
+def _violations(graph: dict[str, set[str]]) -> list[str]:
+    found = []
+    for name, deps in sorted(graph.items()):
+        here = _layer(name)
+        for dep in sorted(deps):
+            there = _layer(dep)
+            if here is None or there is None:
+                continue
+            if there < here:
+                found.append(f"{name} imports {dep}, a layer above it")
+            elif dep.startswith("vertex_env.emulator") and not name.startswith(EMULATOR_USERS):
+                found.append(f"{name} imports the emulator")
+    return found
+
+
+def test_every_module_has_a_layer() -> None:
+    unplaced = [name for name in _modules() if _layer(name) is None and name != "vertex_env"]
+    assert unplaced == []
+
+
+def test_no_module_imports_from_a_layer_above_it_lazy_imports_included() -> None:
+    modules = _modules()
+    graph = {name: _imports(path, modules) - {name} for name, path in modules.items()}
+    assert {_layer(name) for name in graph} >= set(range(len(LAYERS)))  # every layer has modules
+    assert _violations(graph) == []
+
+
+def test_the_layer_check_finds_a_planted_upward_import() -> None:
+    graph = {
+        "vertex_env.core.source": {"vertex_env.config.profile", "vertex_env.sinks.render"},
+        "vertex_env.system.files": {"vertex_env.errors"},
+        "vertex_env.sinks.status": {"vertex_env.cli.group"},
+        "vertex_env.core.cache": {"vertex_env.emulator.state"},
+    }
+    assert _violations(graph) == [
+        "vertex_env.core.cache imports the emulator",
+        "vertex_env.core.source imports vertex_env.sinks.render, a layer above it",
+        "vertex_env.sinks.status imports vertex_env.cli.group, a layer above it",
+    ]

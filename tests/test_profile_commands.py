@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from conftest import start_emulator
 
-from vertex_env import config
-from vertex_env.cli import main
+from vertex_env.cli.group import main
+from vertex_env.config import file as config_file
+from vertex_env.config import profile as config
 from vertex_env.emulator import EmulatorServer
 from vertex_env.environment import resolve
 
@@ -23,7 +24,7 @@ def test_profile_set_stores_relative_write_paths_as_absolute_ones(
     project.mkdir()
     monkeypatch.chdir(project)
     assert main(["profile", "set", "dev", "write=.env,sub/../b.env,~/c.env,/abs/d.env"]) == 0
-    stored = config.read_config(config.config_path())["profiles"]["dev"]["write"]
+    stored = config_file.read_config(config_file.config_path())["profiles"]["dev"]["write"]
     assert stored == [str(project / ".env"), str(project / "b.env"), "~/c.env", "/abs/d.env"]
     os.chdir("/")
     profile = config.profile_from({"profile": "dev"}, dict(os.environ))
@@ -38,7 +39,7 @@ def emu(monkeypatch: pytest.MonkeyPatch, isolated_machine: Path) -> Iterator[Emu
 
 
 def three_profiles(isolated_machine: Path) -> Path:
-    cfg = config.config_path()
+    cfg = config_file.config_path()
     cfg.parent.mkdir(parents=True, exist_ok=True)
     cfg.write_text(
         'default_profile = "dev"\n'

@@ -27,12 +27,12 @@ import pytest
 from aiohttp import web
 from conftest import http, start_emulator, wait_for
 
-from vertex_env.cli import main
+from vertex_env.cli.group import main
 from vertex_env.emulator import TOKEN_PREFIX, EmulatorServer, write_authorized_user
 from vertex_env.environment import Environment, resolve
 from vertex_env.errors import CommandNotFoundError
-from vertex_env.proxy import BackgroundProxy, LoopbackProxy
-from vertex_env.proxy_run import run_with_proxy
+from vertex_env.proxy.run_proxy import run_with_proxy
+from vertex_env.proxy.server import BackgroundProxy, LoopbackProxy
 
 PROJECT = "test-project"
 BASE_PATH = f"/v1/projects/{PROJECT}/locations/us-central1/endpoints/openapi"

@@ -10,7 +10,7 @@ import pytest
 
 from vertex_env.emulator import EmulatorServer
 from vertex_env.environment import resolve
-from vertex_env.proxy import BackgroundProxy, new_event_loop, run_loop
+from vertex_env.proxy.server import BackgroundProxy, new_event_loop, run_loop
 
 
 def _is_uvloop(loop: asyncio.AbstractEventLoop) -> bool:

@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
-from vertex_env.cli import main
+from vertex_env.cli.group import main
 from vertex_env.emulator import TOKEN_PREFIX, EmulatorServer
 from vertex_env.environment import resolve
 from vertex_env.errors import ConfigError
-from vertex_env.proxy import (
+from vertex_env.proxy.server import (
     KEEPALIVE_TIMEOUT,
     MAX_BODY,
     BackgroundProxy,

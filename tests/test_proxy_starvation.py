@@ -19,7 +19,7 @@ import pytest
 
 from vertex_env.emulator import EmulatorServer
 from vertex_env.environment import resolve
-from vertex_env.proxy import MAX_CONNECTIONS, BackgroundProxy, LoopbackProxy
+from vertex_env.proxy.server import MAX_CONNECTIONS, BackgroundProxy, LoopbackProxy
 
 PROJECT = "test-project"
 BASE_PATH = f"/v1/projects/{PROJECT}/locations/us-central1/endpoints/openapi"

@@ -13,7 +13,7 @@ from test_proxy import BASE_PATH, post
 
 from vertex_env.emulator import EmulatorServer
 from vertex_env.environment import resolve
-from vertex_env.proxy import BackgroundProxy, LoopbackProxy
+from vertex_env.proxy.server import BackgroundProxy, LoopbackProxy
 
 #: A Vertex host that is not loopback (never resolved: the forward proxy, the emulator here, is asked for it).
 FAR_UPSTREAM = "http://vertex.example" + BASE_PATH

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vertex_env.errors import SinkError
-from vertex_env.render import (
+from vertex_env.sinks.render import (
     FORMATS,
     failure_output,
     render,

@@ -134,7 +134,7 @@ def test_disable_core_dumps_makes_the_process_undumpable() -> None:
     import ctypes
     import os
 
-    from vertex_env.hardening import disable_core_dumps
+    from vertex_env.system.hardening import disable_core_dumps
 
     pid = os.fork()
     if pid == 0:  # in a child: the test process keeps its own settings

@@ -21,7 +21,7 @@ from vertex_env.errors import (
     CommandNotFoundError,
     NestedRunError,
 )
-from vertex_env.run import check_not_nested, child_environment, spawn_and_wait
+from vertex_env.sinks.exec_child import check_not_nested, child_environment, spawn_and_wait
 
 TOKEN = "ya29.a0AfB_byC-1x2Y3z_ABCdef-GHI.jkl_MNO-pqr"
 VARIABLES = {
@@ -78,7 +78,7 @@ def test_spawn_and_wait_returns_every_exit_code() -> None:
 EXEC_EACH_CODE = textwrap.dedent(
     """
     import os, sys
-    from vertex_env.run import exec_command
+    from vertex_env.sinks.exec_child import exec_command
     results = []
     for code in range(256):
         pid = os.fork()
@@ -132,7 +132,7 @@ TRAPPING_CHILD = textwrap.dedent(
 SPAWNING_PARENT = textwrap.dedent(
     """
     import os, sys
-    from vertex_env.run import spawn_and_wait
+    from vertex_env.sinks.exec_child import spawn_and_wait
     sys.exit(spawn_and_wait(sys.argv[1:], dict(os.environ)))
     """
 )
@@ -177,7 +177,7 @@ EXEC_AND_REPORT = textwrap.dedent(
     """
     import os, sys
     from vertex_env.errors import VertexEnvError
-    from vertex_env.run import exec_command
+    from vertex_env.sinks.exec_child import exec_command
     try:
         exec_command(sys.argv[1:], dict(os.environ))
     except VertexEnvError as exc:
@@ -232,7 +232,7 @@ def test_exec_without_command_starts_the_shell(tmp_path: Path) -> None:
 
 
 def test_exec_flushes_buffered_output_first() -> None:
-    script = "import sys; from vertex_env.run import exec_command; print('before'); exec_command(['echo', 'after'], {'PATH': '/usr/bin:/bin'})"
+    script = "import sys; from vertex_env.sinks.exec_child import exec_command; print('before'); exec_command(['echo', 'after'], {'PATH': '/usr/bin:/bin'})"
     proc = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True
     )

@@ -1,4 +1,4 @@
-"""The refresh schedule (vertex_env.schedule) and the daemon loop driven by it through 24 simulated hours."""
+"""The refresh schedule (vertex_env.core.schedule) and the daemon loop driven by it through 24 simulated hours."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from vertex_env import schedule
-from vertex_env.daemon import Daemon
+from vertex_env.core import schedule
+from vertex_env.core.source import Token, margin_for
 from vertex_env.errors import TransientError
-from vertex_env.tokens import Token, margin_for
+from vertex_env.sinks.daemon import Daemon
 
 DAY = 86400.0
 

@@ -28,9 +28,9 @@ from conftest import start_emulator
 from prometheus_client.parser import text_string_to_metric_families
 
 from vertex_env.emulator import TOKEN_PREFIX, EmulatorServer
-from vertex_env.loop_thread import LoopThread
-from vertex_env.loopback import read_key_file
-from vertex_env.sidecar import parse_ops_listen
+from vertex_env.proxy.serving import parse_ops_listen
+from vertex_env.system.loop_thread import LoopThread
+from vertex_env.system.loopback import read_key_file
 
 PROJECT = "test-project"
 BASE_PATH = f"/v1/projects/{PROJECT}/locations/us-central1/endpoints/openapi"
@@ -46,7 +46,7 @@ class Serve:
     def __init__(self, *args: str, python_prelude: str | None = None) -> None:
         command = [sys.executable, "-m", "vertex_env", "serve", "--json", *args]
         if python_prelude is not None:
-            code = f"{python_prelude}\nimport sys\nfrom vertex_env.cli import entry_point\nsys.argv[0] = 'vertex-env'\nentry_point()"
+            code = f"{python_prelude}\nimport sys\nfrom vertex_env.cli.group import entry_point\nsys.argv[0] = 'vertex-env'\nentry_point()"
             command = [sys.executable, "-c", code, "serve", "--json", *args]
         self.process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -369,9 +369,9 @@ def test_serve_help_names_the_metrics_extra() -> None:
 
 def test_export_and_token_never_import_prometheus_client(emu: EmulatorServer) -> None:
     code = (
-        "import sys\nfrom vertex_env.cli import main\n"
+        "import sys\nfrom vertex_env.cli.group import main\n"
         "for argv in (['token'], ['export']):\n    assert main(argv) == 0\n"
-        "print('prometheus_client' in sys.modules, 'vertex_env.metrics' in sys.modules)"
+        "print('prometheus_client' in sys.modules, 'vertex_env.proxy.metrics' in sys.modules)"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

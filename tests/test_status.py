@@ -1,4 +1,4 @@
-"""`vertex-env status`: the report built by the core (vertex_env.status) and printed by the command."""
+"""`vertex-env status`: the report built by the core (vertex_env.sinks.status) and printed by the command."""
 
 from __future__ import annotations
 
@@ -28,12 +28,10 @@ def imported_modules(path: Path) -> set[str]:
     return names
 
 
-#: Above the command layer: the click group and the console script's entry point (fast.py, __main__.py).
-TOP = {"cli.py", "fast.py", "__main__.py"}
+#: The command layer and above: the cli package (click group, entry point, commands) and __main__.py.
+TOP = {"cli", "__main__.py"}
 CORE = sorted(
-    path
-    for path in PACKAGE.rglob("*.py")
-    if path.relative_to(PACKAGE).parts[0] not in {*TOP, "commands"}
+    path for path in PACKAGE.rglob("*.py") if path.relative_to(PACKAGE).parts[0] not in TOP
 )
 
 
@@ -42,18 +40,18 @@ def test_core_modules_take_nothing_from_the_command_layer(path: Path) -> None:
     upward = {
         name
         for name in imported_modules(path)
-        if name.startswith(("vertex_env.commands", "vertex_env.cli"))
+        if name.startswith(("vertex_env.cli.commands", "vertex_env.cli.group"))
     }
     assert not upward, f"{path.name} reaches up into {sorted(upward)}"
 
 
 def test_the_status_core_has_no_click_and_the_command_imports_it_plainly() -> None:
-    core = imported_modules(PACKAGE / "status.py")
+    core = imported_modules(PACKAGE / "sinks" / "status.py")
     assert not {name for name in core if name.split(".")[0] == "click"}
-    assert "vertex_env.daemon" in core
-    command = imported_modules(PACKAGE / "commands" / "status.py")
+    assert "vertex_env.sinks.daemon" in core
+    command = imported_modules(PACKAGE / "cli" / "commands" / "status.py")
     assert "importlib.import_module" not in command and "importlib" not in command
-    assert "vertex_env.status.collect" in command
+    assert "vertex_env.sinks.status.collect" in command
 
 
 def test_collect_takes_an_environment_and_returns_the_report(
@@ -62,7 +60,7 @@ def test_collect_takes_an_environment_and_returns_the_report(
     import os
 
     from vertex_env.environment import resolve
-    from vertex_env.status import collect
+    from vertex_env.sinks.status import collect
 
     env = resolve(environ={**os.environ, "VERTEX_ENV_LOCATION": "europe-west4"})
     report, error = collect(env)
@@ -81,7 +79,7 @@ LABEL_WIDTH = len("quota_project: ")
 
 
 def status_text(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    from vertex_env.cli import main
+    from vertex_env.cli.group import main
 
     code = main(["status", *args])
     return code, capsys.readouterr().out
@@ -106,8 +104,8 @@ def test_status_rows_are_never_blank_and_share_one_label_column(
 def test_status_names_the_keyring_backend_as_a_person_knows_it(
     emu: EmulatorServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from vertex_env.keyring_store import backend_name
-    from vertex_env.status import keyring_label
+    from vertex_env.core.keyring_store import backend_name
+    from vertex_env.sinks.status import keyring_label
 
     _, out = status_text(capsys)
     assert "keyring.backends." not in out

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from vertex_env.cache import TokenCache, cache_dir
-from vertex_env.cli import main
+from vertex_env.cli.group import main
+from vertex_env.core.cache import TokenCache
 from vertex_env.emulator import (
     EmulatorServer,
     write_authorized_user,
@@ -25,6 +25,7 @@ from vertex_env.emulator import (
 )
 from vertex_env.emulator.server import TOKEN_PREFIX
 from vertex_env.environment import resolve
+from vertex_env.system.files import cache_dir
 
 SA = "target-sa@test-project.iam.gserviceaccount.com"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import start_emulator
 
-from vertex_env import credentials
-from vertex_env.access_token import Token
+from vertex_env.core import credentials
+from vertex_env.core.token import Token
 from vertex_env.emulator import EmulatorServer
 from vertex_env.environment import resolve
 

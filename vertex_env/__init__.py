@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from vertex_env._version import __version__
 
-TYPE_CHECKING = False  # typing stays off the warm `export` path (vertex_env.fast)
+TYPE_CHECKING = False  # typing stays off the warm `export` path (vertex_env.cli.entry)
 if TYPE_CHECKING:
     from typing import Any
 
@@ -21,9 +21,9 @@ if TYPE_CHECKING:
         openai_client,
         token_provider,
     )
+    from vertex_env.core.source import Token, TokenSource
     from vertex_env.environment import Environment, resolve
     from vertex_env.errors import VertexEnvError
-    from vertex_env.tokens import Token, TokenSource
 
 __all__ = [
     "AsyncTokenProvider",
@@ -44,8 +44,8 @@ __all__ = [
 _LAZY = {
     "Environment": "vertex_env.environment",
     "resolve": "vertex_env.environment",
-    "Token": "vertex_env.tokens",
-    "TokenSource": "vertex_env.tokens",
+    "Token": "vertex_env.core.source",
+    "TokenSource": "vertex_env.core.source",
     "VertexEnvError": "vertex_env.errors",
     "AsyncTokenProvider": "vertex_env.api",
     "TokenProvider": "vertex_env.api",

@@ -1,5 +1,5 @@
 """`python -m vertex_env` runs the CLI."""
 
-from vertex_env.fast import entry_point
+from vertex_env.cli.entry import entry_point
 
 entry_point()

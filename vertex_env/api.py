@@ -23,9 +23,9 @@ import threading
 from collections.abc import AsyncGenerator, Generator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from vertex_env.core.source import HeldToken, Token
 from vertex_env.environment import RESOLVE_OPTIONS, Environment, resolve
 from vertex_env.errors import ConfigError
-from vertex_env.tokens import HeldToken, Token
 
 if TYPE_CHECKING:
     import httpx

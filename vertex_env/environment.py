@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from vertex_env import config
-from vertex_env.config import Profile, emulator_host
-from vertex_env.tokens import Token, TokenSource
+from vertex_env.config import options as option_table
+from vertex_env.config import profile as config
+from vertex_env.config.profile import Profile
+from vertex_env.config.routing import emulator_host
+from vertex_env.core.source import Token, TokenSource
 
-TYPE_CHECKING = False  # typing stays off the warm `export` path (vertex_env.fast)
+TYPE_CHECKING = False  # typing stays off the warm `export` path (vertex_env.cli.entry)
 if TYPE_CHECKING:
     from typing import Any
 
@@ -126,8 +128,8 @@ def names_to_unset(environ: Mapping[str, str]) -> tuple[str, ...]:
 #: The keyword options `resolve()` takes: the table's options that describe the profile and its cache.
 RESOLVE_OPTIONS = frozenset(
     opt.name
-    for opt in config.ALL_OPTIONS
-    if opt.kind in (config.FIELD, config.COMMON) and opt.name != "profile"
+    for opt in option_table.ALL_OPTIONS
+    if opt.kind in (option_table.FIELD, option_table.COMMON) and opt.name != "profile"
 )
 
 
@@ -140,7 +142,7 @@ def resolve(
 ) -> Environment:
     """Resolve the Environment: the one path from options to a profile and its token source.
 
-    Keyword arguments are the options of the table `vertex_env.config.ALL_OPTIONS` that describe the profile and
+    Keyword arguments are the options of the table `vertex_env.config.profile.ALL_OPTIONS` that describe the profile and
     its cache (project=, location=, …, no_cache=, debug=), as the command line gives them (None: not given); each one
     not given is read from its VERTEX_ENV_* variable, then the config file, Google's variables and defaults.
     `use_cache=False` is `no_cache=True`.
@@ -154,20 +156,20 @@ def resolve(
         given["no_cache"] = not use_cache
 
     def from_credential(p: Profile) -> tuple[str, str] | None:
-        from vertex_env.credentials import credential_project
+        from vertex_env.core.credentials import credential_project
 
         return credential_project(p, env)
 
     def quota_from_credential(p: Profile) -> tuple[str, str] | None:
-        from vertex_env.credentials import credential_quota_project
+        from vertex_env.core.credentials import credential_quota_project
 
         return credential_quota_project(p, env)
 
-    no_cache = config.value("no_cache", given, env)
-    if config.value("debug", given, env):
+    no_cache = option_table.value("no_cache", given, env)
+    if option_table.value("debug", given, env):
         # The switch travels with the environment the credential code sees (this private copy), so the
         # transport it builds logs whether --debug or VERTEX_ENV_DEBUG asked for it.
-        env[config.ALL_BY_NAME["debug"].env] = "1"
+        env[option_table.ALL_BY_NAME["debug"].env] = "1"
     prof = config.profile_from(
         given,
         env,

@@ -200,7 +200,7 @@ class OfflineVertex:
 
     def clear_cache(self) -> None:
         """Empty the private token cache (the next token request goes to the emulator)."""
-        from vertex_env.cache import TokenCache
+        from vertex_env.core.cache import TokenCache
 
         TokenCache(self.cache_dir).clear()
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from vertex_env.files import atomic_write
+from vertex_env.system.files import atomic_write
 
 DEFAULT_PROJECT_ID = "emulated-project"
 DEFAULT_ACCOUNT = "user@example.com"

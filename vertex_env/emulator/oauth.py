@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from vertex_env.config import CLOUD_PLATFORM_SCOPE
+from vertex_env.config.values import CLOUD_PLATFORM_SCOPE
 from vertex_env.emulator.faults import OAUTH_ERRORS, EmulatorError
 from vertex_env.emulator.state import EmulatorState, IssuedToken, rsa_verifier
 

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from vertex_env.config import ORIGINAL_HOST_HEADER
+from vertex_env.config.routing import ORIGINAL_HOST_HEADER
 from vertex_env.emulator import admin_api, iam, metadata, oauth, vertex
 from vertex_env.emulator.faults import OAUTH_ERRORS, EmulatorError, Fault, ScriptedReply
 from vertex_env.emulator.google_errors import google_error, status_error
 from vertex_env.emulator.state import DEFAULT_PROJECT_ID, TOKEN_PREFIX, EmulatorState
-from vertex_env.loop_thread import LoopThread
-from vertex_env.loopback import is_loopback
+from vertex_env.system.loop_thread import LoopThread
+from vertex_env.system.loopback import is_loopback
 
 if TYPE_CHECKING:
     from vertex_env.emulator.admin import EmulatorAdmin

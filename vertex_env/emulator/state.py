@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from vertex_env.config import CLOUD_PLATFORM_SCOPE
+from vertex_env.config.values import CLOUD_PLATFORM_SCOPE
 from vertex_env.emulator.faults import (
     KINDS,
     EmulatorError,

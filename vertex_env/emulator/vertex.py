@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from vertex_env.config import CLOUD_PLATFORM_SCOPE
+from vertex_env.config.values import CLOUD_PLATFORM_SCOPE
 from vertex_env.emulator import google_errors
 from vertex_env.emulator.google_errors import VERTEX_SERVICE, google_error, status_error
 from vertex_env.emulator.state import EmulatorState, IssuedToken, bearer_value

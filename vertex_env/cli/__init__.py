@@ -1,0 +1,1 @@
+"""The command line: the click group, the warm entry point (entry.py) and one module per command (commands/)."""

@@ -1,0 +1,222 @@
+"""`vertex-env serve`: the authenticated loopback proxy as a long-running service (sidecars, editors, many apps).
+
+stdout carries only the product: POSIX `export` statements (or one JSON line) with the base URL and the key;
+everything for a person goes to stderr. The key is random per run unless fixed by a file or the environment —
+never by an argument, which any user of the machine can read in the process list.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from vertex_env.cli.commands.options import port_option, profile_options
+from vertex_env.environment import resolve
+from vertex_env.errors import SinkError
+from vertex_env.system.hardening import disable_core_dumps
+from vertex_env.system.loopback import KEY_ENV, check_loopback, fixed_key
+
+if TYPE_CHECKING:
+    from vertex_env.proxy.serving import Sidecar
+
+LISTEN_ENV = "VERTEX_ENV_PROXY_LISTEN"
+PORT_ENV = "VERTEX_ENV_PROXY_PORT"
+WRITE_ENV_ENV = "VERTEX_ENV_PROXY_WRITE_ENV"
+KEY_FILE_ENV = "VERTEX_ENV_PROXY_KEY_FILE"
+LOG_FORMAT_ENV = "VERTEX_ENV_PROXY_LOG_FORMAT"
+DRAIN_TIMEOUT_ENV = "VERTEX_ENV_PROXY_DRAIN_TIMEOUT"
+OPS_LISTEN_ENV = "VERTEX_ENV_PROXY_OPS_LISTEN"
+
+_EXAMPLES = """\b
+Examples:
+  vertex-env serve --port 8787 --write-env .env &     # then any app reads .env
+  vertex-env serve --project my-project --json        # {"base_url": ..., "api_key": ...}
+  vertex-env serve --port 8787 --key-file /key/key --ops-listen 0.0.0.0:9090 --log-format json
+"""
+
+
+# The examples go in the epilog so that they come last, after the options, as in every command's help.
+@click.command(epilog=_EXAMPLES)
+@click.option(
+    "--listen",
+    "--bind",
+    "listen_host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar=LISTEN_ENV,
+    metavar="ADDRESS",
+    help=f"Loopback address to listen on (127.0.0.1, ::1 or localhost; nothing else). [env: {LISTEN_ENV}]",
+)
+@port_option(PORT_ENV)
+@click.option(
+    "--write-env",
+    "write_env",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    envvar=WRITE_ENV_ENV,
+    metavar="PATH",
+    help=f"Write OPENAI_BASE_URL and OPENAI_API_KEY to this dotenv file (mode 0600) instead of stdout. [env: {WRITE_ENV_ENV}]",
+)
+@click.option(
+    "--key-file",
+    "key_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    envvar=KEY_FILE_ENV,
+    metavar="FILE",
+    help=f"Read a fixed local key from FILE (default: random per run; or set {KEY_ENV}). [env: {KEY_FILE_ENV}]",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON line (base_url, api_key, host, port) instead of shell code.",
+)
+@click.option(
+    "--log-format",
+    "log_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    envvar=LOG_FORMAT_ENV,
+    help=f"stderr as today's text, or one JSON object a line (a line per request too). [env: {LOG_FORMAT_ENV}]",
+)
+@click.option(
+    "--drain-timeout",
+    "drain_timeout",
+    type=click.FloatRange(0, 3600),
+    default=25.0,
+    show_default=True,
+    envvar=DRAIN_TIMEOUT_ENV,
+    metavar="SECONDS",
+    help=f"On SIGTERM, let in-flight requests and streams finish this long, then exit 0. [env: {DRAIN_TIMEOUT_ENV}]",
+)
+@click.option(
+    "--ops-listen",
+    "ops_listen",
+    default=None,
+    envvar=OPS_LISTEN_ENV,
+    metavar="HOST:PORT",
+    help=f"Also serve /healthz, /readyz and /metrics (nothing else) here, on any address: for probes and scrapers. [env: {OPS_LISTEN_ENV}]",
+)
+@profile_options
+def serve(
+    options: dict[str, Any],
+    listen_host: str,
+    port: int,
+    write_env: Path | None,
+    key_file: Path | None,
+    as_json: bool,
+    log_format: str,
+    drain_timeout: float,
+    ops_listen: str | None,
+) -> int:
+    """Run the authenticated loopback proxy until Ctrl-C or SIGTERM.
+
+    Clients use the printed OPENAI_BASE_URL (the Vertex path on 127.0.0.1) and OPENAI_API_KEY (a local key).
+    The proxy swaps the key for a fresh Google token on every request, so no client ever sees a token expire.
+
+    Without the key: GET /healthz (the process serves), GET /readyz (a fresh token is held or can be minted;
+    503 otherwise and while draining) and GET /metrics (Prometheus text; needs the extra vertex-env[metrics],
+    404 without it). SIGTERM drains: no new connections, in-flight requests and streams finish, exit 0.
+    """
+    from vertex_env.proxy.serving import ObservedTokenSource, parse_ops_listen
+
+    check_loopback(listen_host)  # before any credential work: a wrong address is a usage mistake
+    disable_core_dumps()  # a long-lived holder of tokens and the key: no core file with them in it
+    ops_address = parse_ops_listen(ops_listen) if ops_listen else None
+    key = fixed_key(key_file, os.environ)
+    env = resolve(**options)
+
+    from vertex_env.proxy.metrics import load as load_metrics
+    from vertex_env.proxy.server import LoopbackProxy, describe, run_loop
+    from vertex_env.proxy.serving import Sidecar, configure_logging
+
+    configure_logging(log_format)
+    tokens = ObservedTokenSource(env.token_source)
+    env = env.replace(token_source=tokens.as_token_source())
+    proxy = LoopbackProxy.for_environment(env, key=key, host=listen_host, port=port)
+    sidecar = Sidecar(
+        proxy,
+        tokens,
+        metrics=load_metrics(tokens.expires_in),
+        log_requests=log_format == "json",
+        drain_timeout=drain_timeout,
+        ops_listen=ops_address,
+    ).attach()
+    run_loop(sidecar.run(lambda: _announce(sidecar, write_env, as_json, log_format)))
+    counters = describe(proxy.stats)
+    _note(log_format, "stopped", f"stopped {counters}", stats=json.loads(counters))
+    return 0
+
+
+def _note(log_format: str, event: str, text: str, **fields: Any) -> None:
+    """A line for the operator on stderr: today's text, or a JSON log event."""
+    if log_format == "json":
+        import logging
+
+        logging.getLogger("vertex_env.serve").info(text, extra={"event": event, "fields": fields})
+    else:
+        click.echo(f"vertex-env serve: {text}", err=True)
+
+
+def _write_env_file(path: Path, variables: dict[str, str]) -> None:
+    """Set the two variables in the dotenv file, keeping its other lines; the file ends up 0600.
+
+    An existing file is made private before the key goes in (the rewrite keeps the mode it finds); a new one
+    is created 0600. The write itself is atomic (temp file in the same folder, then rename).
+    """
+    from vertex_env.sinks.dotenv_file import write_dotenv
+
+    try:
+        os.chmod(os.path.realpath(path), 0o600)
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        raise SinkError(f"cannot make {path} private: {err.strerror or err}") from None
+    write_dotenv(path, variables)
+
+
+def _announce(sidecar: Sidecar, write_env: Path | None, as_json: bool, log_format: str) -> None:
+    proxy = sidecar.proxy
+    variables = proxy.variables()
+    if write_env is not None:
+        _write_env_file(write_env, variables)
+        _note(
+            log_format,
+            "wrote_env",
+            f"wrote OPENAI_BASE_URL and OPENAI_API_KEY to {write_env}",
+            path=str(write_env),
+        )
+    elif as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "base_url": proxy.base_url,
+                    "api_key": proxy.key,
+                    "host": proxy.host,
+                    "port": proxy.port,
+                }
+            )
+        )
+    else:
+        from vertex_env.sinks.render import render
+
+        click.echo(render(variables, "sh"), nl=False)
+    sys.stdout.flush()  # a parent reading our stdout must see the variables now, not at exit
+    ops = f"; probes and metrics also on port {sidecar.ops_port}" if sidecar.ops_port else ""
+    _note(
+        log_format,
+        "listening",
+        f"proxy for {proxy.upstream} listening on {proxy.base_url}{ops}",
+        base_url=proxy.base_url,
+        ops_port=sidecar.ops_port,
+        metrics=sidecar.metrics is not None,
+    )
+    if log_format != "json":
+        click.echo("vertex-env serve: press Ctrl-C to stop", err=True)

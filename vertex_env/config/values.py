@@ -1,0 +1,212 @@
+"""Checks of single values: project ids, locations, hosts, emails, durations, switches, formats.
+
+Each validator takes the raw text (or number) and returns the value or raises ConfigError saying what is
+accepted; the option table (vertex_env.config.options) decides whether a failure is a usage or a config error.
+This module imports only the standard library's `re`; it is on the warm `export` path.
+"""
+
+from __future__ import annotations
+
+import re
+
+from vertex_env.errors import ConfigError
+
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+DEFAULT_LOCATION = "us-central1"
+DEFAULT_ENDPOINT = "openapi"
+DEFAULT_API_VERSION = "v1"
+DEFAULT_MIN_TTL = 300
+DEFAULT_LIFETIME = 3600
+MAX_LIFETIME = 43200
+#: Seconds one command may spend reaching Google, across every retry (the prompt hooks pass a shorter one).
+DEFAULT_TIMEOUT = 20
+MAX_TIMEOUT = 600
+API_VERSIONS = ("v1", "v1beta1")
+
+# Every pattern is applied with re.fullmatch (`$` would let a trailing newline through: CI secrets carry one),
+# and compiled on first use by re's own cache, not at import: most commands check only a few of them.
+_PROJECT_RE = r"(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]"
+_LOCATION_RE = r"global|us|eu|[a-z]+-[a-z]+[0-9]{1,2}"
+_ENDPOINT_RE = r"openapi|[0-9]{1,20}"
+#: A host name with an optional :port (what --host and VERTEX_ENV_EMULATOR_HOST take).
+HOST_PATTERN = (
+    r"(?=[^:]{1,253}(?::|\Z))[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(?::[0-9]{1,5})?"
+)
+_EMAIL_RE = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
+_PROFILE_NAME_RE = r"[A-Za-z0-9_.-]{1,64}"
+#: Longest piece of a user's value an error message repeats.
+SHOWN_CHARS = 80
+
+
+def shown(value: object) -> str:
+    """`repr(value)` for an error message, cut to SHOWN_CHARS (a 5,000-character value is not echoed whole)."""
+    text = repr(value)
+    if len(text) <= SHOWN_CHARS:
+        return text
+    return f"{text[: SHOWN_CHARS - 1]}…({len(str(value))} chars)"
+
+
+_DURATION_RE = r"\s*([0-9]+)\s*(s|m|h)?\s*"
+
+
+def parse_duration(value: str | int, what: str) -> int:
+    """Seconds from `3600`, `3600s`, `60m` or `1h`."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = re.fullmatch(_DURATION_RE, str(value))
+    if not match:
+        raise ConfigError(
+            f"invalid {what} {shown(str(value))}: expected seconds, or a number with s, m or h (e.g. 300, 5m, 1h)"
+        )
+    number, unit = int(match.group(1)), match.group(2) or "s"
+    return number * {"s": 1, "m": 60, "h": 3600}[unit]
+
+
+def format_duration(seconds: float) -> str:
+    """`1h05m`, `4m10s`, `42s`, or `3.5s` under ten seconds (the inverse of parse_duration, for people)."""
+    if seconds < 10:
+        return f"{max(seconds, 0.0):.1f}s"
+    s = int(seconds)
+    if s >= 3600:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"
+
+
+def _check(pattern: str, value: str, what: str, accepted: str) -> str:
+    if not re.fullmatch(pattern, value):
+        raise ConfigError(f"invalid {what} {shown(value)}: expected {accepted}")
+    return value
+
+
+def validate_project(value: str) -> str:
+    return _check(
+        _PROJECT_RE,
+        value,
+        "project",
+        "a project id: 6-30 lowercase letters, digits or hyphens, starting with a letter",
+    )
+
+
+def validate_location(value: str) -> str:
+    return _check(
+        _LOCATION_RE, value, "location", "'global' or a region such as us-central1 or europe-west4"
+    )
+
+
+def validate_endpoint(value: str) -> str:
+    return _check(_ENDPOINT_RE, value, "endpoint", "'openapi' (Gemini) or a numeric endpoint id")
+
+
+def validate_api_version(value: str) -> str:
+    if value not in API_VERSIONS:
+        raise ConfigError(
+            f"invalid api version {shown(value)}: expected one of {', '.join(API_VERSIONS)}"
+        )
+    return value
+
+
+def validate_host(value: str) -> str:
+    if value.split(":")[0] in ("0.0.0.0", "::", "[::]"):
+        raise ConfigError(
+            f"invalid host {shown(value)}: an unspecified address is not an API host "
+            "(to choose where `serve` listens, use --listen)"
+        )
+    return _check(
+        HOST_PATTERN,
+        value,
+        "host",
+        "a host name with an optional :port, without scheme or path (e.g. my-psc.p.googleapis.com)",
+    )
+
+
+def validate_email(value: str) -> str:
+    return _check(
+        _EMAIL_RE, value, "service account", "an email such as sa@project.iam.gserviceaccount.com"
+    )
+
+
+def validate_lifetime(value: str | int) -> int:
+    seconds = parse_duration(value, "lifetime")
+    if not 1 <= seconds <= MAX_LIFETIME:
+        raise ConfigError(f"invalid lifetime {seconds}s: expected 1s to 12h (43200s)")
+    return seconds
+
+
+def validate_min_ttl(value: str | int) -> int:
+    seconds = parse_duration(value, "min TTL")
+    if not 0 <= seconds <= 3000:
+        raise ConfigError(
+            f"invalid min TTL {seconds}s: expected 0 to 50m (3000s); tokens live at most 1h by default"
+        )
+    return seconds
+
+
+def validate_timeout(value: str | int) -> int:
+    seconds = parse_duration(value, "timeout")
+    if not 1 <= seconds <= MAX_TIMEOUT:
+        raise ConfigError(f"invalid timeout {seconds}s: expected 1s to 10m ({MAX_TIMEOUT}s)")
+    return seconds
+
+
+def validate_scopes(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    items = [
+        s.strip() for s in (value.replace(",", " ").split() if isinstance(value, str) else value)
+    ]
+    items = [s for s in items if s]
+    if not items:
+        raise ConfigError("invalid scopes '': expected one or more https:// scope URLs")
+    for scope in items:
+        if not scope.startswith("https://"):
+            raise ConfigError(
+                f"invalid scope {shown(scope)}: expected an https:// scope URL such as {CLOUD_PLATFORM_SCOPE}"
+            )
+    return tuple(items)
+
+
+def validate_credentials(value: str) -> str:
+    if not value.strip():
+        raise ConfigError("invalid credentials '': expected a file path or keyring:NAME")
+    if value.startswith("keyring:") and not re.fullmatch(
+        _PROFILE_NAME_RE, value[len("keyring:") :]
+    ):
+        raise ConfigError(
+            f"invalid credentials {shown(value)}: expected keyring:NAME with NAME of letters, digits, . _ -"
+        )
+    return value
+
+
+def validate_profile_name(value: str) -> str:
+    return _check(_PROFILE_NAME_RE, value, "profile name", "letters, digits, '.', '_' or '-'")
+
+
+#: Boolean values of a switch's environment variable (those click accepts); anything else is a usage error.
+TRUE_WORDS = ("1", "true", "t", "yes", "y", "on")
+FALSE_WORDS = ("0", "false", "f", "no", "n", "off")
+#: `export` formats that print text; SHELL_FORMATS set variables in a live shell (`export --unset` undoes them).
+FORMATS = ("sh", "fish", "powershell", "cmd", "dotenv", "json")
+SHELL_FORMATS = ("sh", "fish", "powershell", "cmd")
+#: `export` formats that set up a CI job (vertex_env.sinks.ci) rather than print shell text.
+CI_FORMATS = ("github", "gitlab", "circleci")
+
+
+def parse_switch(value: str | bool) -> bool:
+    """A switch from the command line (True) or from its variable (`1`, `yes`, `off`, … as click reads them)."""
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return word in TRUE_WORDS
+    raise ConfigError(
+        f"invalid value {shown(value)}: expected 1, true, yes or on; 0, false, no or off"
+    )
+
+
+def validate_format(value: str) -> str:
+    if value not in FORMATS + CI_FORMATS:
+        raise ConfigError(
+            f"invalid format {shown(value)}: expected one of {', '.join(FORMATS + CI_FORMATS)}"
+        )
+    return value

@@ -1,0 +1,280 @@
+"""google-auth's exceptions → one readable line in vertex-env's error family (errors.py), with its exit code.
+
+google-auth raises several unrelated exceptions from `refresh()`: `RefreshError` (OAuth2 token endpoint, IAM,
+metadata), `OAuthError` (every STS exchange: workload and workforce identity), `TransportError` (network),
+`DefaultCredentialsError` (a credential it cannot use), and plain `ValueError`/`TypeError` (a key it cannot
+sign with, or a body that is not a token response). Their text is a Python tuple or a urllib3 retry report.
+
+The classification uses evidence, not guesses: the transport (`vertex_env.core.transport.RoutedRequest`) records
+the last URL asked for and the last answer. No answer from Google means the problem is local (exit 5, with
+google-auth's own reason); Google's `error` / `error_description` decide between reauth (6), invalid_grant (7),
+transient (8) and refused (12).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from vertex_env.errors import (
+    AuthError,
+    CredentialFileError,
+    InvalidGrantError,
+    ReauthRequiredError,
+    TransientError,
+    VertexEnvError,
+)
+
+_TOKENISH = re.compile(
+    r"(ya29\.[A-Za-z0-9._~+/=-]+|eyJ[A-Za-z0-9._-]{20,}|1//[A-Za-z0-9._-]{10,}|GOCSPX-[A-Za-z0-9_-]+)"
+)
+# `client_secret=…`, `"refresh_token": "…"`, `assertion=…` as a token endpoint may echo a request back.
+_SECRET_FIELD = re.compile(
+    r"""(?P<key>\b(?:client_secret|refresh_token|access_token|id_token|subject_token|actor_token|assertion|"""
+    r"""password|private_key|rapt_token|code)\b\\?["']?\s*[=:]\s*\\?["']?)(?P<value>[^\s"'&,;)}\\]+)""",
+    re.IGNORECASE,
+)
+_RETRYABLE_ERRORS = frozenset(
+    {"server_error", "temporarily_unavailable", "internal_failure", "rate_limit_exceeded"}
+)
+_RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+_MAX_TEXT = 240
+_INVALID_GRANT_HINTS = {
+    "authorized_user": "run `gcloud auth application-default login`",
+    "service_account": "the key may be deleted or disabled: create a new key for the service account",
+    "external_account": "check the subject token and the workload identity provider's audience and conditions",
+    "external_account_authorized_user": "run `gcloud auth application-default login --login-config=…` again",
+}
+
+
+def redact(text: str) -> str:
+    """Remove anything shaped like an access token, JWT, refresh token or client secret from a message."""
+    text = _SECRET_FIELD.sub(lambda m: f"{m.group('key')}[redacted]", text)
+    return _TOKENISH.sub("[redacted]", text)
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(redact(text).split())
+    return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + "…"
+
+
+def _as_mapping(value: Any) -> dict[str, Any] | None:
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, (str, bytes)):
+        try:
+            parsed = json.loads(value)
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return parsed if isinstance(parsed, dict) else None
+    return None
+
+
+def google_error(err: BaseException) -> tuple[str | None, str | None, str | None]:
+    """(error, error_description, error_subtype) from whatever body google-auth put in the exception's args:
+    an OAuth2/STS body `{"error": "invalid_grant", …}` or a Google API body `{"error": {"status", "message"}}`."""
+    return _body_error(*err.args)
+
+
+def _body_error(*bodies: Any) -> tuple[str | None, str | None, str | None]:
+    for arg in bodies:
+        data = _as_mapping(arg)
+        if not data:
+            continue
+        error = data.get("error")
+        if isinstance(error, dict):  # Google API error (IAM, metadata)
+            status = error.get("status") or error.get("code")
+            message = error.get("message")
+            return (
+                str(status) if status is not None else None,
+                str(message) if message else None,
+                None,
+            )
+        if isinstance(error, str):
+            desc = data.get("error_description")
+            subtype = data.get("error_subtype")
+            return error, (str(desc) if desc else None), (str(subtype) if subtype else None)
+    return None, None, None
+
+
+def network_reason(text: str) -> str:
+    """What a urllib3/requests failure report means, in a few words."""
+    lowered = text.lower()
+    if "read timed out" in lowered or ("timeouterror" in lowered and "read" in lowered):
+        return "timed out waiting for an answer"
+    if "timed out" in lowered or "connecttimeout" in lowered:
+        return "connection timed out"
+    if (
+        "nameresolution" in lowered
+        or "name or service not known" in lowered
+        or "failed to resolve" in lowered
+    ):
+        return "cannot resolve the host name"
+    errno = re.search(r"\[Errno -?\d+\] ([^'\"()\]]+)", text)
+    if errno:
+        return errno.group(1).strip().rstrip(".").lower()
+    if "remotedisconnected" in lowered or "connection aborted" in lowered:
+        return "the connection was closed without an answer"
+    if "connection reset" in lowered:
+        return "the connection was reset"
+    if "ssl" in lowered:
+        return "TLS handshake failed"
+    first = re.split(r"\(Caused by|: HTTP", text)[0]
+    return _one_line(first)
+
+
+def readable(err: BaseException) -> str:
+    """One line for any google-auth exception: Google's error and description, else its first message."""
+    error, desc, _subtype = google_error(err)
+    if error:
+        return _one_line(f"{error}: {desc}" if desc else error)
+    text = str(err.args[0]) if err.args else str(err)
+    if "Max retries exceeded" in text or ("Connection" in text and "Pool" in text):
+        return network_reason(text)
+    if text.startswith("Error code "):  # google-auth's OAuthError rendering of a non-JSON body
+        text = text[len("Error code ") :]
+    return _one_line(text) or type(err).__name__
+
+
+def _host(url: str | None) -> str | None:
+    return urlsplit(url).hostname if url else None
+
+
+def _describe_local(err: BaseException, info: dict[str, Any] | None) -> str:
+    """google-auth's own reason for refusing a credential before it asked Google anything."""
+    if info is not None and info.get("type") == "service_account":
+        kind = _private_key_kind(str(info.get("private_key") or ""))
+        if kind and kind != "RSA":
+            return (
+                f"the service account key is an {kind} private key; Google's OAuth2 token endpoint "
+                "takes RS256-signed assertions only (create a JSON key with "
+                "`gcloud iam service-accounts keys create`)"
+            )
+    text = readable(err)
+    return text if isinstance(err, Exception) and text else type(err).__name__
+
+
+def _private_key_kind(pem: str) -> str | None:
+    if not pem:
+        return None
+    try:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except (ImportError, ValueError, TypeError):
+        return None
+    if isinstance(key, rsa.RSAPrivateKey):
+        return "RSA"
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return "EC"
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return "Ed25519"
+    return type(key).__name__
+
+
+def classify(
+    err: BaseException,
+    *,
+    label: str,
+    credential_type: str,
+    request: Any = None,
+    info: dict[str, Any] | None = None,
+) -> VertexEnvError:
+    """The VertexEnvError for an exception google-auth raised while minting a token.
+
+    `request` is the RoutedRequest the refresh used (its `last_url` / `last_response` tell whether Google
+    answered); `label` names the credential (its path or keyring entry) for local problems.
+    """
+    import google.auth.exceptions as gexc
+
+    from vertex_env.config.routing import is_google_host
+
+    last = getattr(request, "last_response", None)
+    last_host = _host(last[0]) if last else None
+    google_answered = last is not None and last_host is not None and is_google_host(last_host)
+    status: int | None = last[1] if google_answered and last is not None else None
+
+    if isinstance(err, (gexc.TransportError, gexc.TimeoutError)):
+        asked = _host(getattr(request, "last_url", None))
+        reason = network_reason(str(err))
+        if asked and not is_google_host(asked):
+            return CredentialFileError(
+                f"the credential's own token source {asked} did not answer ({reason}); "
+                f"check the credential_source of {label} and the environment it expects"
+            )
+        where = f"Google ({asked})" if asked else "Google"
+        emulator = getattr(request, "emulator", None)
+        if (
+            emulator
+        ):  # VERTEX_ENV_EMULATOR_HOST routes every Google call there: Google was never asked
+            where = f"the emulator at {emulator}" + (f" (standing in for {asked})" if asked else "")
+        return TransientError(f"could not reach {where} to refresh the token: {reason}")
+
+    if not isinstance(
+        err, gexc.GoogleAuthError
+    ):  # ValueError, TypeError, KeyError from google-auth
+        if google_answered and last is not None and _as_mapping(last[2]) is None:
+            return TransientError(
+                f"{last_host} answered HTTP {status} with a body that is not a token response; "
+                "a proxy or captive portal may be in the way"
+            )
+        return CredentialFileError(
+            f"cannot use the credential in {label}: {_describe_local(err, info)}"
+        )
+
+    error, desc, subtype = google_error(err)
+    if error is None and last is not None and google_answered and last[1] >= 400:
+        # google-auth dropped the body (reauth): the transport kept Google's own answer.
+        error, desc, subtype = _body_error(last[2])
+    text = readable(err)
+    said = f" (HTTP {status})" if status else ""
+    if (
+        subtype in ("invalid_rapt", "rapt_required")
+        or "invalid_rapt" in (error or "", desc or "")
+        or "invalid_rapt" in str(err)
+        or "reauthentication is needed" in str(err).lower()
+    ):
+        return ReauthRequiredError(
+            "Google requires you to reauthenticate (invalid_rapt)",
+            hint="run `gcloud auth application-default login` again",
+        )
+    if isinstance(err, gexc.ReauthFailError):
+        return ReauthRequiredError(
+            f"Google requires you to reauthenticate: {text}",
+            hint="run `gcloud auth application-default login` again",
+        )
+    if error == "invalid_grant" or (error is None and "invalid_grant" in str(err)):
+        what = (
+            "refresh token"
+            if credential_type in ("authorized_user", "external_account_authorized_user")
+            else "credential"
+        )
+        return InvalidGrantError(
+            f"the {what} was revoked or has expired (invalid_grant)"
+            + (f": {_one_line(desc)}" if desc else ""),
+            hint=_INVALID_GRANT_HINTS.get(
+                credential_type.split(" ")[0],
+                "run `gcloud auth application-default login`, or create a new key for the service account",
+            ),
+        )
+    if (
+        (status in _RETRYABLE_STATUS)
+        or error in _RETRYABLE_ERRORS
+        or getattr(err, "retryable", False)
+        or (status is None and google_answered and re.search(r"\b(5\d\d|429)\b", str(err)))
+    ):
+        return TransientError(f"Google's token service kept failing{said}: {text}")
+    if not google_answered or (status is not None and status < 400 and error is None):
+        if google_answered:
+            return TransientError(
+                f"{last_host} answered{said} without a token ({text}); "
+                "a proxy or captive portal may be in the way"
+            )
+        cause = err.__cause__ or err.__context__
+        if cause is not None and str(cause) and str(cause) not in text:
+            text = f"{text}: {_describe_local(cause, None)}"
+        return CredentialFileError(f"cannot use the credential in {label}: {text}")
+    return AuthError(f"Google refused the credential{said}: {text}")

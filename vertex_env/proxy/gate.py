@@ -1,0 +1,135 @@
+"""The proxy's gate and header rules: what may pass (key, Host, path) and which header fields go through.
+
+`Gate.refusal(request)` is the one check in front of the forwarding code (as aws-vault's server middleware):
+an OpenAI-shaped error response for a request that must not be forwarded, None for one that may go.
+`filtered()` drops hop-by-hop fields, those a Connection header names, and what the proxy replaces itself.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+from urllib.parse import unquote
+
+from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
+
+if TYPE_CHECKING:
+    from vertex_env.proxy.guard import ConnectionGuard
+
+# RFC 9110 §7.6.1 hop-by-hop fields, plus Proxy-Connection (non-standard, still sent by some clients).
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# Never forwarded upstream: the local key, the client's idea of our host, and a length recomputed from the body.
+REQUEST_DROP = HOP_BY_HOP | {"authorization", "host", "content-length"}
+RESPONSE_DROP = HOP_BY_HOP
+_REFUSED_METHODS = frozenset({"CONNECT", "TRACE"})
+
+
+def error(
+    status: int, message: str, code: str, kind: str = "invalid_request_error"
+) -> web.Response:
+    """An OpenAI-shaped error, so SDKs show the message as they would one of OpenAI's."""
+    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    headers = {"WWW-Authenticate": 'Bearer realm="vertex-env"'} if status == 401 else None
+    return web.json_response(body, status=status, headers=headers)
+
+
+def connection_tokens(headers: Mapping[str, str] | CIMultiDictProxy[str]) -> set[str]:
+    named: set[str] = set()
+    getall = getattr(headers, "getall", None)
+    values: Iterable[str] = getall("Connection", []) if getall else [headers.get("Connection", "")]
+    for value in values:
+        named.update(part.strip().lower() for part in value.split(",") if part.strip())
+    return named
+
+
+def filtered(headers: CIMultiDictProxy[str], drop: frozenset[str]) -> CIMultiDict[str]:
+    """`headers` without the `drop` fields and those their Connection header names (built in one go: this
+    runs twice per request)."""
+    if "Connection" in headers:
+        drop = drop | connection_tokens(headers)
+    return CIMultiDict([item for item in headers.items() if item[0].lower() not in drop])
+
+
+def unsafe_suffix(suffix: str) -> bool:
+    """Dot segments and encoded separators could walk a normalising server out of the Vertex base."""
+    if "%" not in suffix and "/." not in suffix and "\\" not in suffix and "\x00" not in suffix:
+        return (
+            False  # the common case: nothing to decode, no dot segment (`suffix` starts with "/")
+        )
+    for segment in suffix.split("/"):
+        decoded = unquote(segment)
+        if decoded in (".", "..") or "/" in decoded or "\\" in decoded or "\x00" in decoded:
+            return True
+    return False
+
+
+def host_name(host: str) -> str:
+    """The name in a Host header, without port or IPv6 brackets, lowercased."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.split(":", 1)[0]
+
+
+class Gate:
+    """The checks every request passes before it is forwarded: origin-form, a loopback Host (no DNS
+    rebinding), the local key (constant time), a path under the Vertex base without dot segments."""
+
+    def __init__(self, key: str, bound: str, base_path: str) -> None:
+        self._key_bytes = f"Bearer {key}".encode("ascii")
+        self.base_path = base_path
+        self.allowed_hosts = frozenset({bound, "localhost", "127.0.0.1", "::1"})
+        self._host_values: frozenset[str] = frozenset()  # the exact Host headers clients send
+
+    def listening(self, port: int) -> None:
+        """The port is known: the Host values clients send are then matched without parsing them."""
+        self._host_values = frozenset(
+            f"[{name}]:{port}" if ":" in name else f"{name}:{port}" for name in self.allowed_hosts
+        )
+
+    def refusal(
+        self, request: web.Request, guard: ConnectionGuard | None = None
+    ) -> web.Response | None:
+        """Why this request is not forwarded, as the response to give; None when it may go."""
+        raw = request.raw_path
+        if not raw.startswith("/") or request.method in _REFUSED_METHODS:
+            # Absolute-form (`GET http://evil.example/`), authority-form (CONNECT) and TRACE: not a proxy.
+            return error(
+                400, "vertex-env proxy: only origin-form requests are served", "bad_request"
+            )
+        host = request.headers.get("Host")
+        if (
+            host is not None
+            and host not in self._host_values
+            and host_name(host) not in self.allowed_hosts
+        ):
+            # DNS rebinding: a web page may resolve its own name to 127.0.0.1, never make it the Host.
+            return error(421, "vertex-env proxy: wrong Host", "misdirected_request")
+        supplied = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
+        if not hmac.compare_digest(supplied, self._key_bytes):
+            return error(
+                401,
+                "vertex-env proxy: missing or wrong API key; use the OPENAI_API_KEY it printed",
+                "invalid_api_key",
+            )
+        if guard is not None:
+            guard.authenticated(request.transport)
+        path = raw.split("?", 1)[0]
+        base = self.base_path
+        if not path.startswith(base + "/") or unsafe_suffix(path[len(base) :]):
+            return error(404, f"vertex-env proxy serves only {base}/...", "not_found")
+        return None

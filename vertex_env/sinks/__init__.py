@@ -1,0 +1,1 @@
+"""Where the variables go: shell text, dotenv files, an exec'd child, CI files, the daemon, status."""

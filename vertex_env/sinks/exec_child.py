@@ -1,0 +1,225 @@
+"""The child-process sink: a command started with the variables in its environment (never in its argv)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from types import FrameType
+from typing import Any, NoReturn
+
+from vertex_env.errors import (
+    CommandNotExecutableError,
+    CommandNotFoundError,
+    NestedRunError,
+    SinkError,
+)
+
+ACTIVE = "VERTEX_ENV_ACTIVE"
+# Every signal a terminal, a shell or a supervisor sends to a program: the child gets each one (SIGKILL and
+# SIGSTOP cannot be caught; PR_SET_PDEATHSIG covers our death on Linux).
+_FORWARDED = (
+    "SIGHUP",
+    "SIGINT",
+    "SIGQUIT",
+    "SIGTERM",
+    "SIGUSR1",
+    "SIGUSR2",
+    "SIGALRM",
+    "SIGWINCH",
+    "SIGCONT",
+    "SIGTSTP",
+    "SIGINFO",
+    "SIGPWR",
+)
+# Sent by the terminal to its whole foreground process group, the child included: not sent a second time.
+_FROM_TERMINAL = ("SIGINT", "SIGQUIT", "SIGTSTP")
+#: Older names of OPENAI_BASE_URL that clients still read first (langchain-openai, openai<1.0): a stale one
+#: from the parent shell would send the child elsewhere, so it is replaced by the base URL we set.
+BASE_URL_ALIASES = ("OPENAI_API_BASE",)
+
+
+def child_environment(parent: Mapping[str, str], variables: Mapping[str, str]) -> dict[str, str]:
+    """The parent's environment with the variables set over any stale ones, and VERTEX_ENV_ACTIVE=1.
+
+    Every OPENAI_* name vertex-env knows is ours in the child: set from `variables`, or (an alias of the base
+    URL the parent had) replaced by our base URL."""
+    env = dict(parent)
+    env.update(variables)
+    base_url = variables.get("OPENAI_BASE_URL")
+    if base_url:
+        for alias in BASE_URL_ALIASES:
+            if alias in env and alias not in variables:
+                env[alias] = base_url
+    env[ACTIVE] = "1"
+    return env
+
+
+#: What `run` sets in the child whatever an --env-file says (GOOGLE_CLOUD_* too with --google).
+OWN_NAMES = (
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "VERTEX_ENV_EXPIRES_AT",
+    "OPENAI_API_BASE",
+    ACTIVE,
+)
+GOOGLE_NAMES = ("GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION")
+
+
+def replaced_names(file_values: Mapping[str, str], *, google: bool) -> list[str]:
+    """The names an env file sets that vertex-env's own values replace in the child."""
+    own = OWN_NAMES + (GOOGLE_NAMES if google else ())
+    return [name for name in file_values if name in own]
+
+
+def read_env_files(paths: Sequence[str]) -> dict[str, str]:
+    """The variables of dotenv files (`run --env-file`, as `op run` and `docker --env-file` take them), a later
+    file winning over an earlier one. Values are taken as written: no `${VAR}` expansion, nothing executed.
+    A file that cannot be read is an error (exit 9), not an empty set of variables."""
+    import io
+
+    from dotenv import dotenv_values
+
+    values: dict[str, str] = {}
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+        except FileNotFoundError:
+            raise SinkError(f"env file {path} not found") from None
+        except IsADirectoryError:
+            raise SinkError(f"env file {path} is a folder, not a dotenv file") from None
+        except UnicodeDecodeError as err:
+            raise SinkError(
+                f"cannot read env file {path}: byte {err.start} is not UTF-8 text"
+            ) from None
+        except OSError as err:
+            raise SinkError(f"cannot read env file {path}: {err.strerror or err}") from None
+        for name, value in dotenv_values(stream=io.StringIO(text), interpolate=False).items():
+            if value is not None:  # a bare NAME line sets nothing
+                values[name] = value
+    return values
+
+
+def check_not_nested(parent_env: Mapping[str, str], force: bool) -> None:
+    """Refuse to run inside another `vertex-env run`: the outer token would shadow nothing, but it is a mistake."""
+    if parent_env.get(ACTIVE) and not force:
+        raise NestedRunError(
+            f"already inside `vertex-env run` ({ACTIVE} is set)", hint="pass --force to run anyway"
+        )
+
+
+def default_command(env: Mapping[str, str]) -> list[str]:
+    """No command given: the user's shell."""
+    return [env.get("SHELL") or "/bin/sh"]
+
+
+def exec_command(argv: Sequence[str], env: Mapping[str, str]) -> NoReturn:
+    """Replace this process with argv (PATH searched in env). Where exec is impossible, spawn and mirror."""
+    args = list(argv) or default_command(env)
+    _flush()
+    try:
+        os.execvpe(args[0], args, dict(env))
+    except OSError as exc:
+        raise _exec_error(args[0], exc) from exc
+
+
+def spawn_and_wait(argv: Sequence[str], env: Mapping[str, str]) -> int:
+    """Run argv as a child that must not outlive us; its exit code (128+N if killed by N).
+
+    Every signal a terminal or supervisor sends (`_FORWARDED`) is passed on to the child, except SIGINT,
+    SIGQUIT and SIGTSTP while we are the foreground process group of a terminal: the terminal already sent
+    them to the child too. On Linux the child gets SIGTERM when we die, even by SIGKILL (PR_SET_PDEATHSIG), so
+    it never keeps talking to a port another user could then take. Handlers can only be installed from the
+    main thread; elsewhere the child gets no forwarded signals.
+    """
+    args = list(argv) or default_command(env)
+    child: subprocess.Popen[bytes] | None = None
+    pending: list[int] = []
+    from_terminal = {getattr(signal, name) for name in _FROM_TERMINAL if hasattr(signal, name)}
+    stop = getattr(signal, "SIGTSTP", None)
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        if not (signum in from_terminal and _in_terminal_foreground()):
+            if child is None:
+                pending.append(signum)
+            elif child.poll() is None:
+                child.send_signal(signum)
+        if signum == stop:
+            os.kill(
+                os.getpid(), signal.SIGSTOP
+            )  # suspended along with the child, as the shell expects
+
+    previous: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}
+    if threading.current_thread() is threading.main_thread():
+        for name in _FORWARDED:
+            signum = getattr(signal, name, None)
+            if signum is not None:
+                previous[signum] = signal.signal(signum, forward)
+    try:
+        _flush()
+        try:
+            child = subprocess.Popen(args, env=dict(env), preexec_fn=_die_with_parent())
+        except OSError as exc:
+            raise _exec_error(args[0], exc) from exc
+        for signum in pending:
+            child.send_signal(signum)
+        code = child.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 128 - code if code < 0 else code
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """For Popen's preexec_fn on Linux: the child gets SIGTERM when this thread's process dies. Everything it
+    needs is looked up here, before the fork; the child only calls prctl and getppid."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    from vertex_env.system.hardening import PR_SET_PDEATHSIG
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+    term = int(signal.SIGTERM)
+
+    def in_child() -> None:
+        prctl(PR_SET_PDEATHSIG, term, 0, 0, 0)
+        if os.getppid() != parent:  # we died between fork and prctl: the signal would never come
+            os.kill(os.getpid(), term)
+
+    return in_child
+
+
+def _in_terminal_foreground() -> bool:
+    """True when we are in the foreground of a controlling terminal (so Ctrl-C reached the child as well)."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+
+
+def _exec_error(command: str, exc: OSError) -> CommandNotFoundError | CommandNotExecutableError:
+    if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+        return CommandNotFoundError(f"command not found: {command}")
+    return CommandNotExecutableError(f"cannot execute {command}: {exc.strerror or exc}")

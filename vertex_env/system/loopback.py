@@ -1,0 +1,139 @@
+"""What the loopback services (the proxy, the emulator) accept: this machine's addresses, and the proxy's local key.
+
+Light on purpose (no aiohttp): `serve` checks its arguments and reads its key file before the proxy is imported.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+
+from vertex_env.errors import ConfigError
+from vertex_env.system.quoting import quote_sh
+
+__all__ = [
+    "DEFAULT_HOST",
+    "KEY_ENV",
+    "MIN_KEY_LENGTH",
+    "check_key",
+    "check_loopback",
+    "fixed_key",
+    "is_loopback",
+    "new_key",
+    "read_key_file",
+]
+
+DEFAULT_HOST = "127.0.0.1"
+#: The variable that fixes the proxy's local key (never a command-line argument: argv is world-readable).
+KEY_ENV = "VERTEX_ENV_PROXY_KEY"
+#: Shortest local key accepted from a file or the environment (token_urlsafe(32) makes 43 characters).
+MIN_KEY_LENGTH = 32
+#: Largest key file read: a key is a line, not a document.
+_MAX_KEY_FILE = 4096
+
+
+def new_key() -> str:
+    """A random local key for one proxy run: 32 bytes from `secrets`, URL-safe (43 characters)."""
+    return secrets.token_urlsafe(32)
+
+
+def _bare(host: str) -> str:
+    name = host.strip()
+    if name.startswith("[") and name.endswith("]"):
+        name = name[1:-1]
+    return name
+
+
+def is_loopback(host: str) -> bool:
+    """True for `localhost` and any loopback address (127.0.0.0/8, ::1), bracketed or not."""
+    name = _bare(host)
+    if name.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def check_loopback(host: str) -> str:
+    """The address to bind for `host` if it is loopback (127.0.0.0/8, ::1, localhost); ConfigError otherwise."""
+    if not is_loopback(host):
+        raise ConfigError(
+            f"refusing to listen on {host!r}: the proxy serves this machine only",
+            hint="use 127.0.0.1, ::1 or localhost; anyone who reaches it spends your Google credentials",
+        )
+    name = _bare(host)
+    if name.lower() == "localhost":
+        return (
+            DEFAULT_HOST  # one address: an ephemeral port is not shared between 127.0.0.1 and ::1
+        )
+    return str(ipaddress.ip_address(name))
+
+
+def check_key(key: str) -> str:
+    if len(key) < MIN_KEY_LENGTH or any(c.isspace() for c in key) or not key.isascii():
+        raise ConfigError(
+            f"invalid proxy key: expected at least {MIN_KEY_LENGTH} printable ASCII characters without spaces",
+            hint="generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
+        )
+    return key
+
+
+def _kubelet_secret(st: os.stat_result) -> bool:
+    """A Kubernetes secret mounted with `defaultMode: 0400` under the pod's `fsGroup`: the kubelet makes it
+    root-owned, 0440, group fsGroup. Accepted only for a non-root process whose own group is that group."""
+    return (
+        st.st_uid == 0 != os.geteuid()
+        and st.st_gid == os.getegid()
+        and stat.S_IMODE(st.st_mode) == 0o440
+    )
+
+
+def read_key_file(path: Path) -> str:
+    """The key in `path`, refused as ssh refuses a private key others could read: the file (a symlink is
+    followed) must be a regular file owned by us or root, with no group or other permission bits — except
+    the form the kubelet gives a 0400 secret under `fsGroup` (root-owned 0440, our own group)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as err:
+        raise ConfigError(f"cannot read key file {path}: {err.strerror or err}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"key file {path} is not a regular file")
+        if st.st_uid not in (os.geteuid(), 0):
+            raise ConfigError(
+                f"key file {path} belongs to another user (uid {st.st_uid}); refusing a key others control",
+                hint="use a key file of your own, mode 0600",
+            )
+        if st.st_mode & 0o077 and not _kubelet_secret(st):
+            raise ConfigError(
+                f"key file {path} is accessible by others (mode {stat.S_IMODE(st.st_mode):04o}); refusing it",
+                hint=f"run: chmod 600 {quote_sh(str(path))}",
+            )
+        data = os.read(fd, _MAX_KEY_FILE + 1)
+    except OSError as err:
+        raise ConfigError(f"cannot read key file {path}: {err.strerror or err}") from None
+    finally:
+        os.close(fd)
+    if len(data) > _MAX_KEY_FILE:
+        raise ConfigError(f"key file {path} is over {_MAX_KEY_FILE} bytes: not a key")
+    try:
+        key = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ConfigError(f"key file {path} is not UTF-8 text") from None
+    if not key:
+        raise ConfigError(f"key file {path} is empty")
+    return check_key(key)
+
+
+def fixed_key(key_file: Path | None, environ: Mapping[str, str]) -> str | None:
+    """The key fixed by a key file, else by VERTEX_ENV_PROXY_KEY; None for a random key per run."""
+    if key_file is not None:
+        return read_key_file(key_file)
+    key = environ.get(KEY_ENV) or None
+    return check_key(key) if key is not None else None
