@@ -11,7 +11,64 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any
+from typing import Any, Literal, TypedDict, cast
+
+
+class VertexRequest(TypedDict):
+    """One request the emulator received on a Vertex surface (admin `GET vertex`); never a token."""
+
+    id: int
+    time: float
+    method: str
+    path: str
+    #: The Host header the client sent (the emulator's own address unless a client set another).
+    host: str
+    #: The Google host vertex-env's transport seam rewrote to the emulator, when it did.
+    original_host: str | None
+    #: The host Vertex serves the URL's location on: `aiplatform.googleapis.com` (global) or `{loc}-…`.
+    google_host: str | None
+    version: str | None
+    project: str | None
+    location: str | None
+    #: `openapi`, a deployed endpoint's ID, or None (catalog, endpoints list).
+    endpoint: str | None
+    endpoint_display_name: str | None
+    #: `chat/completions`, `embeddings`, `publisher_models`, `endpoints` or `models` (the HTML 404).
+    operation: str | None
+    model: str | None
+    stream: bool
+    #: The x-goog-user-project header, if sent.
+    user_project: str | None
+    status: int | None
+    #: The ErrorInfo reason (or status name) of a refusal; None when answered.
+    reason: str | None
+    fault: str | None
+    token_id: int | None
+
+
+class CatalogEntry(TypedDict):
+    """One Model Garden model (publisher google) and the locations serving it."""
+
+    id: str
+    version_id: str
+    launch_stage: str
+    open_source_category: str
+    kind: Literal["chat", "embedding"]
+    #: As configured: `["*"]` for every location, else the list.
+    locations: list[str]
+    #: Every location serving it, `global` first.
+    served_in: list[str]
+
+
+class DeployedEndpoint(TypedDict):
+    """A self-deployed endpoint: its numeric ID answers chat completions and embeddings."""
+
+    id: str
+    display_name: str
+    project: str
+    location: str
+    model: str
+    create_time: float
 
 
 class EmulatorAdminError(RuntimeError):
@@ -107,12 +164,82 @@ class EmulatorAdmin:
         self._call("DELETE", "reply")
 
     def requests(self, kind: str | None = None, limit: int | None = None) -> dict[str, Any]:
-        """`{"requests": [...], "chat": [...]}`: recent requests and chat bodies/headers, secrets masked."""
+        """`{"requests": [...], "chat": [...], "vertex": [...]}`: recent requests, chat bodies/headers and Vertex
+        requests (see `vertex_requests`), secrets masked."""
         query = urllib.parse.urlencode(
             {name: value for name, value in (("kind", kind), ("limit", limit)) if value is not None}
         )
         result: dict[str, Any] = self._call("GET", "requests" + (f"?{query}" if query else ""))
         return result
+
+    def vertex_requests(self, limit: int | None = None) -> list[VertexRequest]:
+        """Recent requests to Vertex surfaces, oldest first: host, project, location, endpoint, model,
+        x-goog-user-project, status and refusal reason (never a token)."""
+        query = f"?limit={int(limit)}" if limit is not None else ""
+        return cast("list[VertexRequest]", self._call("GET", "vertex" + query)["vertex"])
+
+    def catalog(self) -> list[CatalogEntry]:
+        """The Model Garden catalog the emulator serves (publisher google), with where each model is served."""
+        return cast("list[CatalogEntry]", self._call("GET", "catalog")["models"])
+
+    def put_model(
+        self,
+        model_id: str,
+        *,
+        locations: str | list[str] = "*",
+        launch_stage: str = "GA",
+        version_id: str = "001",
+        kind: Literal["chat", "embedding"] = "chat",
+        open_source_category: str = "PROPRIETARY",
+    ) -> list[CatalogEntry]:
+        """Add `model_id` (no `google/` prefix) to the catalog, or replace it; `locations` "*" is everywhere.
+        Returns the catalog."""
+        body = {
+            "id": model_id,
+            "locations": locations,
+            "launch_stage": launch_stage,
+            "version_id": version_id,
+            "kind": kind,
+            "open_source_category": open_source_category,
+        }
+        return cast("list[CatalogEntry]", self._call("POST", "catalog", body)["models"])
+
+    def remove_model(self, model_id: str) -> list[CatalogEntry]:
+        """Take `model_id` out of the catalog (a chat naming it then gets Google's 404)."""
+        return cast(
+            "list[CatalogEntry]", self._call("DELETE", "catalog", {"id": model_id})["models"]
+        )
+
+    def reset_catalog(self) -> list[CatalogEntry]:
+        """Back to the seeded catalog."""
+        return cast("list[CatalogEntry]", self._call("DELETE", "catalog")["models"])
+
+    def endpoints(self) -> list[DeployedEndpoint]:
+        """The deployed (self-deployed model) endpoints."""
+        return cast("list[DeployedEndpoint]", self._call("GET", "endpoints")["endpoints"])
+
+    def deploy_endpoint(
+        self,
+        display_name: str,
+        *,
+        location: str,
+        model: str,
+        project: str | None = None,
+        endpoint_id: str | None = None,
+    ) -> DeployedEndpoint:
+        """Create an endpoint serving `model` in `location` (a region) of `project` (default: the emulator's
+        project_id); Vertex-shaped numeric ID unless `endpoint_id` is given."""
+        body: dict[str, Any] = {"display_name": display_name, "location": location, "model": model}
+        if project is not None:
+            body["project"] = project
+        if endpoint_id is not None:
+            body["id"] = endpoint_id
+        return cast("DeployedEndpoint", self._call("POST", "endpoints", body))
+
+    def undeploy_endpoint(self, endpoint_id: str | None = None) -> int:
+        """Remove one endpoint, or every one; returns how many went."""
+        body = {"id": endpoint_id} if endpoint_id is not None else None
+        return int(self._call("DELETE", "endpoints", body)["removed"])
 
     def tokens(self) -> list[dict[str, Any]]:
         """What the emulator knows of each token it issued (id, grant, principal, scopes, expiry) — no values."""

@@ -1,4 +1,5 @@
-"""The `/__emulator/` admin API: faults, scripted replies, config, clock, keys, records and counters.
+"""The `/__emulator/` admin API: faults, scripted replies, config, clock, keys, the Model Garden catalog, deployed
+endpoints, records and counters.
 
 `GET /__emulator/` lists it; `admin.py` is its client.
 """
@@ -10,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from vertex_env.emulator.catalog import CatalogModel
 from vertex_env.emulator.faults import (
     FAULT_TARGETS,
     OAUTH_ERRORS,
@@ -82,6 +84,7 @@ async def requests(state: EmulatorState, request: web.Request) -> web.StreamResp
         {
             "requests": state.requests(kind=kind, limit=limit),
             "chat": state.chat_requests(limit),
+            "vertex": state.vertex_requests(limit),
         }
     )
 
@@ -125,6 +128,68 @@ async def clock_advance(state: EmulatorState, request: web.Request) -> web.Strea
         return state.advance_clock(seconds)
 
     return await _admin_call(request, apply)
+
+
+async def catalog_list(state: EmulatorState, request: web.Request) -> web.StreamResponse:
+    return web.json_response({"models": [m.to_json() for m in state.catalog()]})
+
+
+async def catalog_put(state: EmulatorState, request: web.Request) -> web.StreamResponse:
+    async def apply(body: Any) -> Any:
+        for item in body if isinstance(body, list) else [body]:
+            state.put_catalog_model(CatalogModel.from_json(item))
+        return {"models": [m.to_json() for m in state.catalog()]}
+
+    return await _admin_call(request, apply)
+
+
+async def catalog_delete(state: EmulatorState, request: web.Request) -> web.StreamResponse:
+    async def apply(body: Any) -> Any:
+        if body in ({}, None):
+            state.reset_catalog()
+        elif isinstance(body, dict) and set(body) == {"id"} and isinstance(body["id"], str):
+            if not state.remove_catalog_model(body["id"]):
+                raise EmulatorError(f"no catalog model {body['id']!r}")
+        else:
+            raise EmulatorError('DELETE catalog takes {"id": MODEL} (no body: back to the seed)')
+        return {"models": [m.to_json() for m in state.catalog()]}
+
+    return await _admin_call(request, apply)
+
+
+async def endpoints_list(state: EmulatorState, request: web.Request) -> web.StreamResponse:
+    return web.json_response({"endpoints": [e.to_json() for e in state.endpoints()]})
+
+
+async def endpoints_add(state: EmulatorState, request: web.Request) -> web.StreamResponse:
+    async def apply(body: Any) -> Any:
+        if not isinstance(body, dict):
+            raise EmulatorError("an endpoint is a JSON object")
+        return state.add_endpoint(body).to_json()
+
+    return await _admin_call(request, apply)
+
+
+async def endpoints_delete(state: EmulatorState, request: web.Request) -> web.StreamResponse:
+    async def apply(body: Any) -> Any:
+        if body in ({}, None):
+            return {"removed": state.remove_endpoint()}
+        if isinstance(body, dict) and set(body) == {"id"}:
+            removed = state.remove_endpoint(str(body["id"]))
+            if not removed:
+                raise EmulatorError(f"no endpoint {body['id']}")
+            return {"removed": removed}
+        raise EmulatorError('DELETE endpoints takes {"id": ID} (no body: every endpoint)')
+
+    return await _admin_call(request, apply)
+
+
+async def vertex_requests(state: EmulatorState, request: web.Request) -> web.StreamResponse:
+    try:
+        limit = int(request.query["limit"]) if "limit" in request.query else None
+    except ValueError:
+        return web.json_response(google_error(400, "limit must be an integer"), status=400)
+    return web.json_response({"vertex": state.vertex_requests(limit)})
 
 
 async def index(state: EmulatorState, request: web.Request) -> web.StreamResponse:
@@ -189,6 +254,35 @@ ROUTES: tuple[tuple[str, str, Handler, str], ...] = (
         requests,
         "recent requests and chat bodies (?kind=, ?limit=), secrets masked",
     ),
+    (
+        "GET",
+        "vertex",
+        vertex_requests,
+        "recent Vertex requests: host, project, location, endpoint, model, x-goog-user-project, "
+        "status, refusal reason (?limit=)",
+    ),
+    ("GET", "catalog", catalog_list, "the Model Garden catalog (publisher google), with locations"),
+    (
+        "POST",
+        "catalog",
+        catalog_put,
+        'add or replace models: {"id", "locations", "launch_stage", "version_id", "kind", '
+        '"open_source_category"}',
+    ),
+    (
+        "DELETE",
+        "catalog",
+        catalog_delete,
+        'remove a model {"id"}; no body: back to the seeded catalog',
+    ),
+    ("GET", "endpoints", endpoints_list, "deployed (self-deployed model) endpoints"),
+    (
+        "POST",
+        "endpoints",
+        endpoints_add,
+        'deploy an endpoint: {"display_name", "location", "model", "project", "id" (optional)}',
+    ),
+    ("DELETE", "endpoints", endpoints_delete, 'undeploy {"id"}; no body: every endpoint'),
     ("GET", "tokens", tokens, "issued tokens (no values): grant, principal, scopes, expiry"),
     ("GET", "clock", clock_get, "the emulator's clock: now and offset"),
     ("POST", "clock", clock_advance, 'move the clock forward: {"advance": SECONDS}'),

@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-#: Kinds of traffic; a fault targets one of them or `any`.
-KINDS = ("token", "iam", "metadata", "chat", "other")
+#: Kinds of traffic; a fault targets one of them or `any`. "chat" is the OpenAI-compatible chat completions and
+#: embeddings; "catalog" the Model Garden catalog, the endpoints list and `…/models` under a base URL.
+KINDS = ("token", "iam", "metadata", "chat", "catalog", "other")
 FAULT_TARGETS = (*KINDS, "any")
 
 #: The OAuth2 / STS error bodies a fault can answer with (HTTP 400), by fault `error` name. The token kind

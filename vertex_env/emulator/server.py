@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +59,12 @@ def classify(path: str) -> str:
         return "iam"
     if vertex.VERTEX_PATH.match(path):
         return "chat"
+    if (
+        vertex.CATALOG_PATH.match(path)
+        or vertex.ENDPOINTS_PATH.match(path)
+        or vertex.OPENAI_MODELS_PATH.match(path)
+    ):
+        return "catalog"
     return "other"
 
 
@@ -80,15 +87,21 @@ class EmulatorApp:
         kind = classify(path)
         fault = self.state.take_fault(kind)
         token_id: list[int] = []
+        # What a Vertex handler learnt about the request (project, location, endpoint, model, refusal reason).
+        note: dict[str, Any] = {}
         status: int | None = None
         try:
-            response = await self._respond(request, kind, fault, token_id)
+            response = await self._respond(request, kind, fault, token_id, note)
             status = None if fault is not None and fault.close else response.status
             return response
         except web.HTTPException as exc:
             status = exc.status
             raise
         finally:
+            if kind in ("chat", "catalog"):
+                self.state.record_vertex(
+                    vertex_record(request, note, status, fault, token_id[0] if token_id else None)
+                )
             self.state.record_request(
                 method=request.method,
                 path=path,
@@ -100,7 +113,12 @@ class EmulatorApp:
             )
 
     async def _respond(
-        self, request: web.Request, kind: str, fault: Fault | None, token_id: list[int]
+        self,
+        request: web.Request,
+        kind: str,
+        fault: Fault | None,
+        token_id: list[int],
+        note: dict[str, Any],
     ) -> web.StreamResponse:
         if fault is not None:
             if fault.delay:
@@ -115,7 +133,9 @@ class EmulatorApp:
         if kind == "iam":
             return await iam.generate_access_token(self.state, request, token_id)
         if kind == "chat":
-            return await vertex.respond(self.state, request, token_id)
+            return await vertex.respond(self.state, request, token_id, note)
+        if kind == "catalog":
+            return await vertex.respond_catalog(self.state, request, token_id, note)
         return web.json_response(
             google_error(404, f"The emulator does not serve {request.path}"), status=404
         )
@@ -150,6 +170,42 @@ class EmulatorApp:
             headers = {"Metadata-Flavor": "Google"} if kind == "metadata" else None
             return web.json_response(body, status=fault.status, headers=headers)
         return None
+
+
+def vertex_record(
+    request: web.Request,
+    note: dict[str, Any],
+    status: int | None,
+    fault: Fault | None,
+    token_id: int | None,
+) -> dict[str, Any]:
+    """What the emulator remembers of one Vertex request: where it went and what it asked, never a secret.
+
+    `host` is the Host the client sent (the emulator's own address unless a client says otherwise),
+    `original_host` the Google host vertex-env's transport seam rewrote (when it did), and `google_host` the
+    host Vertex serves the URL's location on, so a test can tell `global` from a region whatever the route."""
+    user_project = request.headers.get(vertex.USER_PROJECT_HEADER, "").strip() or None
+    return {
+        "time": time.time(),
+        "method": request.method,
+        "path": request.path,
+        "host": request.host,
+        "original_host": request.headers.get(ORIGINAL_HOST_HEADER),
+        "google_host": note.get("google_host"),
+        "version": note.get("version"),
+        "project": note.get("project"),
+        "location": note.get("location"),
+        "endpoint": note.get("endpoint"),
+        "endpoint_display_name": note.get("endpoint_display_name"),
+        "operation": note.get("operation"),
+        "model": note.get("model"),
+        "stream": note.get("stream", False),
+        "user_project": user_project,
+        "status": status,
+        "reason": note.get("reason"),
+        "fault": fault.name if fault else None,
+        "token_id": token_id,
+    }
 
 
 def build_app(state: EmulatorState | None = None) -> web.Application:

@@ -17,6 +17,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from vertex_env.config.values import CLOUD_PLATFORM_SCOPE
+from vertex_env.emulator.catalog import (
+    SEED_CATALOG,
+    CatalogModel,
+    DeployedEndpoint,
+    project_number,
+)
 from vertex_env.emulator.faults import (
     KINDS,
     EmulatorError,
@@ -28,6 +34,8 @@ from vertex_env.emulator.faults import (
 TOKEN_PREFIX = "ya29.emu-"
 DEFAULT_PROJECT_ID = "emulated-project"
 DEFAULT_SERVICE_ACCOUNT = "default@emulated-project.iam.gserviceaccount.com"
+#: The default project's number (the metadata server's numeric-project-id).
+DEFAULT_PROJECT_NUMBER = "123456789012"
 
 _SECRET_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "x-goog-api-key", "api-key", "x-api-key"}
@@ -208,6 +216,9 @@ class EmulatorState:
         self._sticky_reply: ScriptedReply | None = None
         self._records: collections.deque[dict[str, Any]] = collections.deque(maxlen=history)
         self._chat_records: collections.deque[dict[str, Any]] = collections.deque(maxlen=100)
+        self._vertex_records: collections.deque[dict[str, Any]] = collections.deque(maxlen=history)
+        self._catalog: dict[str, CatalogModel] = {m.id: m for m in SEED_CATALOG}
+        self._endpoints: dict[str, DeployedEndpoint] = {}
         self._counters: collections.Counter[str] = collections.Counter()
         self._original_hosts: collections.Counter[str] = collections.Counter()
         self._grants: collections.Counter[str] = collections.Counter()
@@ -390,6 +401,92 @@ class EmulatorState:
             now = self.now()
             return [t.describe(now) for t in self._tokens.values()]
 
+    # -- the Model Garden catalog and self-deployed endpoints -----------------------------------------
+
+    def catalog(self) -> list[CatalogModel]:
+        """The publisher `google` models, in catalog order."""
+        with self._lock:
+            return list(self._catalog.values())
+
+    def catalog_model(self, model_id: str) -> CatalogModel | None:
+        with self._lock:
+            return self._catalog.get(model_id)
+
+    def put_catalog_model(self, model: CatalogModel | Mapping[str, Any]) -> dict[str, Any]:
+        """Add a model to the catalog, or replace the one with its id; returns its admin view."""
+        parsed = model if isinstance(model, CatalogModel) else CatalogModel.from_json(dict(model))
+        with self._lock:
+            self._catalog[parsed.id] = parsed
+        return parsed.to_json()
+
+    def remove_catalog_model(self, model_id: str) -> bool:
+        with self._lock:
+            return self._catalog.pop(model_id, None) is not None
+
+    def reset_catalog(self) -> None:
+        """Back to the seeded catalog."""
+        with self._lock:
+            self._catalog = {m.id: m for m in SEED_CATALOG}
+
+    def project_number(self, project: str) -> str:
+        """The number of a project id (made up but stable; the default project's is the metadata server's)."""
+        return project_number(
+            project,
+            default_project=self.config.project_id,
+            default_number=DEFAULT_PROJECT_NUMBER,
+        )
+
+    def add_endpoint(self, endpoint: DeployedEndpoint | Mapping[str, Any]) -> DeployedEndpoint:
+        """Deploy a model to an endpoint (the project defaults to config project_id); refuses a taken ID."""
+        parsed = (
+            endpoint
+            if isinstance(endpoint, DeployedEndpoint)
+            else DeployedEndpoint.from_json(
+                dict(endpoint), default_project=self.config.project_id, now=self.now()
+            )
+        )
+        with self._lock:
+            if parsed.id in self._endpoints:
+                raise EmulatorError(f"endpoint {parsed.id} exists already")
+            self._endpoints[parsed.id] = parsed
+        return parsed
+
+    def endpoints(
+        self, project: str | None = None, location: str | None = None
+    ) -> list[DeployedEndpoint]:
+        """Deployed endpoints, oldest first; only those of `project` (id or number) and `location` if given."""
+        with self._lock:
+            found = list(self._endpoints.values())
+        if project is not None:
+            number = self.project_number(project)
+            found = [e for e in found if self.project_number(e.project) == number]
+        if location is not None:
+            found = [e for e in found if e.location == location]
+        return found
+
+    def find_endpoint(
+        self, project: str, location: str, endpoint_id: str
+    ) -> DeployedEndpoint | None:
+        """The endpoint an OpenAI-compatible URL names, if it exists there."""
+        with self._lock:
+            found = self._endpoints.get(endpoint_id)
+        if (
+            found is None
+            or found.location != location
+            or self.project_number(found.project) != self.project_number(project)
+        ):
+            return None
+        return found
+
+    def remove_endpoint(self, endpoint_id: str | None = None) -> int:
+        """Undeploy one endpoint, or every one (no id); returns how many went."""
+        with self._lock:
+            if endpoint_id is None:
+                count = len(self._endpoints)
+                self._endpoints.clear()
+                return count
+            return 1 if self._endpoints.pop(endpoint_id, None) is not None else 0
+
     # -- records ---------------------------------------------------------------------------------------
 
     def count(self, name: str, amount: int = 1) -> None:
@@ -458,6 +555,18 @@ class EmulatorState:
             records = [dict(r) for r in self._chat_records]
         return records[-limit:] if limit else records
 
+    def record_vertex(self, record: Mapping[str, Any]) -> None:
+        """One request to a Vertex surface: where it went (host, project, location, endpoint), the model, the
+        headers that matter (x-goog-user-project; never a token) and what was answered."""
+        with self._lock:
+            self._vertex_records.append({"id": next(self._request_ids), **record})
+
+    def vertex_requests(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Recent Vertex requests (see record_vertex), oldest first."""
+        with self._lock:
+            records = [dict(r) for r in self._vertex_records]
+        return records[-limit:] if limit else records
+
     def stats(self) -> dict[str, Any]:
         with self._lock:
             counters = dict(self._counters)
@@ -478,7 +587,8 @@ class EmulatorState:
             }
 
     def reset(self) -> None:
-        """Forget tokens, faults, replies, records, counters and clock moves; keep config and registered keys."""
+        """Forget tokens, faults, replies, records, counters and clock moves; keep config, registered keys, the
+        catalog, deployed endpoints and refusals."""
         with self._lock:
             self._tokens.clear()
             self._metadata_tokens.clear()
@@ -487,6 +597,7 @@ class EmulatorState:
             self.clear_replies()
             self._records.clear()
             self._chat_records.clear()
+            self._vertex_records.clear()
             self._counters.clear()
             self._original_hosts.clear()
             self._grants.clear()

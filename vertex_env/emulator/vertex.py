@@ -1,10 +1,12 @@
-"""Vertex AI's OpenAI-compatible endpoint: chat completions (JSON and SSE) and embeddings, behind Google's checks.
+"""Vertex AI's surfaces: the OpenAI-compatible endpoint (chat completions in JSON and SSE, embeddings) on
+`openapi` and on self-deployed endpoint IDs, the Model Garden catalog, and the endpoints list.
 
 Every request passes the checks Google makes, in its order, each answered with Google's body: a bearer token
 (401 CREDENTIALS_MISSING / ACCESS_TOKEN_EXPIRED / ACCESS_TOKEN_TYPE_UNSUPPORTED), the cloud-platform scope
 (403 ACCESS_TOKEN_SCOPE_INSUFFICIENT), an `x-goog-user-project` the caller may use (403 USER_PROJECT_DENIED),
 and the API enabled in the consumer project (403 SERVICE_DISABLED). Answers are default, schema-shaped or
-scripted by a test.
+scripted by a test. `…/endpoints/{any}/models` answers Google's HTML 404 page, as Vertex does: that route
+does not exist there.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from typing import Any
 
 from aiohttp import web
 
+from vertex_env.config.routing import ORIGINAL_HOST_HEADER
 from vertex_env.config.values import CLOUD_PLATFORM_SCOPE
-from vertex_env.emulator import google_errors
+from vertex_env.emulator import catalog, google_errors
 from vertex_env.emulator.google_errors import VERTEX_SERVICE, google_error, status_error
 from vertex_env.emulator.state import EmulatorState, IssuedToken, bearer_value
 
@@ -30,6 +33,18 @@ from vertex_env.emulator.state import EmulatorState, IssuedToken, bearer_value
 VERTEX_PATH = re.compile(
     r"^/(?P<version>v1|v1beta1)/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
     r"/endpoints/(?P<endpoint>[^/]+)/(?P<operation>chat/completions|embeddings)$"
+)
+#: Model Garden: ListPublisherModels (`…/models`) and GetPublisherModel (`…/models/{id}`).
+CATALOG_PATH = re.compile(
+    r"^/(?P<version>v1|v1beta1)/publishers/(?P<publisher>[^/]+)/models(?:/(?P<model>[^/]+))?$"
+)
+#: ListEndpoints of a project and location.
+ENDPOINTS_PATH = re.compile(
+    r"^/(?P<version>v1|v1beta1)/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/endpoints$"
+)
+#: OpenAI's model listing under an OpenAI-compatible base URL: no such route on Vertex.
+OPENAI_MODELS_PATH = re.compile(
+    r"^/(?:v1|v1beta1)/projects/[^/]+/locations/(?P<location>[^/]+)/endpoints/[^/]+/models(?:/.*)?$"
 )
 #: text-embedding-005's size, the default when a request names no `dimensions`.
 DEFAULT_EMBEDDING_DIMENSIONS = 768
@@ -42,13 +57,31 @@ def _method(version: str, operation: str) -> str:
     return f"google.cloud.aiplatform.{version}.PredictionService.{name}"
 
 
+def google_host(location: str) -> str:
+    """The host Vertex serves a location on: `aiplatform.googleapis.com` for global, else the regional one."""
+    return (
+        "aiplatform.googleapis.com"
+        if location == "global"
+        else f"{location}-aiplatform.googleapis.com"
+    )
+
+
 def authorize(
-    state: EmulatorState, request: web.Request
+    state: EmulatorState,
+    request: web.Request,
+    method: str | None = None,
+    project: str | None = None,
+    note: dict[str, Any] | None = None,
 ) -> tuple[IssuedToken | None, web.StreamResponse | None]:
-    """The caller's token record, or Google's refusal (401/403) as a response."""
+    """The caller's token record, or Google's refusal (401/403) as a response.
+
+    `method` is the RPC named in a refusal (the chat path's by default); `project` the URL's project, None where
+    the URL names none (the Model Garden catalog): then only the token is checked."""
     match = VERTEX_PATH.match(request.path)
-    assert match is not None  # classify() said so
-    method = _method(match["version"], match["operation"])
+    if method is None:
+        assert match is not None  # the chat path, as classify() said
+        method = _method(match["version"], match["operation"])
+        project = match["project"]
     value = bearer_value(request.headers.get("Authorization", ""))
     record = state.token_record(value) if value else None
     refusal: tuple[int, dict[str, Any]] | None = None
@@ -63,26 +96,39 @@ def authorize(
         refusal = 401, google_errors.unauthenticated("ACCESS_TOKEN_EXPIRED", VERTEX_SERVICE, method)
     elif CLOUD_PLATFORM_SCOPE not in record.scopes:
         refusal = 403, google_errors.scope_insufficient(VERTEX_SERVICE, method)
-    else:
+    elif project is not None:
         config = state.config
         user_project = request.headers.get(USER_PROJECT_HEADER, "").strip()
-        consumer = user_project or match["project"]
+        consumer = user_project or project
         if user_project and user_project in config.denied_projects:
             refusal = 403, google_errors.user_project_denied(user_project, VERTEX_SERVICE)
         elif consumer in config.disabled_projects:
             refusal = 403, google_errors.service_disabled(consumer, VERTEX_SERVICE)
     if refusal is not None:
         state.count("chat_rejected")
+        if note is not None:
+            note["reason"] = error_reason(refusal[1])
         return None, web.json_response(refusal[1], status=refusal[0])
     return record, None
 
 
+def error_reason(body: dict[str, Any]) -> str | None:
+    """The ErrorInfo reason of a Google error body, else its status name."""
+    error = body.get("error") or {}
+    for detail in error.get("details") or []:
+        if detail.get("@type") == google_errors.ERROR_INFO_TYPE:
+            return str(detail.get("reason"))
+    status = error.get("status")
+    return str(status) if status else None
+
+
 async def _json_body(
-    state: EmulatorState, request: web.Request, token_id: list[int]
+    state: EmulatorState, request: web.Request, token_id: list[int], note: dict[str, Any]
 ) -> tuple[dict[str, Any] | None, web.StreamResponse | None]:
     """The authorized request's JSON object, or the response refusing it."""
     raw = await request.text()
-    caller, refused = authorize(state, request)
+    _note_model(note, raw)
+    caller, refused = authorize(state, request, note=note)
     state.record_chat(
         path=request.path,
         headers=request.headers,
@@ -107,19 +153,167 @@ async def _json_body(
 
 
 async def respond(
-    state: EmulatorState, request: web.Request, token_id: list[int]
+    state: EmulatorState, request: web.Request, token_id: list[int], note: dict[str, Any]
 ) -> web.StreamResponse:
-    """Chat completions or embeddings, by path."""
+    """Chat completions or embeddings, by path, on `openapi` or on a deployed endpoint's ID."""
     match = VERTEX_PATH.match(request.path)
-    if match is not None and match["operation"] == "embeddings":
-        return await embeddings(state, request, token_id)
-    return await chat(state, request, token_id)
+    assert match is not None  # classify() said so
+    note.update(_where(match["version"], match["project"], match["location"], match["endpoint"]))
+    note["operation"] = match["operation"]
+    if match["endpoint"] != "openapi":
+        deployed = state.find_endpoint(match["project"], match["location"], match["endpoint"])
+        if deployed is None:
+            # Google checks the caller before it says whether a resource exists.
+            caller, refused = authorize(state, request, note=note)
+            if refused is not None:
+                return refused
+            assert caller is not None
+            token_id.append(caller.id)
+            note["reason"] = "NOT_FOUND"
+            return web.json_response(
+                google_errors.endpoint_not_found(
+                    state.project_number(match["project"]), match["location"], match["endpoint"]
+                ),
+                status=404,
+            )
+        note["endpoint_display_name"] = deployed.display_name
+        note["deployed_model"] = deployed.model
+    if match["operation"] == "embeddings":
+        return await embeddings(state, request, token_id, note)
+    return await chat(state, request, token_id, note)
+
+
+def _where(version: str, project: str, location: str, endpoint: str | None) -> dict[str, Any]:
+    return {
+        "google_host": google_host(location),
+        "version": version,
+        "project": project,
+        "location": location,
+        "endpoint": endpoint,
+    }
+
+
+# -- Model Garden, the endpoints list, and the route Vertex does not have ------------------------------------
+
+
+async def respond_catalog(
+    state: EmulatorState, request: web.Request, token_id: list[int], note: dict[str, Any]
+) -> web.StreamResponse:
+    """The Model Garden catalog, a project's endpoints, or the HTML 404 of `…/endpoints/*/models`."""
+    path = request.path
+    openai_models = OPENAI_MODELS_PATH.match(path)
+    if openai_models is not None:
+        note["operation"] = "models"
+        note["google_host"] = google_host(openai_models["location"])
+        note["reason"] = "NOT_FOUND"
+        # GFE answers before any API (and any credential check): no such route.
+        return web.Response(
+            status=404,
+            text=google_errors.not_found_html(path),
+            content_type="text/html",
+            charset="utf-8",
+        )
+    if request.method != "GET":
+        return web.json_response(google_error(405, "Use GET."), status=405)
+    listing = ENDPOINTS_PATH.match(path)
+    if listing is not None:
+        return _list_endpoints(state, request, token_id, note, listing)
+    found = CATALOG_PATH.match(path)
+    assert found is not None  # classify() said so
+    return _publisher_models(state, request, token_id, note, found)
+
+
+def _publisher_models(
+    state: EmulatorState,
+    request: web.Request,
+    token_id: list[int],
+    note: dict[str, Any],
+    match: re.Match[str],
+) -> web.StreamResponse:
+    version, publisher, model_id = match["version"], match["publisher"], match["model"]
+    note.update(version=version, operation="publisher_models", model=model_id)
+    note["google_host"] = request.headers.get(ORIGINAL_HOST_HEADER) or None
+    name = "GetPublisherModel" if model_id else "ListPublisherModels"
+    caller, refused = authorize(
+        state, request, f"google.cloud.aiplatform.{version}.ModelGardenService.{name}", note=note
+    )
+    if refused is not None:
+        return refused
+    assert caller is not None
+    token_id.append(caller.id)
+    models = state.catalog() if publisher == "google" else []
+    if model_id is not None:
+        found = next((m for m in models if m.id == model_id), None)
+        if found is None:
+            note["reason"] = "NOT_FOUND"
+            return web.json_response(
+                google_error(
+                    404, f"Publisher Model `publishers/{publisher}/models/{model_id}` not found."
+                ),
+                status=404,
+            )
+        return web.json_response(found.to_google())
+    try:
+        chunk, following = catalog.page(
+            models,
+            request.query,
+            listing=f"publishers/{publisher}",
+            default_size=catalog.CATALOG_PAGE_SIZE,
+            max_size=catalog.CATALOG_MAX_PAGE_SIZE,
+        )
+    except catalog.PageError as err:
+        note["reason"] = "INVALID_ARGUMENT"
+        return web.json_response(google_error(400, str(err)), status=400)
+    body: dict[str, Any] = {"publisherModels": [m.to_google() for m in chunk]}
+    if following:
+        body["nextPageToken"] = following
+    return web.json_response(body)
+
+
+def _list_endpoints(
+    state: EmulatorState,
+    request: web.Request,
+    token_id: list[int],
+    note: dict[str, Any],
+    match: re.Match[str],
+) -> web.StreamResponse:
+    version, project, location = match["version"], match["project"], match["location"]
+    note.update(_where(version, project, location, None))
+    note["operation"] = "endpoints"
+    caller, refused = authorize(
+        state,
+        request,
+        f"google.cloud.aiplatform.{version}.EndpointService.ListEndpoints",
+        project,
+        note,
+    )
+    if refused is not None:
+        return refused
+    assert caller is not None
+    token_id.append(caller.id)
+    found = state.endpoints(project, location)
+    try:
+        chunk, following = catalog.page(
+            found,
+            request.query,
+            listing=f"projects/{state.project_number(project)}/locations/{location}/endpoints",
+            default_size=catalog.ENDPOINTS_PAGE_SIZE,
+            max_size=catalog.ENDPOINTS_MAX_PAGE_SIZE,
+        )
+    except catalog.PageError as err:
+        note["reason"] = "INVALID_ARGUMENT"
+        return web.json_response(google_error(400, str(err)), status=400)
+    number = state.project_number(project)
+    body: dict[str, Any] = {"endpoints": [e.to_google(number) for e in chunk]}
+    if following:
+        body["nextPageToken"] = following
+    return web.json_response(body)
 
 
 async def chat(
-    state: EmulatorState, request: web.Request, token_id: list[int]
+    state: EmulatorState, request: web.Request, token_id: list[int], note: dict[str, Any]
 ) -> web.StreamResponse:
-    body, refused = await _json_body(state, request, token_id)
+    body, refused = await _json_body(state, request, token_id, note)
     if body is None:
         assert refused is not None
         return refused
@@ -128,8 +322,7 @@ async def chat(
         error_body = reply.body if reply.body is not None else status_error(reply.status)
         return web.json_response(error_body, status=reply.status)
     state.count("chat_ok")
-    match = VERTEX_PATH.match(request.path)
-    model = str(body.get("model") or (match["endpoint"] if match else "emulated"))
+    model = str(body.get("model") or note.get("deployed_model") or "emulated")
     tool_calls = _normalize_tool_calls(reply.tool_calls) if reply and reply.tool_calls else None
     if reply is not None and reply.text is not None:
         content: str | None = reply.text
@@ -226,6 +419,18 @@ async def _stream(
     await response.write(b"data: [DONE]\n\n")
     await response.write_eof()
     return response
+
+
+def _note_model(note: dict[str, Any], raw: str) -> None:
+    """The model and streaming of a request, for its record (whatever the answer)."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return
+    if isinstance(body, dict):
+        model = body.get("model")
+        note["model"] = model if isinstance(model, str) else None
+        note["stream"] = bool(body.get("stream"))
 
 
 def _last_user_text(messages: Any) -> str:
@@ -336,10 +541,10 @@ def _split_for_stream(text: str, pieces: int = 4) -> list[str]:
 
 
 async def embeddings(
-    state: EmulatorState, request: web.Request, token_id: list[int]
+    state: EmulatorState, request: web.Request, token_id: list[int], note: dict[str, Any]
 ) -> web.StreamResponse:
     """OpenAI's embeddings response: one deterministic unit vector per input (float list or base64)."""
-    body, refused = await _json_body(state, request, token_id)
+    body, refused = await _json_body(state, request, token_id, note)
     if body is None:
         assert refused is not None
         return refused
@@ -368,8 +573,7 @@ async def embeddings(
             google_error(400, "encoding_format is float or base64"), status=400
         )
     state.count("chat_ok")
-    match = VERTEX_PATH.match(request.path)
-    model = str(body.get("model") or (match["endpoint"] if match else "emulated"))
+    model = str(body.get("model") or note.get("deployed_model") or "emulated")
     data = []
     for index, item in enumerate(inputs):
         vector = _embedding(json.dumps(item) if not isinstance(item, str) else item, dimensions)
