@@ -15,8 +15,8 @@ import openai
 import pytest
 from conftest import http as http_request
 
-from vertex_env.emulator import EmulatorAdminError, EmulatorServer, authorized_user_info
 from vertex_env.core.transport import make_request
+from vertex_env.emulator import EmulatorAdminError, EmulatorServer, authorized_user_info
 
 PROJECT = "team-project"
 
