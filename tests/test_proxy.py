@@ -206,15 +206,15 @@ def test_no_quota_project_no_header(emu: EmulatorServer, proxy: BackgroundProxy)
 def test_other_paths_under_the_base_are_forwarded(
     emu: EmulatorServer, proxy: BackgroundProxy
 ) -> None:
-    """`/models`, `/embeddings`, …: anything under the base goes to Vertex (the emulator answers 404 for
-    `/models`, and serves `/embeddings`)."""
+    """`/models`, `/embeddings`, …: anything under the base goes to Vertex (the emulator answers Google's HTML
+    404 for `/models`, as Vertex does, and serves `/embeddings`)."""
     status, _, answer = post(
         proxy.base_url + "/models",
         b'{"input":"x"}',
         {"Authorization": f"Bearer {proxy.key}"},
     )
     assert status == 404
-    assert b"does not serve" in answer  # the emulator's own answer, relayed
+    assert b"was not found on this server." in answer  # the emulator's own answer, relayed
     assert emu.admin.requests()["requests"][-1]["path"] == BASE_PATH + "/models"
     status, _, answer = post(
         proxy.base_url + "/embeddings",
