@@ -236,7 +236,7 @@ ANOTHER_PROCESS_RETRIES_A_401 = """
 import httpx, vertex_env
 env = vertex_env.resolve()
 with httpx.Client(auth=vertex_env.httpx_auth(env)) as http:
-    answer = http.post(env.base_url + "/chat/completions", json={"model": "m", "messages": []})
+    answer = http.post(env.base_url + "/chat/completions", json={"model": "google/gemini-2.5-flash", "messages": []})
     assert answer.status_code == 200, answer.status_code
 """
 

@@ -291,11 +291,11 @@ def test_adc_quota_project_id_is_sent_by_the_proxy_and_the_python_api(
             http_client=openai.DefaultHttpxClient(trust_env=False),
         ) as client,
     ):
-        client.chat.completions.create(model="m", messages=hello)
+        client.chat.completions.create(model="google/gemini-2.5-flash", messages=hello)
     assert _chat_header(emu, "x-goog-user-project") == "billing-proj"
     emu.state.reset()
     with vertex_env.openai_client(max_retries=0) as client:
-        client.chat.completions.create(model="m", messages=hello)
+        client.chat.completions.create(model="google/gemini-2.5-flash", messages=hello)
     assert _chat_header(emu, "x-goog-user-project") == "billing-proj"
 
 

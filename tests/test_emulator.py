@@ -327,7 +327,9 @@ def test_openai_tool_calls_and_structured_output(bare_emu: EmulatorServer, tmp_p
     bare_emu.admin.reply(tool_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}])
     with openai_client(bare_emu, token) as client:
         completion = client.chat.completions.create(
-            model="m", messages=[{"role": "user", "content": "weather?"}], tools=[]
+            model="google/gemini-2.5-flash",
+            messages=[{"role": "user", "content": "weather?"}],
+            tools=[],
         )
         call = completion.choices[0].message.tool_calls[0]  # type: ignore[index]
         assert completion.choices[0].finish_reason == "tool_calls"
@@ -336,7 +338,9 @@ def test_openai_tool_calls_and_structured_output(bare_emu: EmulatorServer, tmp_p
 
         bare_emu.admin.reply(tool_calls=[{"name": "get_weather", "arguments": {"city": "Oslo"}}])
         streamed = client.chat.completions.create(
-            model="m", messages=[{"role": "user", "content": "weather?"}], stream=True
+            model="google/gemini-2.5-flash",
+            messages=[{"role": "user", "content": "weather?"}],
+            stream=True,
         )
         deltas = [d for c in streamed for d in (c.choices[0].delta.tool_calls or [])]
         assert deltas[0].function is not None and deltas[0].function.name == "get_weather"
@@ -352,7 +356,7 @@ def test_openai_tool_calls_and_structured_output(bare_emu: EmulatorServer, tmp_p
             "required": ["name", "age", "tags"],
         }
         structured = client.chat.completions.create(
-            model="m",
+            model="google/gemini-2.5-flash",
             messages=[{"role": "user", "content": "who?"}],
             response_format={
                 "type": "json_schema",
@@ -366,7 +370,7 @@ def test_openai_tool_calls_and_structured_output(bare_emu: EmulatorServer, tmp_p
         }
         bare_emu.admin.reply('{"name": "Ada", "age": 36, "tags": []}')
         queued = client.chat.completions.create(
-            model="m",
+            model="google/gemini-2.5-flash",
             messages=[{"role": "user", "content": "who?"}],
             response_format={
                 "type": "json_schema",
@@ -383,14 +387,18 @@ def test_openai_sees_401_for_unknown_and_expired_tokens(
         openai_client(bare_emu, "ya29.bare_emu-never-issued") as client,
         pytest.raises(openai.AuthenticationError) as err,
     ):
-        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+        client.chat.completions.create(
+            model="google/gemini-2.5-flash", messages=[{"role": "user", "content": "x"}]
+        )
     assert err.value.status_code == 401
 
     token = refreshed_user(tmp_path).token
     assert chat_status(bare_emu, token) == 200
     assert bare_emu.admin.expire() == 1
     with openai_client(bare_emu, token) as client, pytest.raises(openai.AuthenticationError):
-        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+        client.chat.completions.create(
+            model="google/gemini-2.5-flash", messages=[{"role": "user", "content": "x"}]
+        )
     assert bare_emu.admin.stats()["chat_rejected"] == 2
 
 
@@ -403,10 +411,12 @@ def test_scripted_error_reply_and_repeat(bare_emu: EmulatorServer, tmp_path: Pat
     bare_emu.admin.reply("always", repeat=True)
     with openai_client(bare_emu, token) as client:
         with pytest.raises(openai.RateLimitError):
-            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+            client.chat.completions.create(
+                model="google/gemini-2.5-flash", messages=[{"role": "user", "content": "x"}]
+            )
         for _ in range(2):
             answer = client.chat.completions.create(
-                model="m", messages=[{"role": "user", "content": "x"}]
+                model="google/gemini-2.5-flash", messages=[{"role": "user", "content": "x"}]
             )
             assert answer.choices[0].message.content == "always"
 
@@ -559,7 +569,9 @@ def test_records_never_hold_secrets(bare_emu: EmulatorServer, tmp_path: Path) ->
     )
     external.refresh(make_request())
     with openai_client(bare_emu, user.token) as client:
-        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+        client.chat.completions.create(
+            model="google/gemini-2.5-flash", messages=[{"role": "user", "content": "x"}]
+        )
     assert chat_status(bare_emu, "ya29.bare_emu-unknown-secret") == 401
 
     admin = bare_emu.admin

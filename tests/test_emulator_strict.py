@@ -64,16 +64,27 @@ def user_token(bare_emu: EmulatorServer, tmp_path: Path, scope: str | None = Non
     return creds.token
 
 
+def unwrapped(status: int, body: Any) -> tuple[int, Any]:
+    """An answer of Vertex's OpenAI-compatible path: an error comes as a list holding Google's error object
+    (asserted here), handed back as that object; a success as it is."""
+    if status >= 400:
+        assert isinstance(body, list) and len(body) == 1, body
+        return status, body[0]
+    return status, body
+
+
 def chat(bare_emu: EmulatorServer, token: str | None, **headers: str) -> tuple[int, Any]:
     auth = {"Authorization": f"Bearer {token}"} if token is not None else {}
-    return http(
-        bare_emu.chat_base_url(project="url-project") + "/chat/completions",
-        method="POST",
-        body={
-            "model": "google/gemini-2.0-flash-001",
-            "messages": [{"role": "user", "content": "hi"}],
-        },
-        headers={**auth, **headers},
+    return unwrapped(
+        *http(
+            bare_emu.chat_base_url(project="url-project") + "/chat/completions",
+            method="POST",
+            body={
+                "model": "google/gemini-2.0-flash-001",
+                "messages": [{"role": "user", "content": "hi"}],
+            },
+            headers={**auth, **headers},
+        )
     )
 
 
@@ -207,10 +218,13 @@ def test_the_openai_sdk_sees_google_bodies(bare_emu: EmulatorServer, tmp_path: P
         openai.OpenAI(base_url=bare_emu.chat_base_url(), api_key=token, max_retries=0) as client,
         pytest.raises(openai.AuthenticationError) as err,
     ):
-        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+        client.chat.completions.create(
+            model="google/gemini-2.5-flash", messages=[{"role": "user", "content": "x"}]
+        )
     assert err.value.status_code == 401
-    assert isinstance(err.value.body, dict)  # the SDK unwraps Google's {"error": {...}}
-    assert err.value.body["details"][0]["reason"] == "ACCESS_TOKEN_EXPIRED"
+    # Vertex wraps the error in a list there: the SDK cannot unwrap it, and hands the list over as it came.
+    assert isinstance(err.value.body, list)
+    assert err.value.body[0]["error"]["details"][0]["reason"] == "ACCESS_TOKEN_EXPIRED"
 
 
 # -- Vertex: embeddings, with the OpenAI response shape ------------------------------------------------------
@@ -220,18 +234,22 @@ def test_embeddings_through_the_openai_sdk(bare_emu: EmulatorServer, tmp_path: P
     token = user_token(bare_emu, tmp_path)
     with openai.OpenAI(base_url=bare_emu.chat_base_url(), api_key=token, max_retries=0) as client:
         # The SDK asks for base64 and decodes it; an explicit float list must agree with it.
-        first = client.embeddings.create(model="text-embedding-005", input=["hello", "world"])
-        again = client.embeddings.create(
-            model="text-embedding-005", input="hello", encoding_format="float"
+        first = client.embeddings.create(
+            model="google/text-embedding-005", input=["hello", "world"]
         )
-        small = client.embeddings.create(model="text-embedding-005", input="hello", dimensions=8)
+        again = client.embeddings.create(
+            model="google/text-embedding-005", input="hello", encoding_format="float"
+        )
+        small = client.embeddings.create(
+            model="google/text-embedding-005", input="hello", dimensions=8
+        )
     assert [d.index for d in first.data] == [0, 1]
     assert len(first.data[0].embedding) == 768
     assert first.data[0].embedding == pytest.approx(again.data[0].embedding, abs=1e-6)
     assert first.data[0].embedding != first.data[1].embedding
     assert sum(v * v for v in first.data[0].embedding) == pytest.approx(1.0, abs=1e-3)
     assert len(small.data[0].embedding) == 8
-    assert first.model == "text-embedding-005"
+    assert first.model == "google/text-embedding-005"
     assert first.usage.prompt_tokens == first.usage.total_tokens == 2
 
 
@@ -241,17 +259,29 @@ def test_embeddings_raw_shape_and_refusals(bare_emu: EmulatorServer, tmp_path: P
     status, body = http(
         url,
         method="POST",
-        body={"model": "m", "input": "x", "encoding_format": "base64", "dimensions": 4},
+        body={
+            "model": "google/text-embedding-005",
+            "input": "x",
+            "encoding_format": "base64",
+            "dimensions": 4,
+        },
         headers={"Authorization": f"Bearer {token}"},
     )
     assert status == 200
     assert body["object"] == "list"
     assert set(body["data"][0]) == {"object", "index", "embedding"}
     assert len(struct.unpack("<4f", base64.b64decode(body["data"][0]["embedding"]))) == 4
-    status, body = http(url, method="POST", body={"model": "m", "input": "x"})
+    status, body = unwrapped(
+        *http(url, method="POST", body={"model": "google/text-embedding-005", "input": "x"})
+    )
     assert (status, reason(body)) == (401, "CREDENTIALS_MISSING")
-    status, _ = http(
-        url, method="POST", body={"model": "m"}, headers={"Authorization": f"Bearer {token}"}
+    status, _ = unwrapped(
+        *http(
+            url,
+            method="POST",
+            body={"model": "google/text-embedding-005"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
     )
     assert status == 400
 

@@ -256,7 +256,7 @@ def test_the_proxy_answers_an_openai_shaped_502_when_no_token_can_be_had(
         inject(emu, "token", fault)
         request = urllib.request.Request(
             proxy.base_url + "/chat/completions",
-            data=b'{"model":"m","messages":[{"role":"user","content":"hi"}]}',
+            data=b'{"model":"google/gemini-2.5-flash","messages":[{"role":"user","content":"hi"}]}',
             headers={"Authorization": f"Bearer {proxy.key}", "Content-Type": "application/json"},
         )
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))

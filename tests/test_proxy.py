@@ -107,15 +107,19 @@ def test_upstream_401_invalidates_mints_once_and_retries(
     emu: EmulatorServer, proxy: BackgroundProxy
 ) -> None:
     with client_for(proxy) as client:
-        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "a"}])
+        client.chat.completions.create(
+            model="google/gemini-2.5-flash", messages=[{"role": "user", "content": "a"}]
+        )
         assert emu.admin.expire() == 1  # the proxy's token is now refused by "Google"
         completion = client.chat.completions.create(
-            model="m", messages=[{"role": "user", "content": "b"}]
+            model="google/gemini-2.5-flash", messages=[{"role": "user", "content": "b"}]
         )
         emu.admin.expire()
         streamed = list(
             client.chat.completions.create(
-                model="m", messages=[{"role": "user", "content": "c"}], stream=True
+                model="google/gemini-2.5-flash",
+                messages=[{"role": "user", "content": "c"}],
+                stream=True,
             )
         )
     assert completion.choices[0].message.content == "Emulated reply to: b"
@@ -134,7 +138,9 @@ def test_a_second_upstream_401_reaches_the_client(
     emu.admin.reply(status=401)
     emu.admin.reply(status=401)
     with client_for(proxy) as client, pytest.raises(openai.AuthenticationError):
-        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "a"}])
+        client.chat.completions.create(
+            model="google/gemini-2.5-flash", messages=[{"role": "user", "content": "a"}]
+        )
     assert proxy.stats.upstream_401_retries == 1
 
 
@@ -192,14 +198,18 @@ def test_quota_project_is_sent_as_x_goog_user_project(
 ) -> None:
     monkeypatch.setenv("VERTEX_ENV_QUOTA_PROJECT", "billing-project")
     with BackgroundProxy.for_environment(resolve()) as running, client_for(running) as client:
-        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "a"}])
+        client.chat.completions.create(
+            model="google/gemini-2.5-flash", messages=[{"role": "user", "content": "a"}]
+        )
     record = emu.admin.requests(kind="chat")["chat"][-1]
     assert header(record, "x-goog-user-project") == "billing-project"
 
 
 def test_no_quota_project_no_header(emu: EmulatorServer, proxy: BackgroundProxy) -> None:
     with client_for(proxy) as client:
-        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "a"}])
+        client.chat.completions.create(
+            model="google/gemini-2.5-flash", messages=[{"role": "user", "content": "a"}]
+        )
     assert header(emu.admin.requests(kind="chat")["chat"][-1], "x-goog-user-project") is None
 
 
@@ -210,7 +220,7 @@ def test_other_paths_under_the_base_are_forwarded(
     404 for `/models`, as Vertex does, and serves `/embeddings`)."""
     status, _, answer = post(
         proxy.base_url + "/models",
-        b'{"input":"x"}',
+        b'{"model":"google/text-embedding-005","input":"x"}',
         {"Authorization": f"Bearer {proxy.key}"},
     )
     assert status == 404
@@ -218,7 +228,7 @@ def test_other_paths_under_the_base_are_forwarded(
     assert emu.admin.requests()["requests"][-1]["path"] == BASE_PATH + "/models"
     status, _, answer = post(
         proxy.base_url + "/embeddings",
-        b'{"input":"x","encoding_format":"float"}',
+        b'{"model":"google/text-embedding-005","input":"x","encoding_format":"float"}',
         {"Authorization": f"Bearer {proxy.key}"},
     )
     assert status == 200, answer
@@ -433,7 +443,7 @@ def test_vertex_env_run_proxy_serves_the_child_and_returns_its_code(
         import json, os, sys, urllib.request
         request = urllib.request.Request(
             os.environ["OPENAI_BASE_URL"] + "/chat/completions",
-            data=b'{{"model": "m", "messages": [{{"role": "user", "content": "hi"}}]}}',
+            data=b'{{"model": "google/gemini-2.5-flash", "messages": [{{"role": "user", "content": "hi"}}]}}',
             headers={{"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"]}},
         )
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({{}}))
@@ -506,7 +516,7 @@ def test_serve_prints_posix_exports_serves_and_stops_cleanly_on_sigterm(
             http_client=openai.DefaultHttpxClient(trust_env=False),
         ) as client:
             answer = client.chat.completions.create(
-                model="m", messages=[{"role": "user", "content": "hi"}]
+                model="google/gemini-2.5-flash", messages=[{"role": "user", "content": "hi"}]
             )
         assert answer.choices[0].message.content == "Emulated reply to: hi"
     finally:

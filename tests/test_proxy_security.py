@@ -34,7 +34,7 @@ from vertex_env.proxy.server import (
 PROJECT = "test-project"
 BASE_PATH = f"/v1/projects/{PROJECT}/locations/us-central1/endpoints/openapi"
 CHAT = BASE_PATH + "/chat/completions"
-BODY = b'{"model":"m","messages":[{"role":"user","content":"hi"}]}'
+BODY = b'{"model":"google/gemini-2.5-flash","messages":[{"role":"user","content":"hi"}]}'
 
 
 @pytest.fixture
@@ -221,7 +221,9 @@ def test_openai_sdk_with_a_wrong_key_gets_an_authentication_error(
         ) as client,
         pytest.raises(openai.AuthenticationError) as caught,
     ):
-        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+        client.chat.completions.create(
+            model="google/gemini-2.5-flash", messages=[{"role": "user", "content": "x"}]
+        )
     assert "vertex-env proxy" in str(caught.value)
 
 

@@ -24,7 +24,7 @@ from vertex_env.proxy.server import MAX_CONNECTIONS, BackgroundProxy, LoopbackPr
 PROJECT = "test-project"
 BASE_PATH = f"/v1/projects/{PROJECT}/locations/us-central1/endpoints/openapi"
 CHAT = BASE_PATH + "/chat/completions"
-BODY = b'{"model":"m","messages":[{"role":"user","content":"hi"}]}'
+BODY = b'{"model":"google/gemini-2.5-flash","messages":[{"role":"user","content":"hi"}]}'
 HALF_SENT = f"POST {CHAT} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: app".encode()
 
 

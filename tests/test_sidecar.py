@@ -135,7 +135,11 @@ PROMPT = "prompt-text-that-must-not-be-logged"
 
 def chat_body(stream: bool = False) -> bytes:
     return json.dumps(
-        {"model": "m", "messages": [{"role": "user", "content": PROMPT}], "stream": stream}
+        {
+            "model": "google/gemini-2.5-flash",
+            "messages": [{"role": "user", "content": PROMPT}],
+            "stream": stream,
+        }
     ).encode()
 
 

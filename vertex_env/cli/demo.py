@@ -53,8 +53,12 @@ def _chat_stdlib(base_url: str, api_key: str, prompt: str) -> tuple[int, str]:
 
 
 def _google_message(text: str) -> str:
+    """The message of Google's error body; on the OpenAI-compatible path Vertex wraps it in a list."""
     try:
-        return str(json.loads(text)["error"]["message"])
+        body = json.loads(text)
+        if isinstance(body, list) and body:
+            body = body[0]
+        return str(body["error"]["message"])
     except (ValueError, KeyError, TypeError):
         return text[:120]
 

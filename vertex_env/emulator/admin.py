@@ -13,6 +13,18 @@ import urllib.parse
 import urllib.request
 from typing import Any, Literal, TypedDict, cast
 
+#: The refusals the emulator can switch on per project, in the order Vertex checks them (google_errors.REFUSALS).
+Refusal = Literal[
+    "USER_PROJECT_DENIED",
+    "CONSUMER_INVALID",
+    "QUOTA_PROJECT_REQUIRED",
+    "SERVICE_DISABLED",
+    "BILLING_DISABLED",
+    "VPC_SERVICE_CONTROLS",
+    "IAM_PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+]
+
 
 class VertexRequest(TypedDict):
     """One request the emulator received on a Vertex surface (admin `GET vertex`); never a token."""
@@ -133,7 +145,8 @@ class EmulatorAdmin:
 
     def configure(self, **config: Any) -> dict[str, Any]:
         """Change config keys: expires_in, max_lifetime, project_id, service_account_email, scopes,
-        require_known_keys, lifetime_extension, denied_projects, disabled_projects, metadata_refresh_before."""
+        require_known_keys, lifetime_extension, denied_projects, disabled_projects, metadata_refresh_before,
+        impersonation_denied, invalid_clients."""
         result: dict[str, Any] = self._call("POST", "config", config)
         return result
 
@@ -171,6 +184,25 @@ class EmulatorAdmin:
         )
         result: dict[str, Any] = self._call("GET", "requests" + (f"?{query}" if query else ""))
         return result
+
+    def refuse(self, project: str, refusal: Refusal) -> dict[str, list[str]]:
+        """Make Vertex refuse `project` the way Google does (e.g. `refuse("p", "SERVICE_DISABLED")`) until
+        `allow`; returns project -> refusals switched on. See README "Testing your own app offline"."""
+        body = {"project": project, "refusal": refusal}
+        return cast("dict[str, list[str]]", self._call("POST", "refusals", body)["refusals"])
+
+    def allow(
+        self, project: str | None = None, refusal: Refusal | None = None
+    ) -> dict[str, list[str]]:
+        """Switch refusals off: one of a project, every one of a project, or (no arguments) all."""
+        body = {k: v for k, v in (("project", project), ("refusal", refusal)) if v is not None}
+        return cast(
+            "dict[str, list[str]]", self._call("DELETE", "refusals", body or None)["refusals"]
+        )
+
+    def refusals(self) -> dict[str, list[str]]:
+        """project -> the refusals switched on for it."""
+        return cast("dict[str, list[str]]", self._call("GET", "refusals")["refusals"])
 
     def vertex_requests(self, limit: int | None = None) -> list[VertexRequest]:
         """Recent requests to Vertex surfaces, oldest first: host, project, location, endpoint, model,

@@ -20,7 +20,7 @@ from vertex_env.emulator.faults import (
     ScriptedReply,
     optional_float,
 )
-from vertex_env.emulator.google_errors import google_error
+from vertex_env.emulator.google_errors import REFUSALS, google_error
 from vertex_env.emulator.state import EmulatorState
 
 ADMIN_PREFIX = "/__emulator/"
@@ -184,6 +184,65 @@ async def endpoints_delete(state: EmulatorState, request: web.Request) -> web.St
     return await _admin_call(request, apply)
 
 
+def _refusal_table(state: EmulatorState) -> dict[str, Any]:
+    return {
+        "refusals": state.refusals(),
+        "known": {
+            name: {
+                "status": status,
+                "google_status": google_status,
+                "reason": reason,
+                "keys_on": keys,
+            }
+            for name, (status, google_status, reason, keys) in REFUSALS.items()
+        },
+    }
+
+
+async def refusals_list(state: EmulatorState, request: web.Request) -> web.StreamResponse:
+    return web.json_response(_refusal_table(state))
+
+
+def _refusal_items(body: Any) -> list[tuple[str, str]]:
+    items = body if isinstance(body, list) else [body]
+    parsed = []
+    for item in items:
+        if (
+            not isinstance(item, dict)
+            or set(item) != {"project", "refusal"}
+            or not all(isinstance(v, str) for v in item.values())
+        ):
+            raise EmulatorError('a refusal is {"project": P, "refusal": NAME}')
+        parsed.append((item["project"], item["refusal"]))
+    return parsed
+
+
+async def refusals_add(state: EmulatorState, request: web.Request) -> web.StreamResponse:
+    async def apply(body: Any) -> Any:
+        items = _refusal_items(body)
+        for _, name in items:  # every name checked before any is switched on
+            if name not in REFUSALS:
+                raise EmulatorError(f"refusal is one of {list(REFUSALS)}, not {name!r}")
+        for project, name in items:
+            state.refuse(project, name)
+        return _refusal_table(state)
+
+    return await _admin_call(request, apply)
+
+
+async def refusals_delete(state: EmulatorState, request: web.Request) -> web.StreamResponse:
+    async def apply(body: Any) -> Any:
+        if body in ({}, None):
+            state.allow()
+        elif isinstance(body, dict) and set(body) <= {"project", "refusal"}:
+            state.allow(body.get("project"), body.get("refusal"))
+        else:
+            raise EmulatorError('DELETE refusals takes {"project", "refusal"} (either; none: all)')
+        return _refusal_table(state)
+
+    return await _admin_call(request, apply)
+
+
 async def vertex_requests(state: EmulatorState, request: web.Request) -> web.StreamResponse:
     try:
         limit = int(request.query["limit"]) if "limit" in request.query else None
@@ -203,6 +262,7 @@ async def index(state: EmulatorState, request: web.Request) -> web.StreamRespons
             "fault_targets": list(FAULT_TARGETS),
             "fault_errors": sorted(OAUTH_ERRORS),
             "config_keys": sorted(state.config.to_json()),
+            "refusals": list(REFUSALS),
         }
     )
 
@@ -260,6 +320,24 @@ ROUTES: tuple[tuple[str, str, Handler, str], ...] = (
         vertex_requests,
         "recent Vertex requests: host, project, location, endpoint, model, x-goog-user-project, "
         "status, refusal reason (?limit=)",
+    ),
+    (
+        "GET",
+        "refusals",
+        refusals_list,
+        "Google's refusals switched on per project, and every known one",
+    ),
+    (
+        "POST",
+        "refusals",
+        refusals_add,
+        'switch a refusal on: {"project", "refusal"} (SERVICE_DISABLED, IAM_PERMISSION_DENIED, …)',
+    ),
+    (
+        "DELETE",
+        "refusals",
+        refusals_delete,
+        'switch refusals off: {"project", "refusal"}, either, or no body for all',
     ),
     ("GET", "catalog", catalog_list, "the Model Garden catalog (publisher google), with locations"),
     (

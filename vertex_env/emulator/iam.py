@@ -1,8 +1,9 @@
 """IAM Credentials: `generateAccessToken` (service account impersonation) and the allowedLocations lookup.
 
 Strict as Google is: a lifetime above 3600 s is refused unless the org policy
-iam.allowServiceAccountCredentialLifetimeExtension lists the account (config `lifetime_extension`), and each
-delegate must name a service account (`projects/-/serviceAccounts/EMAIL_OR_UNIQUE_ID`, or the bare email).
+iam.allowServiceAccountCredentialLifetimeExtension lists the account (config `lifetime_extension`), each
+delegate must name a service account (`projects/-/serviceAccounts/EMAIL_OR_UNIQUE_ID`, or the bare email), and a
+caller without Token Creator on an account in config `impersonation_denied` gets 403 IAM_PERMISSION_DENIED.
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ async def generate_access_token(
             google_errors.unauthenticated(reason, IAM_SERVICE, _METHOD), status=401
         )
     token_id.append(caller.id)
+    denied = state.config.impersonation_denied
+    if rest == ":generateAccessToken" and ("*" in denied or email in denied):
+        # The caller lacks roles/iam.serviceAccountTokenCreator on the account (or it does not exist).
+        return web.json_response(google_errors.generate_access_token_denied(), status=403)
     if rest != ":generateAccessToken" or request.method != "POST":
         return web.json_response(
             google_error(404, f"The emulator does not serve {rest}"), status=404

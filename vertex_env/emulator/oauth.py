@@ -21,6 +21,10 @@ from vertex_env.emulator.state import EmulatorState, IssuedToken, rsa_verifier
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+#: Subject token types STS parses as a JWT (OIDC ID tokens).
+_JWT_TOKEN_TYPES = frozenset(
+    {"urn:ietf:params:oauth:token-type:jwt", "urn:ietf:params:oauth:token-type:id_token"}
+)
 
 # Audiences google-auth puts in a JWT-bearer assertion (it always uses the first, whatever token_uri says).
 _GOOGLE_TOKEN_AUDIENCES = frozenset(
@@ -58,6 +62,9 @@ async def token(state: EmulatorState, request: web.Request) -> web.StreamRespons
         if missing:
             state.count("token_rejected")
             return oauth_error(400, "invalid_request", f"Missing required parameter: {missing[0]}")
+        if _client_unknown(state, form["client_id"]):
+            state.count("token_rejected")
+            return oauth_error(401, "invalid_client", "The OAuth client was not found.")
         scopes = form.get("scope", "").split() or [CLOUD_PLATFORM_SCOPE]
         value, issued = state.issue_token(
             "refresh_token", principal=f"user:{form['client_id']}", scopes=scopes
@@ -97,6 +104,13 @@ def _sts_exchange(state: EmulatorState, form: Mapping[str, str]) -> web.StreamRe
     if not _PROVIDER_AUDIENCE.match(form.get("audience", "")):
         state.count("token_rejected")
         return web.json_response(OAUTH_ERRORS["invalid_request"], status=400)
+    if form["subject_token_type"] in _JWT_TOKEN_TYPES and not _looks_like_jwt(
+        form["subject_token"]
+    ):
+        # STS reads an OIDC subject token before anything else about it (public traces: a token with HTTP
+        # chunk markers, an access token passed where the ID token belongs).
+        state.count("token_rejected")
+        return oauth_error(400, "invalid_grant", "Unable to parse the ID Token.")
     scopes = form.get("scope", "").split() or [CLOUD_PLATFORM_SCOPE]
     value, issued = state.issue_token(
         "token_exchange", principal=f"principal:{form.get('audience', '')}", scopes=scopes
@@ -123,7 +137,7 @@ def _sts_refresh(
     if not form.get("refresh_token"):
         state.count("token_rejected")
         return oauth_error(400, "invalid_request", "Missing required parameter: refresh_token")
-    if not client_id or not client_secret:
+    if not client_id or not client_secret or _client_unknown(state, client_id):
         state.count("token_rejected")
         return oauth_error(401, "invalid_client", "The OAuth client was not found.")
     value, issued = state.issue_token(
@@ -132,6 +146,24 @@ def _sts_refresh(
         scopes=[CLOUD_PLATFORM_SCOPE],
     )
     return _token_response(value, issued)
+
+
+def _client_unknown(state: EmulatorState, client_id: str) -> bool:
+    """Whether config invalid_clients says the OAuth client does not exist (deleted, or a typo)."""
+    unknown = state.config.invalid_clients
+    return "*" in unknown or client_id in unknown
+
+
+def _looks_like_jwt(token: str) -> bool:
+    """Three base64url segments whose first two are JSON objects (the signature is the provider's business)."""
+    parts = token.split(".")
+    if len(parts) != 3 or not all(parts):
+        return False
+    try:
+        header, claims = (json.loads(_b64decode(part)) for part in parts[:2])
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return False
+    return isinstance(header, dict) and isinstance(claims, dict)
 
 
 def verify_assertion(

@@ -165,6 +165,8 @@ class EmulatorApp:
                     "error": "server_error" if fault.status >= 500 else "rate_limit_exceeded",
                     "error_description": f"Emulated fault: HTTP {fault.status}",
                 }
+            elif kind == "chat":
+                return vertex.error_response(request, status_error(fault.status), fault.status)
             else:
                 body = status_error(fault.status)
             headers = {"Metadata-Flavor": "Google"} if kind == "metadata" else None

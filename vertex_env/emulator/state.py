@@ -30,6 +30,7 @@ from vertex_env.emulator.faults import (
     ScriptedReply,
     optional_int,
 )
+from vertex_env.emulator.google_errors import REFUSALS
 
 TOKEN_PREFIX = "ya29.emu-"
 DEFAULT_PROJECT_ID = "emulated-project"
@@ -51,6 +52,8 @@ _CONFIG_KEYS = (
     "denied_projects",
     "disabled_projects",
     "metadata_refresh_before",
+    "impersonation_denied",
+    "invalid_clients",
 )
 #: The longest generateAccessToken lifetime without the org policy below (Google's default).
 DEFAULT_MAX_LIFETIME = 3600
@@ -96,8 +99,9 @@ class EmulatorConfig:
     project_id: str = DEFAULT_PROJECT_ID
     service_account_email: str = DEFAULT_SERVICE_ACCOUNT
     scopes: tuple[str, ...] = (CLOUD_PLATFORM_SCOPE,)
-    #: Refuse JWT-bearer assertions from service accounts with no registered key (off: accept unverified).
-    require_known_keys: bool = False
+    #: Refuse JWT-bearer assertions from service accounts with no registered key, as Google refuses a key it
+    #: never issued (off: accept an assertion of an unknown account unverified).
+    require_known_keys: bool = True
     #: Service accounts the org policy iam.allowServiceAccountCredentialLifetimeExtension lists ("*": all):
     #: only they get generateAccessToken lifetimes above 3600 s (up to max_lifetime).
     lifetime_extension: tuple[str, ...] = ()
@@ -107,6 +111,11 @@ class EmulatorConfig:
     disabled_projects: tuple[str, ...] = ()
     #: The metadata server hands back its cached token until fewer than this many seconds remain.
     metadata_refresh_before: int = 300
+    #: Service accounts no caller may impersonate ("*": every one): IAM generateAccessToken answers 403
+    #: IAM_PERMISSION_DENIED (the caller lacks roles/iam.serviceAccountTokenCreator).
+    impersonation_denied: tuple[str, ...] = ()
+    #: OAuth client ids the token endpoint does not know ("*": every one): 401 invalid_client.
+    invalid_clients: tuple[str, ...] = ()
 
     def lifetime_limit(self, email: str) -> int:
         """The longest generateAccessToken lifetime `email` may ask for under the org policy."""
@@ -138,7 +147,13 @@ class EmulatorConfig:
                 if number is None or number < 0:
                     raise EmulatorError(f"{key} is a number of seconds (0 or more)")
                 self.metadata_refresh_before = number
-            elif key in ("lifetime_extension", "denied_projects", "disabled_projects"):
+            elif key in (
+                "lifetime_extension",
+                "denied_projects",
+                "disabled_projects",
+                "impersonation_denied",
+                "invalid_clients",
+            ):
                 setattr(self, key, _names(key, value))
             else:
                 if not isinstance(value, str) or not value:
@@ -178,11 +193,13 @@ class EmulatorState:
         project_id: str = DEFAULT_PROJECT_ID,
         service_account_email: str = DEFAULT_SERVICE_ACCOUNT,
         scopes: tuple[str, ...] | list[str] = (CLOUD_PLATFORM_SCOPE,),
-        require_known_keys: bool = False,
+        require_known_keys: bool = True,
         lifetime_extension: bool | list[str] | tuple[str, ...] = (),
         denied_projects: list[str] | tuple[str, ...] = (),
         disabled_projects: list[str] | tuple[str, ...] = (),
         metadata_refresh_before: int = 300,
+        impersonation_denied: list[str] | tuple[str, ...] = (),
+        invalid_clients: list[str] | tuple[str, ...] = (),
         public_keys: Mapping[str, str | bytes] | None = None,
         history: int = 500,
     ) -> None:
@@ -200,6 +217,8 @@ class EmulatorState:
                 "denied_projects": list(denied_projects),
                 "disabled_projects": list(disabled_projects),
                 "metadata_refresh_before": metadata_refresh_before,
+                "impersonation_denied": list(impersonation_denied),
+                "invalid_clients": list(invalid_clients),
             }
         )
         self._history = history
@@ -219,6 +238,8 @@ class EmulatorState:
         self._vertex_records: collections.deque[dict[str, Any]] = collections.deque(maxlen=history)
         self._catalog: dict[str, CatalogModel] = {m.id: m for m in SEED_CATALOG}
         self._endpoints: dict[str, DeployedEndpoint] = {}
+        # project -> the refusals switched on for it (google_errors.REFUSALS)
+        self._refusals: dict[str, set[str]] = {}
         self._counters: collections.Counter[str] = collections.Counter()
         self._original_hosts: collections.Counter[str] = collections.Counter()
         self._grants: collections.Counter[str] = collections.Counter()
@@ -487,6 +508,58 @@ class EmulatorState:
                 return count
             return 1 if self._endpoints.pop(endpoint_id, None) is not None else 0
 
+    # -- refusals ----------------------------------------------------------------------------------------
+
+    def refuse(self, project: str, refusal: str) -> dict[str, list[str]]:
+        """Switch on one of Google's refusals (google_errors.REFUSALS) for `project`; returns every one on."""
+        if refusal not in REFUSALS:
+            raise EmulatorError(f"refusal is one of {list(REFUSALS)}, not {refusal!r}")
+        if not isinstance(project, str) or not project.strip():
+            raise EmulatorError("a refusal names the project it applies to")
+        with self._lock:
+            self._refusals.setdefault(project, set()).add(refusal)
+            return self.refusals()
+
+    def allow(self, project: str | None = None, refusal: str | None = None) -> dict[str, list[str]]:
+        """Switch refusals off: one of a project, all of a project, or (no arguments) every one."""
+        if refusal is not None and refusal not in REFUSALS:
+            raise EmulatorError(f"refusal is one of {list(REFUSALS)}, not {refusal!r}")
+        with self._lock:
+            if project is None:
+                if refusal is None:
+                    self._refusals.clear()
+                else:
+                    for names in self._refusals.values():
+                        names.discard(refusal)
+            elif refusal is None:
+                self._refusals.pop(project, None)
+            else:
+                self._refusals.get(project, set()).discard(refusal)
+            self._refusals = {p: names for p, names in self._refusals.items() if names}
+            return self.refusals()
+
+    def refusals(self) -> dict[str, list[str]]:
+        """project -> the refusals switched on, in the order Vertex checks them (config's denied_projects and
+        disabled_projects count as USER_PROJECT_DENIED and SERVICE_DISABLED)."""
+        with self._lock:
+            table = {p: set(names) for p, names in self._refusals.items()}
+            for project in self.config.denied_projects:
+                table.setdefault(project, set()).add("USER_PROJECT_DENIED")
+            for project in self.config.disabled_projects:
+                table.setdefault(project, set()).add("SERVICE_DISABLED")
+        return {p: [r for r in REFUSALS if r in names] for p, names in sorted(table.items())}
+
+    def refused(self, project: str, refusal: str) -> bool:
+        """Whether `refusal` is on for `project` (by id, or by the number of a project it is on for)."""
+        table = self.refusals()
+        if refusal in table.get(project, ()):
+            return True
+        number = self.project_number(project)
+        return any(
+            refusal in names and self.project_number(other) == number
+            for other, names in table.items()
+        )
+
     # -- records ---------------------------------------------------------------------------------------
 
     def count(self, name: str, amount: int = 1) -> None:
@@ -583,6 +656,7 @@ class EmulatorState:
                 "faults_pending": [f.to_json() for f in self._faults],
                 "replies_pending": len(self._replies) + (1 if self._sticky_reply else 0),
                 "known_keys": sorted(self._keys),
+                "refusals": self.refusals(),
                 "config": self.config.to_json(),
             }
 

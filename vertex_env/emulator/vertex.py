@@ -66,22 +66,35 @@ def google_host(location: str) -> str:
     )
 
 
+def error_response(request: web.Request, body: dict[str, Any], status: int) -> web.StreamResponse:
+    """Google's error answer: on the OpenAI-compatible paths wrapped in a list, as Vertex sends it there."""
+    if VERTEX_PATH.match(request.path):
+        return web.json_response(google_errors.openai_wrapped(body), status=status)
+    return web.json_response(body, status=status)
+
+
 def authorize(
     state: EmulatorState,
     request: web.Request,
     method: str | None = None,
     project: str | None = None,
     note: dict[str, Any] | None = None,
+    *,
+    permission: str = "aiplatform.endpoints.predict",
+    resource: str | None = None,
 ) -> tuple[IssuedToken | None, web.StreamResponse | None]:
     """The caller's token record, or Google's refusal (401/403) as a response.
 
     `method` is the RPC named in a refusal (the chat path's by default); `project` the URL's project, None where
-    the URL names none (the Model Garden catalog): then only the token is checked."""
+    the URL names none (the Model Garden catalog): then only the token is checked. Then the project refusals
+    switched on (google_errors.REFUSALS), in the order Vertex checks them; `permission` and `resource` are what
+    an IAM_PERMISSION_DENIED names."""
     match = VERTEX_PATH.match(request.path)
     if method is None:
         assert match is not None  # the chat path, as classify() said
         method = _method(match["version"], match["operation"])
         project = match["project"]
+        resource = f"projects/{match['project']}/locations/{match['location']}/endpoints/{match['endpoint']}"
     value = bearer_value(request.headers.get("Authorization", ""))
     record = state.token_record(value) if value else None
     refusal: tuple[int, dict[str, Any]] | None = None
@@ -97,19 +110,62 @@ def authorize(
     elif CLOUD_PLATFORM_SCOPE not in record.scopes:
         refusal = 403, google_errors.scope_insufficient(VERTEX_SERVICE, method)
     elif project is not None:
-        config = state.config
-        user_project = request.headers.get(USER_PROJECT_HEADER, "").strip()
-        consumer = user_project or project
-        if user_project and user_project in config.denied_projects:
-            refusal = 403, google_errors.user_project_denied(user_project, VERTEX_SERVICE)
-        elif consumer in config.disabled_projects:
-            refusal = 403, google_errors.service_disabled(consumer, VERTEX_SERVICE)
+        refusal = _project_refusal(
+            state, request, record, project, permission, resource or f"projects/{project}"
+        )
     if refusal is not None:
         state.count("chat_rejected")
         if note is not None:
             note["reason"] = error_reason(refusal[1])
-        return None, web.json_response(refusal[1], status=refusal[0])
+        return None, error_response(request, refusal[1], refusal[0])
     return record, None
+
+
+def _project_refusal(
+    state: EmulatorState,
+    request: web.Request,
+    caller: IssuedToken,
+    project: str,
+    permission: str,
+    resource: str,
+) -> tuple[int, dict[str, Any]] | None:
+    """The first project refusal switched on for this request, in Vertex's order (google_errors.REFUSALS)."""
+    user_project = request.headers.get(USER_PROJECT_HEADER, "").strip()
+    consumer = user_project or project
+    if user_project and state.refused(user_project, "USER_PROJECT_DENIED"):
+        return 403, google_errors.user_project_denied(user_project, VERTEX_SERVICE)
+    if not catalog.PROJECT_NAME_SHAPE.match(project) or state.refused(project, "CONSUMER_INVALID"):
+        return 403, google_errors.consumer_invalid(project, VERTEX_SERVICE)
+    if (
+        not user_project
+        and caller.grant == "refresh_token"
+        and state.refused(project, "QUOTA_PROJECT_REQUIRED")
+    ):
+        return 403, google_errors.quota_project_required(VERTEX_SERVICE)
+    if state.refused(consumer, "SERVICE_DISABLED"):
+        return 403, google_errors.service_disabled(consumer, VERTEX_SERVICE)
+    if state.refused(consumer, "BILLING_DISABLED"):
+        return 403, google_errors.billing_disabled(consumer, VERTEX_SERVICE)
+    if state.refused(project, "VPC_SERVICE_CONTROLS"):
+        uid = base64.urlsafe_b64encode(secrets.token_bytes(36)).decode("ascii")
+        return 403, google_errors.vpc_service_controls(
+            state.project_number(project), VERTEX_SERVICE, uid
+        )
+    if state.refused(project, "IAM_PERMISSION_DENIED"):
+        return 403, google_errors.iam_permission_denied(permission, resource)
+    return None
+
+
+def _quota_refusal(
+    state: EmulatorState, request: web.Request, project: str, location: str
+) -> tuple[int, dict[str, Any]] | None:
+    """429 RESOURCE_EXHAUSTED when switched on for the consumer project (after every other check)."""
+    consumer = request.headers.get(USER_PROJECT_HEADER, "").strip() or project
+    if state.refused(consumer, "RESOURCE_EXHAUSTED"):
+        return 429, google_errors.rate_limit_exceeded(
+            consumer, state.project_number(consumer), location
+        )
+    return None
 
 
 def error_reason(body: dict[str, Any]) -> str | None:
@@ -125,7 +181,8 @@ def error_reason(body: dict[str, Any]) -> str | None:
 async def _json_body(
     state: EmulatorState, request: web.Request, token_id: list[int], note: dict[str, Any]
 ) -> tuple[dict[str, Any] | None, web.StreamResponse | None]:
-    """The authorized request's JSON object, or the response refusing it."""
+    """The authorized request's JSON object, or the response refusing it: the caller and project first,
+    then (on `openapi`) a model the catalog serves in the location, then the project's quota."""
     raw = await request.text()
     _note_model(note, raw)
     caller, refused = authorize(state, request, note=note)
@@ -139,17 +196,49 @@ async def _json_body(
         return None, refused
     assert caller is not None
     token_id.append(caller.id)
+
+    def refuse(status: int, body: dict[str, Any]) -> tuple[None, web.StreamResponse]:
+        note["reason"] = error_reason(body)
+        return None, error_response(request, body, status)
+
     if request.method != "POST":
-        return None, web.json_response(google_error(405, "Use POST."), status=405)
+        return refuse(405, google_error(405, "Use POST."))
     try:
         body = json.loads(raw)
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        return None, web.json_response(
-            google_error(400, "Invalid JSON payload received."), status=400
-        )
+        return refuse(400, google_error(400, "Invalid JSON payload received."))
+    match = VERTEX_PATH.match(request.path)
+    assert match is not None  # classify() said so
+    if match["endpoint"] == "openapi":
+        unserved = _unserved_model(state, match, body.get("model"))
+        if unserved is not None:
+            return refuse(*unserved)
+    quota = _quota_refusal(state, request, match["project"], match["location"])
+    if quota is not None:
+        return refuse(*quota)
     return body, None
+
+
+def _unserved_model(
+    state: EmulatorState, match: re.Match[str], model: Any
+) -> tuple[int, dict[str, Any]] | None:
+    """Vertex's refusal of the model an `openapi` request names, or None when the location serves it."""
+    if not isinstance(model, str) or not model:
+        return 400, google_error(400, "Model is required.")
+    publisher, _, model_id = model.partition("/")
+    found = state.catalog_model(model_id) if publisher == "google" and model_id else None
+    if found is None or not found.serves(match["location"]):
+        # No publisher, another publisher, a model the catalog lacks, or a location that does not serve it (or
+        # that Vertex does not serve at all): one answer for all.
+        return 404, google_errors.publisher_model_not_found(
+            match["project"], match["location"], model if publisher != model else f"google/{model}"
+        )
+    wanted = "embedding" if match["operation"] == "embeddings" else "chat"
+    if found.kind != wanted:
+        return 400, google_error(400, "The request is not supported by this model.")
+    return None
 
 
 async def respond(
@@ -170,11 +259,12 @@ async def respond(
             assert caller is not None
             token_id.append(caller.id)
             note["reason"] = "NOT_FOUND"
-            return web.json_response(
+            return error_response(
+                request,
                 google_errors.endpoint_not_found(
                     state.project_number(match["project"]), match["location"], match["endpoint"]
                 ),
-                status=404,
+                404,
             )
         note["endpoint_display_name"] = deployed.display_name
         note["deployed_model"] = deployed.model
@@ -286,6 +376,8 @@ def _list_endpoints(
         f"google.cloud.aiplatform.{version}.EndpointService.ListEndpoints",
         project,
         note,
+        permission="aiplatform.endpoints.list",
+        resource=f"projects/{project}/locations/{location}",
     )
     if refused is not None:
         return refused
@@ -319,8 +411,10 @@ async def chat(
         return refused
     reply = state.next_reply()
     if reply is not None and reply.status is not None:
-        error_body = reply.body if reply.body is not None else status_error(reply.status)
-        return web.json_response(error_body, status=reply.status)
+        note["reason"] = "SCRIPTED"
+        if reply.body is not None:  # the test's own body, as it wrote it
+            return web.json_response(reply.body, status=reply.status)
+        return error_response(request, status_error(reply.status), reply.status)
     state.count("chat_ok")
     model = str(body.get("model") or note.get("deployed_model") or "emulated")
     tool_calls = _normalize_tool_calls(reply.tool_calls) if reply and reply.tool_calls else None
@@ -554,8 +648,8 @@ async def embeddings(
     ):
         inputs = [inputs]
     if not isinstance(inputs, list) or not inputs:
-        return web.json_response(
-            google_error(400, "input is a string or a non-empty list of strings"), status=400
+        return error_response(
+            request, google_error(400, "input is a string or a non-empty list of strings"), 400
         )
     dimensions = body.get("dimensions", DEFAULT_EMBEDDING_DIMENSIONS)
     if (
@@ -563,15 +657,14 @@ async def embeddings(
         or isinstance(dimensions, bool)
         or not 1 <= dimensions <= _MAX_EMBEDDING_DIMENSIONS
     ):
-        return web.json_response(
+        return error_response(
+            request,
             google_error(400, f"dimensions must be between 1 and {_MAX_EMBEDDING_DIMENSIONS}"),
-            status=400,
+            400,
         )
     encoding = body.get("encoding_format") or "float"
     if encoding not in ("float", "base64"):
-        return web.json_response(
-            google_error(400, "encoding_format is float or base64"), status=400
-        )
+        return error_response(request, google_error(400, "encoding_format is float or base64"), 400)
     state.count("chat_ok")
     model = str(body.get("model") or note.get("deployed_model") or "emulated")
     data = []
