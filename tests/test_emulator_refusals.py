@@ -25,11 +25,11 @@ from vertex_env.core.transport import make_request
 from vertex_env.emulator import (
     EmulatorAdminError,
     EmulatorServer,
+    Refusal,
     authorized_user_info,
     write_external_account,
     write_service_account,
 )
-from vertex_env.emulator.admin import Refusal
 from vertex_env.emulator.google_errors import REFUSALS
 
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"

@@ -5,7 +5,14 @@
 
 from __future__ import annotations
 
-from vertex_env.emulator.admin import EmulatorAdmin, EmulatorAdminError
+from vertex_env.emulator.admin import (
+    CatalogEntry,
+    DeployedEndpointInfo,
+    EmulatorAdmin,
+    EmulatorAdminError,
+    Refusal,
+    VertexRequest,
+)
 from vertex_env.emulator.credfiles import (
     authorized_user_info,
     write_authorized_user,
@@ -20,13 +27,17 @@ from vertex_env.emulator.state import TOKEN_PREFIX, EmulatorState
 
 __all__ = [
     "TOKEN_PREFIX",
+    "CatalogEntry",
+    "DeployedEndpointInfo",
     "EmulatorAdmin",
     "EmulatorAdminError",
     "EmulatorError",
     "EmulatorServer",
     "EmulatorState",
     "Fault",
+    "Refusal",
     "ScriptedReply",
+    "VertexRequest",
     "authorized_user_info",
     "build_app",
     "run",

@@ -72,7 +72,7 @@ class CatalogEntry(TypedDict):
     served_in: list[str]
 
 
-class DeployedEndpoint(TypedDict):
+class DeployedEndpointInfo(TypedDict):
     """A self-deployed endpoint: its numeric ID answers chat completions and embeddings."""
 
     id: str
@@ -246,9 +246,9 @@ class EmulatorAdmin:
         """Back to the seeded catalog."""
         return cast("list[CatalogEntry]", self._call("DELETE", "catalog")["models"])
 
-    def endpoints(self) -> list[DeployedEndpoint]:
+    def endpoints(self) -> list[DeployedEndpointInfo]:
         """The deployed (self-deployed model) endpoints."""
-        return cast("list[DeployedEndpoint]", self._call("GET", "endpoints")["endpoints"])
+        return cast("list[DeployedEndpointInfo]", self._call("GET", "endpoints")["endpoints"])
 
     def deploy_endpoint(
         self,
@@ -258,7 +258,7 @@ class EmulatorAdmin:
         model: str,
         project: str | None = None,
         endpoint_id: str | None = None,
-    ) -> DeployedEndpoint:
+    ) -> DeployedEndpointInfo:
         """Create an endpoint serving `model` in `location` (a region) of `project` (default: the emulator's
         project_id); Vertex-shaped numeric ID unless `endpoint_id` is given."""
         body: dict[str, Any] = {"display_name": display_name, "location": location, "model": model}
@@ -266,7 +266,7 @@ class EmulatorAdmin:
             body["project"] = project
         if endpoint_id is not None:
             body["id"] = endpoint_id
-        return cast("DeployedEndpoint", self._call("POST", "endpoints", body))
+        return cast("DeployedEndpointInfo", self._call("POST", "endpoints", body))
 
     def undeploy_endpoint(self, endpoint_id: str | None = None) -> int:
         """Remove one endpoint, or every one; returns how many went."""
