@@ -553,50 +553,7 @@ def test_ops_listen_refuses_anything_else_as_a_usage_error(value: str, emu: Emul
     assert result.stderr.count("\n") == 1
 
 
-# -- deployment files -----------------------------------------------------------------------------------------
-
-REPO = Path(__file__).resolve().parent.parent
-KUBERNETES = REPO / "shell" / "kubernetes"
-
-
-def _option(args: list[str], name: str) -> str:
-    return args[args.index(name) + 1]
-
-
-def test_kubernetes_manifest_probes_mounts_the_key_0400_and_drains_inside_the_grace() -> None:
-    yaml = pytest.importorskip("yaml")
-    documents = list(yaml.safe_load_all((KUBERNETES / "sidecar.yaml").read_text()))
-    (deployment,) = [d for d in documents if d and d.get("kind") == "Deployment"]
-    pod = deployment["spec"]["template"]["spec"]
-    containers = {c["name"]: c for c in pod["containers"]}
-    sidecar, app = containers["vertex-env"], containers["app"]
-    args = sidecar["args"]
-
-    ops_port = int(_option(args, "--ops-listen").rsplit(":", 1)[1])
-    ports = {p["name"]: p["containerPort"] for p in sidecar["ports"]}
-    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
-        http_get = sidecar[probe]["httpGet"]
-        assert http_get["path"] == path
-        assert ports.get(http_get["port"], http_get["port"]) == ops_port
-    assert sidecar["readinessProbe"]["timeoutSeconds"] > 5  # /readyz may wait 5 s for a mint
-
-    (key_volume,) = [v for v in pod["volumes"] if "secret" in v]
-    assert key_volume["secret"]["defaultMode"] == 0o400
-    (mount,) = [m for m in sidecar["volumeMounts"] if m["name"] == key_volume["name"]]
-    assert mount["readOnly"] is True
-    assert _option(args, "--key-file").startswith(mount["mountPath"] + "/")
-    app_key = next(e for e in app["env"] if e["name"] == "OPENAI_API_KEY")
-    assert app_key["valueFrom"]["secretKeyRef"]["name"] == key_volume["secret"]["secretName"]
-    app_url = next(e for e in app["env"] if e["name"] == "OPENAI_BASE_URL")["value"]
-    assert app_url.startswith(f"http://127.0.0.1:{_option(args, '--port')}/v1/projects/")
-
-    requests = sidecar["resources"]["requests"]
-    assert requests["cpu"] and requests["memory"]
-    assert pod["terminationGracePeriodSeconds"] > float(_option(args, "--drain-timeout"))
-    security = pod["securityContext"]
-    assert security["runAsNonRoot"] is True and security["runAsUser"] != 0
-    # The kubelet gives the 0400 secret to fsGroup as 0440: vertex-env accepts that form for its own group.
-    assert security["fsGroup"] == security["runAsGroup"]
+# -- the key file as Kubernetes mounts it (the manifest itself: test_kubernetes.py) -------------------------------
 
 
 @pytest.mark.parametrize(
