@@ -31,6 +31,7 @@ from vertex_env.emulator import (
     write_service_account,
 )
 from vertex_env.emulator.google_errors import REFUSALS
+from vertex_env.testing import OFFLINE_PROJECT, OfflineVertex
 
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 PROJECT = "team-project"
@@ -540,3 +541,18 @@ def test_service_account_assertions_need_the_key_the_emulator_minted(
         require_known_keys=False
     )  # the lenient switch, for keys made elsewhere
     unknown.refresh(make_request())
+
+
+def test_the_pytest_plugin_switches_refusals_for_an_apps_tests(
+    vertex_env_offline: OfflineVertex,
+) -> None:
+    emulator = vertex_env_offline.emulator
+    emulator.refuse(OFFLINE_PROJECT, "BILLING_DISABLED")
+    hello = [{"role": "user", "content": "hi"}]
+    with openai.OpenAI(max_retries=0) as client:  # the app's own client, from OPENAI_* variables
+        with pytest.raises(openai.PermissionDeniedError) as err:
+            client.chat.completions.create(model="google/gemini-2.5-flash", messages=hello)
+        assert err.value.body[0]["error"]["details"][0]["reason"] == "BILLING_DISABLED"
+        assert emulator.vertex_requests()[-1]["reason"] == "BILLING_DISABLED"
+        emulator.allow()
+        client.chat.completions.create(model="google/gemini-2.5-flash", messages=hello)

@@ -297,7 +297,7 @@ def test_models_under_the_openai_base_url_is_googles_html_404(
     url = bare_emu.chat_base_url(PROJECT, "global") + suffix
     status, headers, body = get(url, user_token())
     assert status == 404
-    assert headers["Content-Type"] == "text/html; charset=utf-8"
+    assert headers["Content-Type"] == "text/html; charset=UTF-8"
     assert body.startswith("<!DOCTYPE html>\n<html lang=en>")
     assert "<title>Error 404 (Not Found)!!1</title>" in body
     path = url.removeprefix(bare_emu.url)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from vertex_env.emulator import EmulatorAdmin, EmulatorServer
+    from vertex_env.emulator import EmulatorAdmin, EmulatorServer, Refusal, VertexRequest
 
 __all__ = ["OfflineVertex", "VertexEmulator", "vertex_emulator", "vertex_env_offline"]
 
@@ -123,6 +123,21 @@ class VertexEmulator:
 
     def clear_replies(self) -> None:
         self.admin.clear_replies()
+
+    # -- Google's refusals ----------------------------------------------------------------------------
+
+    def refuse(self, project: str, refusal: Refusal) -> None:
+        """Vertex refuses `project` from now on as Google does, e.g. `refuse(project, "SERVICE_DISABLED")`
+        (also IAM_PERMISSION_DENIED, BILLING_DISABLED, RESOURCE_EXHAUSTED, …: the README's emulator section)."""
+        self.admin.refuse(project, refusal)
+
+    def allow(self, project: str | None = None, refusal: Refusal | None = None) -> None:
+        """Switch refusals off again (all of them without arguments)."""
+        self.admin.allow(project, refusal)
+
+    def vertex_requests(self) -> list[VertexRequest]:
+        """Each Vertex request so far: host, project, location, endpoint, model, status, refusal reason."""
+        return self.admin.vertex_requests()
 
     # -- what happened --------------------------------------------------------------------------------
 

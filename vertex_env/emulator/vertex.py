@@ -299,9 +299,8 @@ async def respond_catalog(
         # GFE answers before any API (and any credential check): no such route.
         return web.Response(
             status=404,
-            text=google_errors.not_found_html(path),
-            content_type="text/html",
-            charset="utf-8",
+            body=google_errors.not_found_html(path).encode("utf-8"),
+            headers={"Content-Type": "text/html; charset=UTF-8"},  # Google's spelling
         )
     if request.method != "GET":
         return web.json_response(google_error(405, "Use GET."), status=405)
