@@ -37,6 +37,8 @@ from typing import IO, Any
 
 import aiohttp
 
+from vertex_env.system.loopback import PROXY_VARIABLES
+
 PROJECT = "bench-project"
 BODY = json.dumps(
     {"model": "google/gemini-2.5-flash", "messages": [{"role": "user", "content": "Say hi"}]}
@@ -76,7 +78,7 @@ def isolated_environment(root: Path) -> dict[str, str]:
         NO_GCE_CHECK="true",
         VERTEX_ENV_PROJECT=PROJECT,
     )
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+    for name in PROXY_VARIABLES:
         env.pop(name, None)
     return env
 

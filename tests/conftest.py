@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from vertex_env.system.loopback import PROXY_VARIABLES, opener_for
+
 if TYPE_CHECKING:
     from vertex_env.emulator import EmulatorServer
 
@@ -42,6 +44,10 @@ def isolated_machine(
         path.mkdir(parents=True, exist_ok=True)
         monkeypatch.setenv(var, str(path))
     (home / "run").chmod(0o700)
+    # The developer's forward proxy is not the test's: a test that wants one (a dead one, a far upstream's)
+    # sets it; every other test runs as on a machine without one.
+    for name in (*PROXY_VARIABLES, "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_GCE_CHECK", "true")
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.delenv("BASH_ENV", raising=False)
@@ -101,7 +107,7 @@ def start_emulator(
     **config: Any,
 ) -> EmulatorServer:
     """A started emulator that vertex-env talks to: emulator host, an authorized_user ADC file in `folder`,
-    the project (unless None), and no HTTP proxy variables. The caller stops it."""
+    the project (unless None). The caller stops it."""
     from vertex_env.emulator import EmulatorServer, write_authorized_user
 
     server = EmulatorServer(**config).start()
@@ -110,8 +116,6 @@ def start_emulator(
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(adc))
     if project is not None:
         monkeypatch.setenv("VERTEX_ENV_PROJECT", project)
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
     return server
 
 
@@ -127,17 +131,12 @@ def emu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[EmulatorSer
 
 @pytest.fixture
 def bare_emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorServer]:
-    """The emulator with nothing but VERTEX_ENV_EMULATOR_HOST set (and no HTTP proxy): no ADC file, no project."""
+    """The emulator with nothing but VERTEX_ENV_EMULATOR_HOST set: no ADC file, no project."""
     from vertex_env.emulator import EmulatorServer
 
     with EmulatorServer() as server:
         monkeypatch.setenv("VERTEX_ENV_EMULATOR_HOST", server.host_port)
-        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-            monkeypatch.delenv(name, raising=False)
         yield server
-
-
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def http(
@@ -147,10 +146,11 @@ def http(
     body: bytes | None = None,
     headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
-    """(status, headers, body) of one request, never through an HTTP proxy; an HTTP error is a result too."""
+    """(status, headers, body) of one request (loopback never through an HTTP proxy); an HTTP error is a
+    result too."""
     request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
-        with _NO_PROXY.open(request, timeout=10) as response:
+        with opener_for(url).open(request, timeout=10) as response:
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as err:
         with err:

@@ -39,8 +39,6 @@ _AWS_VERIFY = "https://sts.{region}.amazonaws.com?Action=GetCallerIdentity&Versi
 def emu(monkeypatch: pytest.MonkeyPatch, isolated_machine: Path) -> Iterator[EmulatorServer]:
     with EmulatorServer() as server:
         monkeypatch.setenv("VERTEX_ENV_EMULATOR_HOST", server.host_port)
-        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-            monkeypatch.delenv(name, raising=False)
         yield server
 
 

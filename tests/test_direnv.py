@@ -22,6 +22,7 @@ from conftest import require_tool
 
 from vertex_env.emulator import EmulatorServer, write_authorized_user
 from vertex_env.environment import resolve
+from vertex_env.system.loopback import opener_for
 
 BIN = Path(sys.executable).parent
 
@@ -71,7 +72,7 @@ def chat(base_url: str, token: str) -> int:
         ).encode(),
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    opener = opener_for(base_url)
     with opener.open(request, timeout=10) as response:
         return int(response.status)
 

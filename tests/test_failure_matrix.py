@@ -35,6 +35,7 @@ from vertex_env.emulator import (
 from vertex_env.environment import resolve
 from vertex_env.errors import VertexEnvError
 from vertex_env.proxy.server import BackgroundProxy
+from vertex_env.system.loopback import opener_for
 
 SA = "target-sa@test-project.iam.gserviceaccount.com"
 
@@ -73,8 +74,6 @@ def emu(
     server.state.reset()
     monkeypatch.setenv("VERTEX_ENV_EMULATOR_HOST", server.host_port)
     monkeypatch.setenv("VERTEX_ENV_PROJECT", "test-project")
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
     # A timeout fault must not cost google-auth's 120 s or our 15 s per attempt.
     monkeypatch.setattr(transport, "DEFAULT_TIMEOUT", 0.3)
     yield server
@@ -259,7 +258,7 @@ def test_the_proxy_answers_an_openai_shaped_502_when_no_token_can_be_had(
             data=b'{"model":"google/gemini-2.5-flash","messages":[{"role":"user","content":"hi"}]}',
             headers={"Authorization": f"Bearer {proxy.key}", "Content-Type": "application/json"},
         )
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        opener = opener_for(proxy.base_url)
         with pytest.raises(urllib.error.HTTPError) as caught:
             opener.open(request, timeout=30)
         with caught.value as answer:

@@ -272,9 +272,13 @@ def vertex_env_offline(
     }
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
-    for name in ("NO_PROXY", "no_proxy"):  # an HTTP proxy must not take loopback calls
-        current = os.environ.get(name, "")
-        monkeypatch.setenv(name, ",".join(filter(None, (current, "127.0.0.1", "localhost"))))
+    from vertex_env.system.loopback import bypass_proxy_for_loopback
+
+    bypass = dict(os.environ)  # the app under test goes direct to the emulator, as vertex-env does
+    bypass_proxy_for_loopback(bypass, vertex_emulator.url)
+    for name in ("NO_PROXY", "no_proxy"):
+        if name in bypass:
+            monkeypatch.setenv(name, bypass[name])
     env = resolve()
     openai_vars = {"OPENAI_BASE_URL": env.base_url, "OPENAI_API_KEY": env.token().value}
     for name, value in openai_vars.items():

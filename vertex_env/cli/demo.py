@@ -24,7 +24,15 @@ def chat(base_url: str, api_key: str, prompt: str) -> tuple[int, str]:
         import openai
     except ImportError:
         return _chat_stdlib(base_url, api_key, prompt)
-    client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0)
+    from vertex_env.system.loopback import goes_direct
+
+    # The emulator is on loopback: a corporate HTTPS_PROXY in the environment must not take this call.
+    client = openai.OpenAI(
+        base_url=base_url,
+        api_key=api_key,
+        max_retries=0,
+        http_client=openai.DefaultHttpxClient(trust_env=not goes_direct(base_url)),
+    )
     try:
         result = client.chat.completions.create(
             model="google/gemini-2.5-flash", messages=[{"role": "user", "content": prompt}]
@@ -37,6 +45,8 @@ def chat(base_url: str, api_key: str, prompt: str) -> tuple[int, str]:
 
 
 def _chat_stdlib(base_url: str, api_key: str, prompt: str) -> tuple[int, str]:
+    from vertex_env.system.loopback import opener_for
+
     body = json.dumps(
         {"model": "google/gemini-2.5-flash", "messages": [{"role": "user", "content": prompt}]}
     )
@@ -46,7 +56,7 @@ def _chat_stdlib(base_url: str, api_key: str, prompt: str) -> tuple[int, str]:
         headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
     )
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with opener_for(base_url).open(request, timeout=10) as response:
             return 200, str(json.load(response)["choices"][0]["message"]["content"])
     except urllib.error.HTTPError as err:
         return err.code, _google_message(err.read().decode(errors="replace"))
@@ -144,6 +154,10 @@ def run_demo(echo: Callable[[str], None] = print) -> int:
 
 
 def _has_openai() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("openai") is not None
+    """Whether the openai SDK is installed, imported now: its import takes a second or more on a busy machine,
+    which must not come out of the demo token's few seconds of life between the mint and the first chat."""
+    try:
+        import openai  # noqa: F401
+    except ImportError:
+        return False
+    return True

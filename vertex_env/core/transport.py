@@ -3,7 +3,9 @@
 Every request vertex-env makes to Google (oauth2, sts, iamcredentials, metadata) goes through
 `make_request()`. When `VERTEX_ENV_EMULATOR_HOST=HOST:PORT` is set, every Google host is rewritten to
 `http://HOST:PORT` with the path kept, so google-auth runs unmodified against the emulator (its
-authorized_user credentials ignore `token_uri`; rewriting here is the clean way in).
+authorized_user credentials ignore `token_uri`; rewriting here is the clean way in). A request to loopback (the
+emulator) goes through a session that ignores HTTP(S)_PROXY (vertex_env.system.loopback.goes_direct); every
+other one through a session that honours it (a corporate proxy may be the only way to Google).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from vertex_env.config.routing import (
     emulator_host,
     is_google_host,
 )
+from vertex_env.system.loopback import goes_direct
 
 __all__ = [
     "EMULATOR_HOST_ENV",
@@ -73,6 +76,8 @@ class RoutedRequest(google.auth.transport.requests.Request):  # type: ignore[mis
         debug: bool = False,
     ) -> None:
         super().__init__(session=session)
+        #: The same google-auth transport on a session that never reads HTTP(S)_PROXY, for loopback targets.
+        self._direct = google.auth.transport.requests.Request(session=_session(direct=True))
         #: --debug / VERTEX_ENV_DEBUG: one line on stderr per request (method, URL, status, time), redacted.
         self.debug = debug
         self.default_timeout = timeout
@@ -102,11 +107,12 @@ class RoutedRequest(google.auth.transport.requests.Request):  # type: ignore[mis
         if timeout is None or timeout == google.auth.transport.requests._DEFAULT_TIMEOUT:
             timeout = self.default_timeout
         self.last_url = url
+        send = self._direct if goes_direct(target) else super().__call__
         attempt = 0
         while True:
             started = time.monotonic()
             try:
-                response = super().__call__(
+                response = send(
                     target,
                     method=method,
                     body=body,
@@ -178,8 +184,21 @@ class RoutedRequest(google.auth.transport.requests.Request):  # type: ignore[mis
         return min(float(timeout), left)
 
 
-_SESSION: requests.Session | None = None
-_SESSION_PID: int | None = None
+#: One requests session per (process, direct?): a forked child must not share sockets; `direct` ignores the
+#: environment's proxies (loopback targets), the other honours them (Google).
+_SESSIONS: dict[tuple[int, bool], requests.Session] = {}
+
+
+def _session(*, direct: bool) -> requests.Session:
+    key = (os.getpid(), direct)
+    session = _SESSIONS.get(key)
+    if session is None:
+        if any(pid != key[0] for pid, _ in _SESSIONS):
+            _SESSIONS.clear()  # inherited across fork: never used here
+        session = requests.Session()
+        session.trust_env = not direct
+        _SESSIONS[key] = session
+    return session
 
 
 def make_request(
@@ -194,12 +213,8 @@ def make_request(
 
     `total` bounds the whole exchange, every attempt and retry included, from now; `debug` logs each request
     on stderr (the caller reads --debug / VERTEX_ENV_DEBUG through the option table)."""
-    global _SESSION, _SESSION_PID
-    if _SESSION is None or os.getpid() != _SESSION_PID:  # a forked child must not share sockets
-        _SESSION = requests.Session()
-        _SESSION_PID = os.getpid()
     return RoutedRequest(
-        _SESSION,
+        _session(direct=False),
         timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
         retries=retries,
         emulator=emulator_host(environ),

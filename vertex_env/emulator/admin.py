@@ -13,6 +13,8 @@ import urllib.parse
 import urllib.request
 from typing import Any, Literal, TypedDict, cast
 
+from vertex_env.system.loopback import opener_for
+
 #: The refusals the emulator can switch on per project, in the order Vertex checks them (google_errors.REFUSALS).
 Refusal = Literal[
     "USER_PROJECT_DENIED",
@@ -97,8 +99,8 @@ class EmulatorAdmin:
     def __init__(self, url: str, *, timeout: float = 10.0) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
-        # An explicit empty ProxyHandler: HTTP_PROXY in the environment must not reroute loopback calls.
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        # The emulator is on loopback: HTTP_PROXY in the environment must not reroute these calls.
+        self._opener = opener_for(self.url)
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode("utf-8")

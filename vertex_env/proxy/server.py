@@ -43,7 +43,7 @@ from vertex_env.system.loopback import (
     KEY_ENV,
     check_key,
     check_loopback,
-    is_loopback,
+    goes_direct,
     new_key,
 )
 
@@ -148,9 +148,8 @@ class LoopbackProxy:
         )
         self.stats = ProxyStats()
         self.tokens = HeldToken(token_source, min_ttl, on_fetch=self.stats.fetched)
-        host_name = urlsplit(upstream).hostname or ""
         # A corporate HTTPS_PROXY may be the only way to Google; a loopback upstream (the emulator) never is.
-        self._trust_env = not is_loopback(host_name)
+        self._trust_env = not goes_direct(upstream)
         self._via: tuple[URL | None, dict[str, str] | None] = (None, None)
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None

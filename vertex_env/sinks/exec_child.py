@@ -18,6 +18,7 @@ from vertex_env.errors import (
     NestedRunError,
     SinkError,
 )
+from vertex_env.system.loopback import bypass_proxy_for_loopback
 
 ACTIVE = "VERTEX_ENV_ACTIVE"
 # Every signal a terminal, a shell or a supervisor sends to a program: the child gets each one (SIGKILL and
@@ -44,7 +45,8 @@ BASE_URL_ALIASES = ("OPENAI_API_BASE",)
 
 
 def child_environment(parent: Mapping[str, str], variables: Mapping[str, str]) -> dict[str, str]:
-    """The parent's environment with the variables set over any stale ones, and VERTEX_ENV_ACTIVE=1.
+    """The parent's environment with the variables set over any stale ones, and VERTEX_ENV_ACTIVE=1; with a
+    forward proxy set and a loopback base URL, the loopback names added to NO_PROXY/no_proxy.
 
     Every OPENAI_* name vertex-env knows is ours in the child: set from `variables`, or (an alias of the base
     URL the parent had) replaced by our base URL."""
@@ -55,6 +57,8 @@ def child_environment(parent: Mapping[str, str], variables: Mapping[str, str]) -
         for alias in BASE_URL_ALIASES:
             if alias in env and alias not in variables:
                 env[alias] = base_url
+        # The child's HTTP client goes direct to a loopback base URL (the proxy, the emulator), as ours do.
+        bypass_proxy_for_loopback(env, base_url)
     env[ACTIVE] = "1"
     return env
 

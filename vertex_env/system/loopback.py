@@ -1,4 +1,5 @@
-"""What the loopback services (the proxy, the emulator) accept: this machine's addresses, and the proxy's local key.
+"""What the loopback services (the proxy, the emulator) accept: this machine's addresses, and the proxy's local key;
+and the one rule for the way there: loopback traffic never goes through an HTTP(S)_PROXY.
 
 Light on purpose (no aiohttp): `serve` checks its arguments and reads its key file before the proxy is imported.
 """
@@ -9,21 +10,31 @@ import ipaddress
 import os
 import secrets
 import stat
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from vertex_env.errors import ConfigError
 from vertex_env.system.quoting import quote_sh
 
+if TYPE_CHECKING:
+    import urllib.request
+
 __all__ = [
     "DEFAULT_HOST",
     "KEY_ENV",
+    "LOOPBACK_NAMES",
     "MIN_KEY_LENGTH",
+    "PROXY_VARIABLES",
+    "bypass_proxy_for_loopback",
     "check_key",
     "check_loopback",
     "fixed_key",
+    "goes_direct",
     "is_loopback",
     "new_key",
+    "opener_for",
     "read_key_file",
 ]
 
@@ -57,6 +68,55 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+# -- the one proxy-bypass rule --------------------------------------------------------------------------------
+# A corporate HTTP(S)_PROXY may be the only way to Google, and is never the way to 127.0.0.1: the proxy runs on
+# another machine, where this machine's loopback (the emulator, `serve`, `run --proxy`) is out of reach, or it
+# refuses local addresses. Every HTTP client of vertex-env asks `goes_direct` (google-auth's session through
+# vertex_env.core.transport, the proxy's upstream, the emulator's admin client, the demo, the pytest plugin) and
+# a child handed a loopback base URL gets the same rule through NO_PROXY (`bypass_proxy_for_loopback`).
+
+#: The variables HTTP clients (requests, httpx, aiohttp, urllib, curl) read a forward proxy from.
+PROXY_VARIABLES = (
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+)
+#: Loopback as NO_PROXY names it for every client (each client matches names, not address ranges).
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+def goes_direct(url: str) -> bool:
+    """True when `url` is on this machine's loopback: connect to it directly, whatever HTTP(S)_PROXY says."""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:  # a malformed URL is not ours to route; its client reports it
+        return False
+    return is_loopback(host)
+
+
+def opener_for(url: str) -> urllib.request.OpenerDirector:
+    """A urllib opener for `url`: without proxies for a loopback URL, the environment's proxies otherwise."""
+    import urllib.request
+
+    if goes_direct(url):
+        return urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    return urllib.request.build_opener()
+
+
+def bypass_proxy_for_loopback(environ: MutableMapping[str, str], base_url: str) -> None:
+    """Add the loopback names to NO_PROXY/no_proxy in `environ` (a child's, or a test process's) when it has a
+    forward proxy and `base_url` is on loopback: the child's own HTTP client then goes direct as ours do."""
+    if not goes_direct(base_url) or not any(environ.get(name) for name in PROXY_VARIABLES):
+        return
+    for name in ("NO_PROXY", "no_proxy"):
+        present = [entry.strip() for entry in environ.get(name, "").split(",") if entry.strip()]
+        missing = [entry for entry in LOOPBACK_NAMES if entry not in present]
+        environ[name] = ",".join(present + missing)
 
 
 def check_loopback(host: str) -> str:
