@@ -117,7 +117,9 @@ def test_serve_reaches_the_emulator_past_a_dead_proxy(emu: EmulatorServer, dead_
     try:
         assert process.stdout is not None
         started = json.loads(process.stdout.readline())
-        body = json.dumps({"model": "google/gemini-2.5-flash", "messages": [{"role": "user", "content": "hi"}]})
+        body = json.dumps(
+            {"model": "google/gemini-2.5-flash", "messages": [{"role": "user", "content": "hi"}]}
+        )
         status, _, answer = http(
             started["base_url"] + "/chat/completions",
             method="POST",
