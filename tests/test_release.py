@@ -56,6 +56,14 @@ def test_the_classifiers_say_posix_and_the_pythons_requires_python_admits() -> N
     )
     assert claimed[0] == int(lowest[1])
     assert claimed == list(range(claimed[0], claimed[-1] + 1))  # no gap
+    # tox tests the lowest and the highest of them, and .ci/run runs both.
+    tox = configparser.ConfigParser(interpolation=None)
+    tox.read(REPO / "tox.ini")
+    envs = {e.strip() for e in tox["tox"]["envlist"].split(",")}
+    wanted = {f"py3{claimed[0]}", f"py3{claimed[-1]}"}
+    assert wanted <= envs
+    ci = (REPO / ".ci" / "run").read_text()
+    assert re.search(r"tox run -e " + ",".join(sorted(wanted)), ci)
     # PEP 639: an SPDX `license` excludes License classifiers.
     assert not [c for c in classifiers if c.startswith("License ::")]
 

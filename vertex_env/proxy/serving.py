@@ -376,6 +376,7 @@ class Sidecar(ProxyEvents):
             forced.cancel()
             if not closing.done():
                 log.warning("second signal: stopping without waiting", extra={"event": "forced"})
+                self.proxy.abort_in_flight()
                 closing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await closing
