@@ -376,7 +376,15 @@ def test_a_second_daemon_for_the_same_profile_exits_with_code_11(
 ) -> None:
     first = DaemonProcess()
     try:
-        wait_for(lambda: daemon_status(resolve())["running"], what="the first daemon")
+        # Running and its state written: between taking the lock and writing its pid, a second daemon could only
+        # say "already running" without the pid (a race a loaded machine hit on Python 3.10).
+        wait_for(
+            lambda: (
+                daemon_status(resolve())["pid"] == first.proc.pid
+                and daemon_status(resolve())["running"]
+            ),
+            what="the first daemon and its state file",
+        )
         second = DaemonProcess()
         code, err = second.wait()
         assert code == 11
