@@ -106,6 +106,7 @@ EXIT_CODES: dict[int, str] = {
     AlreadyRunningError.exit_code: "a daemon is already running for this profile",
     AuthError.exit_code: "Google refused the credential",
     13: "run: already inside `vertex-env run` (use --force)",
+    14: "not a POSIX system (on Windows use WSL)",
     126: "run: command not executable",
     127: "run: command not found",
 }
@@ -115,6 +116,16 @@ class NestedRunError(VertexEnvError):
     """`vertex-env run` inside another `vertex-env run` (VERTEX_ENV_ACTIVE is set) without --force."""
 
     exit_code = 13
+
+
+class NotPosixError(VertexEnvError):
+    """Not a POSIX system (Windows): vertex-env's file locks, modes and signals need one."""
+
+    exit_code = 14
+    MESSAGE = "vertex-env needs a POSIX system (Linux, macOS); on Windows use WSL"
+
+    def __init__(self) -> None:
+        super().__init__(self.MESSAGE)
 
 
 class CommandNotExecutableError(VertexEnvError):

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import click
 
 from vertex_env._version import __version__
-from vertex_env.errors import VertexEnvError
+from vertex_env.errors import NotPosixError, VertexEnvError
 
 # name -> "module:attribute"; imported only when that command runs (start-up time is a feature).
 COMMANDS: dict[str, str] = {
@@ -114,6 +114,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(args: list[str]) -> int:
+    from vertex_env.system.files import posix_system
+
+    # Windows: one line instead of a traceback at the first lock, whatever the command.
+    if not posix_system():
+        click.echo(NotPosixError.MESSAGE, err=True)
+        return NotPosixError.exit_code
     try:
         result = cli.main(args=args, prog_name="vertex-env", standalone_mode=False)
     except VertexEnvError as err:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 import re
 import stat
@@ -17,7 +16,25 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from vertex_env.errors import LockTimeoutError
+from vertex_env.errors import LockTimeoutError, NotPosixError
+
+try:
+    import fcntl
+except ImportError:
+    # Windows. `import vertex_env` must still work there: the CLI then stops with one line (cli.group), and a
+    # lock the Python API would take raises NotPosixError instead of a traceback.
+    fcntl = None  # type: ignore[assignment]
+
+
+def posix_system() -> bool:
+    """Whether this system has the flock every file vertex-env shares relies on (Linux, macOS: yes)."""
+    return fcntl is not None
+
+
+def _require_posix() -> None:
+    if fcntl is None:
+        raise NotPosixError()
+
 
 #: Our temp files: `.NAME.vertex-env-<12 hex>.tmp`, created 0600 beside NAME. Nothing else is ever swept.
 TEMP_MARK = "vertex-env-"
@@ -145,6 +162,7 @@ def open_lock_file(path: Path) -> int:
 def acquire(path: Path, timeout: float, *, what: str, shared: bool = False) -> int:
     """An flock on `path` within `timeout` seconds; its descriptor (close it to release). On timeout raise
     LockTimeoutError naming `what` is locked and by which file."""
+    _require_posix()
     fd = open_lock_file(path)
     try:
         _flock_within(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX, timeout, what, path)
@@ -158,6 +176,7 @@ def _flock_within(
     fd: int, operation: int, timeout: float, what: str, where: Path, stated: float | None = None
 ) -> None:
     """flock within `timeout` s; the timeout error says `stated` s (the whole wait, when this is a retry)."""
+    _require_posix()
     deadline = time.monotonic() + timeout
     delay = _POLL_FIRST
     while True:
@@ -233,6 +252,7 @@ def sweep_writers_locks(directory: Path) -> int:
     """Remove the writers' lock files in `directory` that no process holds: each is locked non-blocking and
     unlinked while locked (a writer that opened it meanwhile notices, see `_acquire_linked`); a held one, or
     one that is not a regular file of ours, is left. Returns how many were removed; never raises for a skip."""
+    _require_posix()
     removed = 0
     try:
         entries = list(os.scandir(directory))
@@ -263,6 +283,7 @@ def sweep_writers_locks(directory: Path) -> int:
 
 
 def _acquire_directory(directory: Path, timeout: float, *, what: str) -> int:
+    _require_posix()
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | _CLOEXEC)
     try:
         _flock_within(fd, fcntl.LOCK_EX, timeout, what, directory)
@@ -290,6 +311,7 @@ def locked(path: Path, timeout: float, *, what: str) -> Iterator[None]:
 
 def is_locked(path: Path) -> bool:
     """Whether some process holds an exclusive lock on `path` (a non-blocking shared attempt fails)."""
+    _require_posix()
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | _CLOEXEC)
     except OSError:
