@@ -485,6 +485,7 @@ def mint(
             credential_type=source.credential_type,
             request=request,
             info=_parsed(source),
+            impersonate=profile.impersonate,
         ) from None
     principal = source.principal()
     if profile.impersonate:

@@ -33,7 +33,7 @@ _TOKENISH = re.compile(
 # `client_secret=…`, `"refresh_token": "…"`, `assertion=…` as a token endpoint may echo a request back.
 _SECRET_FIELD = re.compile(
     r"""(?P<key>\b(?:client_secret|refresh_token|access_token|id_token|subject_token|actor_token|assertion|"""
-    r"""password|private_key|rapt_token|code)\b\\?["']?\s*[=:]\s*\\?["']?)(?P<value>[^\s"'&,;)}\\]+)""",
+    r"""password|private_key|rapt_token|code)\b\\?["']?\s*[=:]\s*\\?["']?)(?P<value>(?![0-9]+(?:[\s"'&,;)}\\]|$))[^\s"'&,;)}\\]+)""",
     re.IGNORECASE,
 )
 _RETRYABLE_ERRORS = frozenset(
@@ -41,6 +41,17 @@ _RETRYABLE_ERRORS = frozenset(
 )
 _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _MAX_TEXT = 240
+#: A metadata server's refusal is the only reason given (no service account attached, a GKE service account not
+#: bound): it is kept whole up to this length, past google-auth's URL that comes first.
+_MAX_REASON = 1000
+#: What Google's token endpoint says of a JWT assertion whose iat/exp this machine's clock put off.
+_CLOCK_HINTS = (
+    "short-lived token",
+    "iat",
+    "exp claim",
+    "token used too early",
+    "token used too late",
+)
 _INVALID_GRANT_HINTS = {
     "authorized_user": "run `gcloud auth application-default login`",
     "service_account": "the key may be deleted or disabled: create a new key for the service account",
@@ -55,9 +66,9 @@ def redact(text: str) -> str:
     return _TOKENISH.sub("[redacted]", text)
 
 
-def _one_line(text: str) -> str:
+def _one_line(text: str, limit: int = _MAX_TEXT) -> str:
     text = " ".join(redact(text).split())
-    return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + "…"
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _as_mapping(value: Any) -> dict[str, Any] | None:
@@ -182,11 +193,13 @@ def classify(
     credential_type: str,
     request: Any = None,
     info: dict[str, Any] | None = None,
+    impersonate: str | None = None,
 ) -> VertexEnvError:
     """The VertexEnvError for an exception google-auth raised while minting a token.
 
     `request` is the RoutedRequest the refresh used (its `last_url` / `last_response` tell whether Google
-    answered); `label` names the credential (its path or keyring entry) for local problems.
+    answered); `label` names the credential (its path or keyring entry) for local problems; `info` is the
+    credential's JSON (its own token source, its principal for the fix), `impersonate` the target account.
     """
     import google.auth.exceptions as gexc
 
@@ -194,13 +207,23 @@ def classify(
 
     last = getattr(request, "last_response", None)
     last_host = _host(last[0]) if last else None
-    google_answered = last is not None and last_host is not None and is_google_host(last_host)
+    # The credential's own source (AWS's metadata service at 169.254.169.254, a url-sourced OIDC token) is
+    # never Google, whatever address it shares with Google's metadata server.
+    own_hosts = _credential_source_hosts(info)
+    google_answered = (
+        last is not None
+        and last_host is not None
+        and is_google_host(last_host)
+        and last_host not in own_hosts
+    )
     status: int | None = last[1] if google_answered and last is not None else None
 
-    if isinstance(err, (gexc.TransportError, gexc.TimeoutError)):
+    if isinstance(err, (gexc.TransportError, gexc.TimeoutError)) and not (
+        last is not None and last_host in own_hosts and last[1] >= 400
+    ):
         asked = _host(getattr(request, "last_url", None))
         reason = network_reason(str(err))
-        if asked and not is_google_host(asked):
+        if asked and (not is_google_host(asked) or asked in own_hosts):
             return CredentialFileError(
                 f"the credential's own token source {asked} did not answer ({reason}); "
                 f"check the credential_source of {label} and the environment it expects"
@@ -212,6 +235,13 @@ def classify(
         ):  # VERTEX_ENV_EMULATOR_HOST routes every Google call there: Google was never asked
             where = f"the emulator at {emulator}" + (f" (standing in for {asked})" if asked else "")
         return TransientError(f"could not reach {where} to refresh the token: {reason}")
+
+    if last is not None and last_host in own_hosts and last[1] >= 400:
+        return CredentialFileError(
+            f"the credential's own token source {last_host} refused (HTTP {last[1]}): "
+            f"{_body_text(last[2]) or readable(err)}; check the credential_source of {label} and the "
+            "environment it expects (this is not Google's answer)"
+        )
 
     if not isinstance(
         err, gexc.GoogleAuthError
@@ -246,6 +276,19 @@ def classify(
             f"Google requires you to reauthenticate: {text}",
             hint="run `gcloud auth application-default login` again",
         )
+    if (error == "invalid_grant" or error is None) and _clock_off(desc or str(err)):
+        return AuthError(
+            f"Google refused the signed assertion: {_one_line(desc or text)}",
+            hint="this machine's clock is off (a resumed VM, WSL, a dead RTC battery): check `date -u` "
+            "and fix it (`sudo timedatectl set-ntp true`, or `sudo hwclock -s` on WSL); "
+            "the key itself is fine",
+        )
+    if error == "invalid_grant" and "audience" in (desc or "").lower():
+        return AuthError(
+            f"the workload identity provider refused the subject token's audience: {_one_line(desc or '')}",
+            hint=f"a configuration error, not a revoked credential: the audience in {label} must name "
+            "the provider, and the identity token must be issued for it (the provider's allowed audiences)",
+        )
     if error == "invalid_grant" or (error is None and "invalid_grant" in str(err)):
         what = (
             "refresh token"
@@ -277,4 +320,88 @@ def classify(
         if cause is not None and str(cause) and str(cause) not in text:
             text = f"{text}: {_describe_local(cause, None)}"
         return CredentialFileError(f"cannot use the credential in {label}: {text}")
-    return AuthError(f"Google refused the credential{said}: {text}")
+    if credential_type == "compute_engine" and last is not None and status is not None:
+        # The metadata server's own words are the only reason (GKE: the Kubernetes service account is not
+        # bound to a Google one; GCE: no service account attached): keep them past google-auth's long URL.
+        said_body = _body_text(last[2], _MAX_REASON)
+        return AuthError(
+            f"the metadata server refused a token{said}: {said_body or text}",
+            hint="attach a service account to the VM, or on GKE bind the Kubernetes service account to a "
+            "Google service account (Workload Identity)",
+        )
+    return AuthError(
+        f"Google refused the credential{said}: {text}",
+        hint=_table_hint(
+            status, last[2] if last is not None else b"", credential_type, info, impersonate
+        ),
+    )
+
+
+def _clock_off(text: str) -> bool:
+    """Google's token endpoint refused a JWT assertion for its times: this machine's clock, not the key."""
+    lowered = text.lower()
+    return "invalid jwt" in lowered and any(hint in lowered for hint in _CLOCK_HINTS)
+
+
+def _body_text(body: bytes, limit: int = _MAX_TEXT) -> str:
+    """An answer's body as one redacted line: Google's `error_description` / `message` when it is JSON."""
+    error, desc, _subtype = _body_error(body)
+    if error:
+        return _one_line(f"{error}: {desc}" if desc else error, limit)
+    return _one_line(body.decode("utf-8", "replace"), limit)
+
+
+def _credential_source_hosts(info: dict[str, Any] | None) -> frozenset[str]:
+    """Hosts an external_account's own credential_source asks (AWS's metadata service, a url-sourced token):
+    their answers are the environment's, never Google's."""
+    source = (info or {}).get("credential_source")
+    if not isinstance(source, dict):
+        return frozenset()
+    hosts = {
+        _host(str(source[key]))
+        for key in ("url", "region_url", "imdsv2_session_token_url")
+        if isinstance(source.get(key), str)
+    }
+    if str(source.get("environment_id", "")).startswith("aws"):
+        hosts |= {"169.254.169.254", "fd00:ec2::254"}
+    return frozenset(h for h in hosts if h)
+
+
+def _table_hint(
+    status: int | None,
+    body: bytes,
+    credential_type: str,
+    info: dict[str, Any] | None,
+    impersonate: str | None,
+) -> str | None:
+    """The fix the table of refusals gives for Google's answer, for this credential's principal."""
+    if status is None:
+        return None
+    from vertex_env.core.refusal_table import principal_of, read_answer, row_for, situation_for
+
+    answer = read_answer(status, body)
+    if row_for(answer).key == "OTHER":
+        return None
+    from vertex_env.core.refusal_table import advise
+
+    # Who asked: the caller, not the account it impersonates (that one is the target of the fix).
+    caller = dict(info or {})
+    target = impersonate or _IMPERSONATION_TARGET.search(
+        str(caller.pop("service_account_impersonation_url", ""))
+    )
+    kind = credential_type.split(" ")[0]
+    if kind == "impersonated_service_account" and isinstance(
+        caller.get("source_credentials"), dict
+    ):
+        caller = caller["source_credentials"]
+        kind = str(caller.get("type") or "authorized_user")
+    situation = situation_for(
+        project=None, location=None, quota_project=None, principal=principal_of(kind, caller)
+    )
+    text = advise(answer, situation).line()
+    if target is not None:
+        text = text.replace("SA_EMAIL", target if isinstance(target, str) else target.group(1))
+    return text
+
+
+_IMPERSONATION_TARGET = re.compile(r"serviceAccounts/([^:/]+):generateAccessToken")
