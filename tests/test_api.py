@@ -444,6 +444,25 @@ def test_httpx_auth_gives_up_after_one_retry(vertex_env_offline: OfflineVertex) 
     assert vertex_env_offline.emulator.chat_requests == 2
 
 
+def test_a_token_refused_twice_is_dropped_from_the_shared_cache(
+    vertex_env_offline: OfflineVertex,
+) -> None:
+    vertex_env_offline.emulator.reply_error(401, repeat=True)
+    with httpx.Client(auth=vertex_env.httpx_auth()) as http:
+        assert chat(http, vertex_env_offline.base_url).status_code == 401
+    # the next export or run mints instead of handing out the token Google refused
+    assert vertex_env.resolve().token_source.cached() is None
+
+    async def scenario() -> int:
+        async with httpx.AsyncClient(auth=vertex_env.httpx_auth()) as client:
+            url = f"{vertex_env_offline.base_url}/chat/completions"
+            answer = await client.post(url, json={"model": MODEL, "messages": HELLO})
+            return answer.status_code
+
+    assert asyncio.run(scenario()) == 401
+    assert vertex_env.resolve().token_source.cached() is None
+
+
 def test_async_httpx_auth_retries_a_401_with_a_new_token(
     vertex_env_offline: OfflineVertex,
 ) -> None:

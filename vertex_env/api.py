@@ -181,7 +181,8 @@ class _BearerFlows:
         response = yield request
         if attempt.refused(response.status_code):
             self._authorize(request, attempt.replace())
-            yield request
+            response = yield request
+            attempt.settle(response.status_code)
 
     async def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
         await request.aread()
@@ -190,7 +191,8 @@ class _BearerFlows:
         response = yield request
         if attempt.refused(response.status_code):
             self._authorize(request, await attempt.areplace())
-            yield request
+            response = yield request
+            await attempt.asettle(response.status_code)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.provider!r})"

@@ -137,7 +137,18 @@ def select_profile(
 
 def gcloud_project(environ: Mapping[str, str]) -> tuple[str, str] | None:
     """gcloud's configured project, read from its config files (no 0.8 s subprocess)."""
-    import configparser  # only when no other source named a project
+    project, path = _gcloud_core(environ, "project")
+    return (project, f"gcloud config {path}") if project else None
+
+
+def gcloud_account(environ: Mapping[str, str]) -> str | None:
+    """gcloud's configured account (the email `gcloud auth login` set): who an ADC login usually is."""
+    return _gcloud_core(environ, "account")[0] or None
+
+
+def _gcloud_core(environ: Mapping[str, str], name: str) -> tuple[str, str]:
+    """(value of [core] `name` in gcloud's active configuration, that file's path); "" when unset."""
+    import configparser  # only when no other source named a value
 
     home = environ.get("HOME") or os.path.expanduser("~")
     config_dir = _clean(environ.get("CLOUDSDK_CONFIG") or os.path.join(home, ".config", "gcloud"))
@@ -153,6 +164,5 @@ def gcloud_project(environ: Mapping[str, str]) -> tuple[str, str] | None:
     try:
         parser.read(path, encoding="utf-8")
     except configparser.Error:
-        return None
-    project = parser.get("core", "project", fallback="").strip()
-    return (project, f"gcloud config {path}") if project else None
+        return "", path
+    return parser.get("core", name, fallback="").strip(), path

@@ -15,6 +15,7 @@ from vertex_env.config.values import (
     CI_FORMATS,
     CLOUD_PLATFORM_SCOPE,
     DEFAULT_API_VERSION,
+    DEFAULT_CHECK_MODEL,
     DEFAULT_ENDPOINT,
     DEFAULT_LIFETIME,
     DEFAULT_LOCATION,
@@ -23,6 +24,7 @@ from vertex_env.config.values import (
     FORMATS,
     parse_switch,
     validate_api_version,
+    validate_base_url,
     validate_credentials,
     validate_email,
     validate_endpoint,
@@ -31,6 +33,7 @@ from vertex_env.config.values import (
     validate_lifetime,
     validate_location,
     validate_min_ttl,
+    validate_model,
     validate_profile_name,
     validate_project,
     validate_scopes,
@@ -51,6 +54,8 @@ COMMON = "common"
 VARIABLES = "variables"
 #: --format: `export` only.
 EXPORT = "export"
+#: --model, --no-call, --via: `check` only.
+CHECK = "check"
 
 
 class Option:
@@ -176,6 +181,40 @@ ALL_OPTIONS: tuple[Option, ...] = (
         "Also set OPENAI_API_BASE for older clients.",
         kind=VARIABLES,
         switch=True,
+    ),
+    Option(
+        "model",
+        "--model",
+        "VERTEX_ENV_MODEL",
+        (),
+        validate_model,
+        DEFAULT_CHECK_MODEL,
+        f"Model to send the one request to (default {DEFAULT_CHECK_MODEL}; an embedding model is asked "
+        "at /embeddings).",
+        kind=CHECK,
+        metavar="MODEL",
+    ),
+    Option(
+        "no_call",
+        "--no-call",
+        "VERTEX_ENV_NO_CALL",
+        (),
+        parse_switch,
+        False,
+        "Check everything but send no request to Vertex.",
+        kind=CHECK,
+        switch=True,
+    ),
+    Option(
+        "via",
+        "--via",
+        "VERTEX_ENV_CHECK_VIA",
+        (),
+        validate_base_url,
+        None,
+        "Check a running `serve` at this OPENAI_BASE_URL as an app would (key: OPENAI_API_KEY or --key-file).",
+        kind=CHECK,
+        metavar="URL",
     ),
     Option(
         "project",

@@ -22,6 +22,8 @@ MAX_LIFETIME = 43200
 DEFAULT_TIMEOUT = 20
 MAX_TIMEOUT = 600
 API_VERSIONS = ("v1", "v1beta1")
+#: The model `vertex-env check` asks when none is named: a GA Gemini model every Vertex location serves.
+DEFAULT_CHECK_MODEL = "google/gemini-2.5-flash"
 
 # Every pattern is applied with re.fullmatch (`$` would let a trailing newline through: CI secrets carry one),
 # and compiled on first use by re's own cache, not at import: most commands check only a few of them.
@@ -82,11 +84,18 @@ def _check(pattern: str, value: str, what: str, accepted: str) -> str:
 
 
 def validate_project(value: str) -> str:
-    return _check(
-        _PROJECT_RE,
-        value,
-        "project",
-        "a project id: 6-30 lowercase letters, digits or hyphens, starting with a letter",
+    if re.fullmatch(_PROJECT_RE, value):
+        return value
+    # Two mistakes Google answers with CONSUMER_INVALID: name them as what they are.
+    if value.isdigit():
+        kind = "that is a project number, not its id; "
+    elif " " in value.strip() or value != value.lower():
+        kind = "that looks like a project's display name, not its id; "
+    else:
+        kind = ""
+    raise ConfigError(
+        f"invalid project {shown(value)}: expected a project id: 6-30 lowercase letters, digits or "
+        f"hyphens, starting with a letter ({kind}`gcloud projects list` shows each project's id)"
     )
 
 
@@ -202,6 +211,25 @@ def parse_switch(value: str | bool) -> bool:
     raise ConfigError(
         f"invalid value {shown(value)}: expected 1, true, yes or on; 0, false, no or off"
     )
+
+
+def validate_model(value: str) -> str:
+    """A model id as a client sends it (`google/gemini-2.5-flash`): printable, no blanks."""
+    if not value or len(value) > 256 or not value.isprintable() or any(c.isspace() for c in value):
+        raise ConfigError(
+            f"invalid model {shown(value)}: expected a model id such as {DEFAULT_CHECK_MODEL}"
+        )
+    return value
+
+
+def validate_base_url(value: str) -> str:
+    """An http(s) URL such as the OPENAI_BASE_URL `serve` prints."""
+    if not re.fullmatch(r"https?://[^\s/?#]+(?:/[^\s?#]*)?", value):
+        raise ConfigError(
+            f"invalid URL {shown(value)}: expected serve's OPENAI_BASE_URL, "
+            "e.g. http://127.0.0.1:8787/v1/projects/P/locations/global/endpoints/openapi"
+        )
+    return value
 
 
 def validate_format(value: str) -> str:

@@ -119,6 +119,34 @@ class TokenCache:
         )
         return failure
 
+    def refusal_path(self, key: str) -> Path:
+        return self.directory / f"token-{key_digest(key)}.refusal.json"
+
+    def write_refusal(self, key: str, status: int, row: str) -> None:
+        """Record that Google refused a request made with this key's tokens (`row`: the table of refusals' key),
+        for `status` to point at `check`. No text from Google is stored: only what is read back and checked."""
+        with contextlib.suppress(OSError):
+            self._write_json(
+                self.refusal_path(key), {"at": time.time(), "status": int(status), "row": row}
+            )
+
+    def read_refusal(self, key: str) -> tuple[float, int, str] | None:
+        """(when, HTTP status, table row) of the last recorded refusal, if the record is well-formed."""
+        data = self._read_json(self.refusal_path(key))
+        if not isinstance(data, dict):
+            return None
+        at, status, row = data.get("at"), data.get("status"), data.get("row")
+        if not (_is_number(at) and isinstance(status, int) and isinstance(row, str)):
+            return None
+        from vertex_env.core.refusal_table import row_keys  # not on the warm path
+
+        return (float(at), status, row) if row in row_keys() else None
+
+    def forget_refusal(self, key: str) -> None:
+        with contextlib.suppress(OSError):
+            if self.safe():
+                self.refusal_path(key).unlink()
+
     def remove(self, key: str, only_value: str | None = None) -> bool:
         """Forget the token for `key` (only if it is still `only_value`, when given)."""
         if only_value is not None:

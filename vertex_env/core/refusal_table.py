@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from vertex_env.config.values import DEFAULT_CHECK_MODEL
+
 __all__ = [
     "DEFAULT_MODEL",
     "GCLOUD_CLIENT_PROJECTS",
@@ -34,8 +36,8 @@ __all__ = [
     "readme_section",
 ]
 
-#: The model `check` asks when none is named: a GA Gemini model every Vertex location serves.
-DEFAULT_MODEL = "google/gemini-2.5-flash"
+#: The model `check` asks when none is named.
+DEFAULT_MODEL = DEFAULT_CHECK_MODEL
 #: The locations Vertex AI serves generative models in (Google's "Generative AI on Vertex AI locations"): `global`
 #: and the regional hosts `{location}-aiplatform.googleapis.com`. The emulator serves the same list (a test
 #: keeps the two equal).
@@ -466,7 +468,8 @@ def _quota(answer: GoogleAnswer, s: Situation) -> tuple[str, tuple[str, ...]]:
         if where and where != "global":
             fixes.append("or use `--location global` (Google spreads the load across regions)")
         fixes.append(f"or buy Provisioned Throughput / ask for quota at {console}")
-    fixes += [f"see {url}" for url in answer.links[:1]]
+    links = answer.links or tuple(re.findall(r"https://[^\s\"']+[^\s\"'.]", answer.message))
+    fixes += [f"see {url}" for url in links[:1]]
     return summary, tuple(fixes)
 
 
@@ -485,7 +488,7 @@ def _model_not_found(answer: GoogleAnswer, s: Situation) -> tuple[str, tuple[str
         tries = [loc for loc in ("global", "us-central1") if loc != where]
         fixes.append("try another location: " + ", ".join(f"`--location {loc}`" for loc in tries))
     close = difflib.get_close_matches(model, sorted(known), n=3, cutoff=0.5) if known else []
-    close = [c for c in close if c != model]
+    close = [c for c in close if c not in (model, f"google/{model}")]
     if close:
         fixes.append("closest models in the Model Garden catalog: " + ", ".join(close))
     fixes.append("list the models: `gcloud ai model-garden models list --model-filter=gemini`")
@@ -765,6 +768,11 @@ _FALLBACK = Row("OTHER", "anything else", lambda a: True, _other, GoogleAnswer(s
 def row_for(answer: GoogleAnswer) -> Row:
     """The table's row for `answer` (the first that applies; a catch-all for what the table does not know)."""
     return next((row for row in TABLE if row.applies(answer)), _FALLBACK)
+
+
+def row_keys() -> frozenset[str]:
+    """Every row's key (what a refusal record may name)."""
+    return frozenset(row.key for row in (*TABLE, _FALLBACK))
 
 
 def advise(answer: GoogleAnswer, situation: Situation | None = None) -> Advice:

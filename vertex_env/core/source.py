@@ -213,6 +213,21 @@ class TokenSource:
         """Drop the cached token (only if it is still `value`, when given): Google refused it."""
         self.cache.remove(self.cache_key, only_value=value)
 
+    def note_refusal(self, status: int, row: str) -> None:
+        """Vertex refused a request made with this source's token (`row`: the table of refusals' key); `status`
+        shows it and points to `check`. Never fails the caller."""
+        if self.use_cache:
+            self.cache.write_refusal(self.cache_key, status, row)
+
+    def last_refusal(self) -> tuple[float, int, str] | None:
+        """(when, HTTP status, table row) of the last refusal recorded for this source, if any."""
+        return self.cache.read_refusal(self.cache_key) if self.use_cache else None
+
+    def forget_refusal(self) -> None:
+        """Everything passed (`check`): the recorded refusal is history."""
+        if self.use_cache:
+            self.cache.forget_refusal(self.cache_key)
+
 
 # -- the consumer side: one token held in memory, and the one 401 retry -----------------------------------
 
@@ -386,6 +401,7 @@ class Attempt:
         answer = send(attempt.value)
         if attempt.refused(status_of(answer)):       # a 401, and no retry yet
             answer = send(attempt.replace().value)   # or: (await attempt.areplace()).value
+            attempt.settle(status_of(answer))        # a 401 again: dropped from the shared cache too
 
     Only a 401 is retried, once, with a replacement token; a second 401 is the server's answer.
     """
@@ -414,6 +430,20 @@ class Attempt:
         self.retried = True
         self.token = await self.held.areplace(self.token.value)
         return self.token
+
+    def settle(self, status: int) -> None:
+        """The answer to the resent request: a 401 again means the server refuses this source's tokens even
+        fresh (a revoked login, a skewed clock). The token is dropped from the shared cache too, so the next
+        `export` or `run` mints (and meets the real error) instead of handing it out."""
+        if status == REFUSED_STATUS and self.retried:
+            self.held.invalidate(self.token.value)
+
+    async def asettle(self, status: int) -> None:
+        """`settle()` without blocking the running event loop."""
+        if status == REFUSED_STATUS and self.retried:
+            import asyncio
+
+            await asyncio.get_running_loop().run_in_executor(None, self.settle, status)
 
     def __repr__(self) -> str:  # never show the token
         return f"Attempt({self.token!r}, retried={self.retried})"

@@ -47,3 +47,6 @@ class ProxyEvents:
 
     def first_byte(self, request: web.BaseRequest) -> None:
         """The first chunk of a streamed answer has been written to the client."""
+
+    def upstream_refused(self, request: web.BaseRequest, reason: str) -> None:
+        """Vertex refused the request (status >= 400); `reason` is Google's ErrorInfo reason, else its status."""

@@ -36,6 +36,7 @@ from vertex_env.errors import ConfigError, VertexEnvError
 from vertex_env.proxy.events import ProxyEvents
 from vertex_env.proxy.gate import REQUEST_DROP, RESPONSE_DROP, Gate, error, filtered
 from vertex_env.proxy.guard import ConnectionGuard, GuardedSite, RateLimitedLog, quiet_server_logger
+from vertex_env.proxy.refusal_log import MAX_KEPT, UpstreamRefusals
 from vertex_env.system.hardening import raise_open_file_limit
 from vertex_env.system.loop_thread import LoopThread
 from vertex_env.system.loopback import (
@@ -148,6 +149,7 @@ class LoopbackProxy:
         )
         self.stats = ProxyStats()
         self.tokens = HeldToken(token_source, min_ttl, on_fetch=self.stats.fetched)
+        self.refusals = UpstreamRefusals(self.upstream, quota_project, self.tokens)
         # A corporate HTTPS_PROXY may be the only way to Google; a loopback upstream (the emulator) never is.
         self._trust_env = not goes_direct(upstream)
         self._via: tuple[URL | None, dict[str, str] | None] = (None, None)
@@ -344,7 +346,17 @@ class LoopbackProxy:
                 "api_error",
             )
         self.stats.forwarded += 1
-        return await self._relay(request, upstream)
+        if upstream.status < 400:
+            return await self._relay(request, upstream)
+
+        async def refused(
+            answer: bytes,
+        ) -> None:  # Google's refusal: read it once relayed untouched
+            await self.refusals.note(
+                request, upstream.status, answer, body, attempt.value, self.events
+            )
+
+        return await self._relay(request, upstream, refused)
 
     def _no_token(self, err: VertexEnvError, when: str = "") -> web.Response:
         self.stats.upstream_errors += 1
@@ -387,9 +399,13 @@ class LoopbackProxy:
         return answer
 
     async def _relay(
-        self, request: web.Request, upstream: aiohttp.ClientResponse
+        self,
+        request: web.Request,
+        upstream: aiohttp.ClientResponse,
+        refused: Callable[[bytes], Coroutine[Any, Any, None]] | None = None,
     ) -> web.StreamResponse:
-        """Status, headers and body exactly as they come, each chunk written as soon as it arrives."""
+        """Status, headers and body exactly as they come, each chunk written as soon as it arrives; `refused`
+        reads the first MAX_KEPT bytes of an error answer (a streamed one once it has reached the client)."""
         try:
             length = upstream.content_length
             if (
@@ -401,22 +417,28 @@ class LoopbackProxy:
                 # A small answer of known length (a JSON completion): headers and body in one write,
                 # one syscall fewer than a stream. Event streams never come this way.
                 whole = await upstream.read()
-                return web.Response(
+                answer = web.Response(
                     status=upstream.status,
                     reason=upstream.reason,
                     headers=filtered(upstream.headers, RESPONSE_DROP),
                     body=whole,
                 )
+                if refused is not None:
+                    await refused(whole[:MAX_KEPT])
+                return answer
             response = web.StreamResponse(
                 status=upstream.status,
                 reason=upstream.reason,
                 headers=filtered(upstream.headers, RESPONSE_DROP),
             )
             await response.prepare(request)
+            kept = bytearray() if refused is not None else None
             try:
                 first = True
                 async for chunk in upstream.content.iter_any():
                     await response.write(chunk)
+                    if kept is not None and len(kept) < MAX_KEPT:
+                        kept += chunk[: MAX_KEPT - len(kept)]
                     if first:
                         first = False
                         self.events.first_byte(request)
@@ -430,6 +452,8 @@ class LoopbackProxy:
             except ConnectionResetError:
                 return response  # the client went away; releasing the upstream answer closes it too
             await response.write_eof()
+            if refused is not None and kept is not None:
+                await refused(bytes(kept))
             return response
         finally:
             upstream.release()

@@ -61,6 +61,7 @@ _OPS_ROUTE = "vertex_env.ops"
 _STARTED = "vertex_env.started"
 _RETRIED = "vertex_env.retried"
 _REFUSED = "vertex_env.refused"
+_UPSTREAM_REASON = "vertex_env.upstream_reason"
 # Routes named in logs; anything else under the base is "other", so a log line never carries a client's path.
 _KNOWN_ROUTES = ("/chat/completions", "/completions", "/embeddings", "/models")
 # One line for a probe: what kind of failure, never the principal, a file path or a URL from the message.
@@ -198,6 +199,9 @@ class Sidecar(ProxyEvents):
         if self.metrics is not None:
             self.metrics.retries.inc()
 
+    def upstream_refused(self, request: web.BaseRequest, reason: str) -> None:
+        request[_UPSTREAM_REASON] = reason
+
     def first_byte(self, request: web.BaseRequest) -> None:
         started = request.get(_STARTED)
         if self.metrics is not None and started is not None:
@@ -302,6 +306,8 @@ class Sidecar(ProxyEvents):
                     }
                     if _REFUSED in request:
                         fields["refused"] = request[_REFUSED]
+                    if _UPSTREAM_REASON in request:
+                        fields["upstream_reason"] = request[_UPSTREAM_REASON]
                     log.info("request", extra={"event": "request", "fields": fields})
 
         return account

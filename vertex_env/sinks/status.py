@@ -11,7 +11,7 @@ from vertex_env.config.options import OPTIONS
 from vertex_env.config.routing import emulator_host
 from vertex_env.config.values import format_duration
 from vertex_env.environment import Environment
-from vertex_env.errors import NoCredentialsError, VertexEnvError
+from vertex_env.errors import AuthError, NoCredentialsError, VertexEnvError
 from vertex_env.sinks.daemon import (
     clock_text,
     daemon_digest,
@@ -168,6 +168,7 @@ def collect(env: Environment) -> tuple[dict[str, Any], VertexEnvError | None]:
         if isinstance(err, NoCredentialsError):
             # `locate` names the metadata server as the last resort without asking it; nothing answered.
             report["credential"] = None
+    _point_to_check(env, report, error)
     cred_type = (report.get("credential") or {}).get("type", "")
     if cred_type.startswith("authorized_user") and not profile.quota_project:
         report["warnings"].append(
@@ -182,6 +183,32 @@ def collect(env: Environment) -> tuple[dict[str, Any], VertexEnvError | None]:
     except VertexEnvError:
         report["daemon"] = None
     return report, error
+
+
+def _point_to_check(env: Environment, report: dict[str, Any], error: VertexEnvError | None) -> None:
+    """When the last error came from Google (a refused mint, or a refusal the proxy or `check` recorded),
+    say that `vertex-env check` tells why and what fixes it."""
+    refusal = None
+    if env.token_source.use_cache:
+        try:
+            refusal = env.token_source.last_refusal()
+        except VertexEnvError:
+            refusal = None
+    report["last_refusal"] = (
+        None
+        if refusal is None
+        else {"at": int(refusal[0]), "status": refusal[1], "reason": refusal[2]}
+    )
+    if isinstance(error, AuthError):
+        report["warnings"].append(
+            "Google refused the credential: `vertex-env check` shows why and the command that fixes it"
+        )
+    elif refusal is not None:
+        at, status, reason = refusal
+        report["warnings"].append(
+            f"Vertex refused a request made with this profile's token {format_duration(time.time() - at)} "
+            f"ago (HTTP {status}, {reason}): `vertex-env check` shows why and the command that fixes it"
+        )
 
 
 def profile_overview(
