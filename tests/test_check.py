@@ -351,3 +351,27 @@ def test_a_project_number_or_display_name_is_named_as_such(
     assert result.returncode == 2, result.stdout + result.stderr
     assert named in result.stderr and "gcloud projects list" in result.stderr
     assert emu.admin.vertex_requests() == []
+
+
+def test_impersonation_without_token_creator_names_the_binding_to_add(emu: EmulatorServer) -> None:
+    target = "target-sa@test-project.iam.gserviceaccount.com"
+    emu.admin.configure(impersonation_denied=[target])
+    result = run_cli("check", "--impersonate", target)
+    assert result.returncode == 12, result.stdout + result.stderr
+    assert (
+        f"gcloud iam service-accounts add-iam-policy-binding {target} --member={USER} "
+        "--role=roles/iam.serviceAccountTokenCreator"
+    ) in result.stdout
+    assert emu.admin.vertex_requests() == []
+
+
+def test_a_deleted_oauth_client_says_to_log_in_again(emu: EmulatorServer) -> None:
+    from vertex_env.emulator.credfiles import DEFAULT_CLIENT_ID
+
+    emu.admin.configure(invalid_clients=[DEFAULT_CLIENT_ID])
+    result = run_cli("check", "--json")
+    assert result.returncode == 12, result.stdout + result.stderr
+    token = _rows(result.stdout)["token"]
+    assert token["state"] == "fail"
+    assert "invalid_client" in token["text"]
+    assert any("gcloud auth application-default login" in fix for fix in token["fix"])

@@ -354,3 +354,19 @@ def test_the_readme_shows_the_table_as_it_is() -> None:
         "README's 'When Vertex says no' table differs from vertex_env.core.refusal_table: "
         "paste readme_section()'s output between its markers"
     )
+
+
+@pytest.mark.slow
+def test_a_subject_token_that_is_no_jwt_is_a_configuration_error(
+    bare_emu: EmulatorServer, tmp_path: Path
+) -> None:
+    from vertex_env.emulator import write_external_account
+
+    path = write_external_account(tmp_path / "ext.json", subject_token_file=tmp_path / "subject")
+    (tmp_path / "subject").write_text(
+        "not-a-jwt"
+    )  # e.g. a credential_source file holding the wrong thing
+    result = run_cli("token", "--credentials", str(path), "--project", "test-project")
+    assert result.returncode == 12, result.stderr
+    assert "could not read the subject token as an OIDC ID token" in result.stderr
+    assert "revoked or has expired" not in result.stderr

@@ -289,6 +289,12 @@ def classify(
             hint=f"a configuration error, not a revoked credential: the audience in {label} must name "
             "the provider, and the identity token must be issued for it (the provider's allowed audiences)",
         )
+    if error == "invalid_grant" and "parse the id token" in (desc or "").lower():
+        return AuthError(
+            f"STS could not read the subject token as an OIDC ID token: {_one_line(desc or '')}",
+            hint=f"a configuration error, not a revoked credential: the credential_source of {label} must "
+            "yield the identity provider's JWT (check its file, URL or format.subject_token_field_name)",
+        )
     if error == "invalid_grant" or (error is None and "invalid_grant" in str(err)):
         what = (
             "refresh token"
@@ -398,7 +404,8 @@ def _table_hint(
     situation = situation_for(
         project=None, location=None, quota_project=None, principal=principal_of(kind, caller)
     )
-    text = advise(answer, situation).line()
+    advice = advise(answer, situation)
+    text = f"{advice.summary}: {'; '.join(advice.fixes)}" if advice.fixes else advice.summary
     if target is not None:
         text = text.replace("SA_EMAIL", target if isinstance(target, str) else target.group(1))
     return text
