@@ -375,3 +375,24 @@ def test_a_deleted_oauth_client_says_to_log_in_again(emu: EmulatorServer) -> Non
     assert token["state"] == "fail"
     assert "invalid_client" in token["text"]
     assert any("gcloud auth application-default login" in fix for fix in token["fix"])
+
+
+def test_run_proxy_logs_the_fix_with_the_project_of_its_base_url(
+    emu: EmulatorServer, tmp_path: Path
+) -> None:
+    emu.admin.refuse("test-project", "IAM_PERMISSION_DENIED")
+    app = (
+        "import json, os, urllib.request\n"
+        "request = urllib.request.Request(os.environ['OPENAI_BASE_URL'] + '/chat/completions', method='POST',\n"
+        "    data=json.dumps({'model': 'google/gemini-2.5-flash', 'messages': []}).encode(),\n"
+        "    headers={'Authorization': 'Bearer ' + os.environ['OPENAI_API_KEY']})\n"
+        "try:\n    urllib.request.urlopen(request)\nexcept urllib.error.HTTPError as err:\n"
+        "    print(err.code, json.loads(err.read())[0]['error']['details'][0]['reason'])\n"
+    )
+    result = run_cli("run", "--proxy", "--", sys.executable, "-c", app)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "403 IAM_PERMISSION_DENIED"  # Google's answer, untouched
+    assert (
+        f"`gcloud projects add-iam-policy-binding test-project --member={USER} "
+        "--role=roles/aiplatform.user`" in result.stderr
+    )

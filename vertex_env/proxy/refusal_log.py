@@ -8,6 +8,7 @@ or `run` mints instead of handing it out again.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import time
@@ -33,6 +34,7 @@ __all__ = ["MAX_KEPT", "UpstreamRefusals"]
 
 log = logging.getLogger(__name__)
 
+_NAMED = ("projects", "locations")
 #: Bytes of a refusal's body kept to read it (Google's refusals are a few KiB; the rest still reaches the client).
 MAX_KEPT = 64 * 1024
 #: One line per kind of refusal at most this often (a busy app hitting quota must not flood the log).
@@ -77,8 +79,8 @@ class UpstreamRefusals:
     ) -> None:
         """Vertex answered `status` with `body` (already on its way to the client, untouched)."""
         answer = read_answer(status, body)
-        parts = urlsplit(self.upstream).path.strip("/").split("/")
-        named = dict(zip(parts[::2], parts[1::2], strict=False))
+        parts = urlsplit(self.upstream).path.strip("/").split("/")  # v1/projects/P/locations/L/…
+        named = {name: value for name, value in itertools.pairwise(parts) if name in _NAMED}
         situation = situation_for(
             project=named.get("projects"),
             location=named.get("locations"),
