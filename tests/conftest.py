@@ -184,3 +184,100 @@ def run_cli(
         check=False,
         env=env,
     )
+
+
+# --- two real accounts on one machine (issue 22): a victim who runs vertex-env and an attacker ----------------
+
+VICTIM, ATTACKER = "vertexenv-victim", "vertexenv-attacker"
+
+
+def _unavailable(message: str) -> None:
+    if os.environ.get("VERTEX_ENV_REQUIRE_TOOLS") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+class Account:
+    """A real Unix account (made with `useradd -m`), and how to run a program as it."""
+
+    def __init__(self, name: str, uid: int, gid: int, home: Path, setpriv: str) -> None:
+        self.name, self.uid, self.gid, self.home = name, uid, gid, home
+        self._setpriv = setpriv
+
+    def argv(self, *command: str) -> list[str]:
+        """`command` run as this account: its uid, gid and groups, nothing else of root's."""
+        return [
+            self._setpriv,
+            f"--reuid={self.uid}",
+            f"--regid={self.gid}",
+            "--init-groups",
+            "--inh-caps=-all",
+            "--",
+            *command,
+        ]
+
+    def folder(self, parent: Path | None = None, mode: int = 0o700) -> Path:
+        """A fresh folder of this account's (under /tmp, which every account can reach)."""
+        import tempfile
+
+        path = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=parent))
+        os.chown(path, self.uid, self.gid)
+        path.chmod(mode)
+        return path
+
+
+@pytest.fixture(scope="session")
+def accounts() -> tuple[Account, Account]:
+    """(victim, attacker): two ordinary accounts with homes, created with `useradd -m` (needs root; CI is root)."""
+    import pwd
+
+    if os.geteuid() != 0:
+        _unavailable("two Unix accounts need root (to create them; CI runs as root)")
+    setpriv, useradd = shutil.which("setpriv"), shutil.which("useradd")
+    if setpriv is None or useradd is None:
+        _unavailable(
+            "setpriv and useradd are needed to run as another account (util-linux, passwd)"
+        )
+    assert setpriv is not None and useradd is not None
+    made = []
+    for name in (VICTIM, ATTACKER):
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            subprocess.run(
+                [useradd, "-m", "--shell", "/bin/sh", name], check=True, capture_output=True
+            )
+            entry = pwd.getpwnam(name)
+        made.append(Account(name, entry.pw_uid, entry.pw_gid, Path(entry.pw_dir), setpriv))
+    return made[0], made[1]
+
+
+@pytest.fixture(scope="session")
+def foreign_python(accounts: tuple[Account, Account]) -> list[str]:
+    """An interpreter command any account can run that imports this checkout's vertex_env (and its
+    dependencies) from the test interpreter's site-packages: `[python, "-c", boot]`, then vertex-env's args."""
+    import sysconfig
+
+    victim = accounts[0]
+    purelib = sysconfig.get_paths()["purelib"]
+    boot = (
+        f"import site, sys; site.addsitedir({purelib!r}); sys.argv[0] = 'vertex-env'; "
+        "import runpy; runpy.run_module('vertex_env', run_name='__main__', alter_sys=True)"
+    )
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    candidates = [sys.executable, shutil.which(version), f"/usr/bin/{version}"]
+    for python in dict.fromkeys(c for c in candidates if c):
+        # Through sh: setpriv itself may exec a path the account cannot reach (it drops root's capabilities
+        # only at that exec); what vertex-env execs (the lifeline, a child) must be reachable by the account.
+        probe = subprocess.run(
+            victim.argv("sh", "-c", '"$0" "$@"', python, "-c", boot, "--version"),
+            capture_output=True,
+            text=True,
+        )
+        if probe.returncode == 0:
+            return [python, "-c", boot]
+    _unavailable(
+        f"no {version} that another account can run imports vertex_env from {purelib} "
+        "(the checkout and its venv must be readable by other users)"
+    )
+    raise AssertionError("unreachable")

@@ -61,6 +61,58 @@ def test_the_child_dies_when_vertex_env_is_killed(emu: EmulatorServer, tmp_path:
             parent.wait()
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize(
+    "leader", [True, False], ids=["leading its group", "in its caller's group"]
+)
+def test_a_grandchild_ignoring_sigterm_dies_when_vertex_env_is_killed(
+    emu: EmulatorServer, tmp_path: Path, leader: bool
+) -> None:
+    """PR_SET_PDEATHSIG reaches only the direct child: the lifeline ends the rest, whether vertex-env leads its
+    process group (a shell's job: the group is ended) or runs in its caller's (the child got a group of its own,
+    and that group is ended; the caller's, this test's, is left alone)."""
+    pid_file = tmp_path / "pid"
+    app = tmp_path / "app.py"
+    app.write_text(
+        textwrap.dedent(
+            f"""
+            import os, signal, time
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            open({str(pid_file)!r}, "w").write(str(os.getpid()))
+            time.sleep(120)
+            """
+        )
+    )
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vertex_env",
+            "run",
+            "--proxy",
+            "--",
+            "sh",
+            "-c",
+            f"{sys.executable} {app} & wait",
+        ],
+        start_new_session=leader,
+    )
+    try:
+        wait_for_file(pid_file)
+        app_pid = int(pid_file.read_text())
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while alive(app_pid):
+            assert time.monotonic() < deadline, "the grandchild outlived the proxy"
+            time.sleep(0.02)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+
+
 @pytest.mark.parametrize(
     "name", ["SIGUSR1", "SIGUSR2", "SIGQUIT", "SIGALRM", "SIGWINCH", "SIGHUP", "SIGINT"]
 )

@@ -228,6 +228,12 @@ class GuardedSite(web.BaseSite):
         self._port = port
         self._guard = guard
 
+    def listening_fds(self) -> list[int]:
+        """The descriptors of the listening sockets (none before start())."""
+        # asyncio's Server and uvloop's both have `sockets`; the abstract type does not declare it.
+        sockets = getattr(self._server, "sockets", None) or ()
+        return [int(sock.fileno()) for sock in sockets]
+
     @property
     def name(self) -> str:
         host = f"[{self._host}]" if ":" in self._host else self._host

@@ -66,4 +66,6 @@ def run_with_proxy(
         child_env = proxy_child_environment(
             parent, proxy.base_url, proxy.key, legacy=legacy, extra=extra
         )
-        return spawn_and_wait(list(argv), child_env)
+        # The child inherits the listening socket: were we killed, nobody else could bind the port it talks to
+        # while it (or anything it started) lives; and the lifeline ends what we started.
+        return spawn_and_wait(list(argv), child_env, keep_fds=proxy.listening_fds(), lifeline=True)

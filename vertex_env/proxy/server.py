@@ -260,6 +260,18 @@ class LoopbackProxy:
             task.cancel()
         return len(tasks)
 
+    def listening_fds(self) -> list[int]:
+        """The descriptors of the listening sockets, for a child to inherit (`run --proxy`)."""
+        runner = self._runner
+        if runner is None:
+            return []
+        return [
+            fd
+            for site in runner.sites
+            if isinstance(site, GuardedSite)
+            for fd in site.listening_fds()
+        ]
+
     async def close(self) -> None:
         runner, session = self._runner, self._session
         self._runner = self._session = None
@@ -526,6 +538,9 @@ class BackgroundProxy:
 
     def variables(self) -> dict[str, str]:
         return self.proxy.variables()
+
+    def listening_fds(self) -> list[int]:
+        return self.proxy.listening_fds()
 
     def start(self) -> BackgroundProxy:
         if self._thread is None:

@@ -132,7 +132,13 @@ def exec_command(argv: Sequence[str], env: Mapping[str, str]) -> NoReturn:
         raise _exec_error(args[0], exc) from exc
 
 
-def spawn_and_wait(argv: Sequence[str], env: Mapping[str, str]) -> int:
+def spawn_and_wait(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    keep_fds: Sequence[int] = (),
+    lifeline: bool = False,
+) -> int:
     """Run argv as a child that must not outlive us; its exit code (128+N if killed by N).
 
     Every signal a terminal or supervisor sends (`_FORWARDED`) is passed on to the child, except SIGINT,
@@ -140,6 +146,10 @@ def spawn_and_wait(argv: Sequence[str], env: Mapping[str, str]) -> int:
     them to the child too. On Linux the child gets SIGTERM when we die, even by SIGKILL (PR_SET_PDEATHSIG), so
     it never keeps talking to a port another user could then take. Handlers can only be installed from the
     main thread; elsewhere the child gets no forwarded signals.
+
+    `keep_fds` are inherited by the child (and whatever it starts): `run --proxy` passes its listening socket,
+    so the port stays bound for as long as anything we started lives. With `lifeline`, our death (even by
+    SIGKILL) also ends the process group we lead, or the child's own group (see `_child_group`).
     """
     args = list(argv) or default_command(env)
     child: subprocess.Popen[bytes] | None = None
@@ -164,19 +174,69 @@ def spawn_and_wait(argv: Sequence[str], env: Mapping[str, str]) -> int:
             signum = getattr(signal, name, None)
             if signum is not None:
                 previous[signum] = signal.signal(signum, forward)
+    line = None
     try:
         _flush()
+        own_group, target_group = _child_group() if lifeline else (False, False)
+        if lifeline:
+            from vertex_env.system.lifeline import start_lifeline
+
+            line = start_lifeline()
         try:
-            child = subprocess.Popen(args, env=dict(env), preexec_fn=_die_with_parent())
+            child = subprocess.Popen(
+                args,
+                env=dict(env),
+                preexec_fn=_in_child(own_group),
+                pass_fds=tuple(keep_fds),
+            )
         except OSError as exc:
             raise _exec_error(args[0], exc) from exc
+        if line is not None:
+            if own_group:
+                line.aim(-child.pid)
+            elif target_group:
+                line.aim(-os.getpgrp())
+            else:
+                line.aim(child.pid)
         for signum in pending:
             child.send_signal(signum)
         code = child.wait()
     finally:
+        if line is not None:
+            line.done()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return 128 - code if code < 0 else code
+
+
+def _child_group() -> tuple[bool, bool]:
+    """(whether the child gets a process group of its own, whether our death should end our own group).
+
+    We lead our group (a shell's job, a supervisor's session, `setsid`): everything in it is ours to end, and
+    the child stays in it, so a terminal's job control keeps working. Not the leader and not in a terminal's
+    foreground (a script's step, a CI runner): the child gets a group of its own, ended on our death. Not the
+    leader but in a terminal's foreground (a shell script's step): the child must stay in the terminal's
+    group, and only the child itself is ended."""
+    if os.getpgrp() == os.getpid():
+        return False, True
+    if _in_terminal_foreground():
+        return False, False
+    return True, False
+
+
+def _in_child(own_group: bool) -> Callable[[], None] | None:
+    """For Popen's preexec_fn: a process group of the child's own (`own_group`; Popen's process_group is
+    Python 3.11+), and on Linux SIGTERM when this thread's process dies."""
+    die = _die_with_parent()
+    if not own_group:
+        return die
+
+    def in_child() -> None:
+        os.setpgid(0, 0)
+        if die is not None:
+            die()
+
+    return in_child
 
 
 def _die_with_parent() -> Callable[[], None] | None:
