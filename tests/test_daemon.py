@@ -327,6 +327,39 @@ def test_daemon_rotates_the_dotenv_file_before_the_short_lived_token_expires(
     assert err.count("minted token") >= 2 and "stopped" in err
 
 
+@pytest.mark.slow
+def test_a_fifo_target_never_blocks_the_daemon_which_keeps_refreshing_its_other_targets(
+    emu: EmulatorServer, isolated_machine: Path
+) -> None:
+    """A FIFO planted as a target used to block the daemon forever (no refresh, SIGTERM ignored): it is
+    refused at once each time, the other target rotates, and SIGTERM stops the daemon promptly."""
+    emu.admin.configure(expires_in=6)
+    fifo = isolated_machine / "fifo.env"
+    os.mkfifo(fifo, 0o600)
+    target = isolated_machine / "app.env"
+    daemon = DaemonProcess("--write", str(fifo), "--write", str(target))
+    try:
+        wait_for(lambda: dotenv_token(target), what="the first write")
+        seen = [dotenv_token(target)]
+        deadline = time.monotonic() + 12
+        while len(seen) < 3 and time.monotonic() < deadline:
+            token = dotenv_token(target)
+            if token != seen[-1]:
+                seen.append(token)
+            time.sleep(0.05)
+        assert len(seen) == 3, "two rotations of a 6 s token beside a FIFO target"
+        stopped = time.monotonic()
+        code, err = daemon.stop(timeout=10)
+        assert time.monotonic() - stopped < 5
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+            daemon.proc.communicate()
+    assert code == 0, err
+    assert f"refusing dotenv file {fifo}: it is a FIFO, not a regular file" in err
+    assert "ya29" not in err
+
+
 def test_daemon_survives_a_queue_of_transient_faults(
     emu: EmulatorServer, isolated_machine: Path
 ) -> None:

@@ -165,3 +165,55 @@ def test_a_writer_whose_lock_file_was_swept_between_open_and_lock_locks_the_new_
     with files.writers_locked(target, cache_dir(), 1.0, what="racing"):
         assert swept == [1]
         assert lock.exists() and files.is_locked(lock), "the lock held is the one at the path"
+
+
+# --- resolve_safely: the kernel's protected_symlinks rule in user space (issue 22) ---------------------------
+
+
+@pytest.mark.parametrize(
+    "folder_mode,link_owner,followed",
+    [
+        (0o1777, "other", False),  # another user's link in a sticky world-writable folder (/tmp)
+        (0o0777, "other", False),  # ... in a world-writable one
+        (0o1777, "me", True),  # our own link there
+        (0o1777, "folder owner", True),  # the folder owner's link
+        (0o0755, "other", True),  # a folder only its owner writes: the owner vouches for its links
+    ],
+)
+def test_resolve_safely_follows_a_link_as_protected_symlinks_would(
+    tmp_path: Path,
+    second_user: tuple[int, int],
+    folder_mode: int,
+    link_owner: str,
+    followed: bool,
+) -> None:
+    from vertex_env.errors import UnsafeFileError
+    from vertex_env.system.files import resolve_safely
+
+    target = tmp_path / "target"
+    target.write_text("x")
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    link = folder / "link"
+    os.symlink(target, link)
+    other_uid = second_user[0] + 1 if link_owner == "folder owner" else second_user[0]
+    folder_uid = other_uid if link_owner == "folder owner" else 0
+    os.chown(folder, folder_uid, 0)
+    folder.chmod(folder_mode)
+    if link_owner != "me":
+        os.lchown(link, other_uid, 0)
+    if followed:
+        assert resolve_safely(folder / "link") == target
+    else:
+        with pytest.raises(UnsafeFileError, match="symbolic link of another user"):
+            resolve_safely(folder / "link")
+
+
+def test_resolve_safely_resolves_as_realpath_does(tmp_path: Path) -> None:
+    from vertex_env.system.files import resolve_safely
+
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    os.symlink("a/b", tmp_path / "ab")
+    os.symlink("../a", tmp_path / "a" / "b" / "up")
+    for path in ("ab/up/b/missing/../x.env", "ab/../a/./b", "nowhere/x", "ab/up/b/up"):
+        assert resolve_safely(tmp_path / path) == Path(os.path.realpath(tmp_path / path))

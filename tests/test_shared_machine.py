@@ -227,3 +227,155 @@ def test_an_app_that_escaped_the_group_still_holds_the_port(
             proxy.wait()
         if pid and alive(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+# --- files: no foreign links, no foreign files, no FIFOs or devices (item 2-4, 8) -------------------------------
+
+
+@pytest.fixture
+def shared_folder() -> Iterator[Path]:
+    """A sticky, world-writable folder as /tmp is (root's), where the attacker plants names."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="vertexenv-shared-"))
+    path.chmod(0o1777)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def as_account(account: Account, *command: str) -> None:
+    subprocess.run(account.argv(*command), check=True, capture_output=True)
+
+
+def run_as_victim(
+    victim: Victim, *args: str, env: dict[str, str] | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        victim.account.argv(*victim.python, *args),
+        env={**victim.env, **(env or {})},
+        cwd=victim.root,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_a_link_planted_in_a_sticky_folder_is_not_followed_by_write(
+    victim: Victim, accounts: tuple[Account, Account], shared_folder: Path
+) -> None:
+    attacker = accounts[1]
+    notes = victim.file("notes.txt", "my notes\n")
+    notes.chmod(0o644)
+    link = shared_folder / "proj.env"
+    as_account(attacker, "ln", "-s", str(notes), str(link))
+    result = run_as_victim(victim, "write", str(link))
+    assert result.returncode == 9, result.stderr
+    assert "symbolic link of another user" in result.stderr and str(link) in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert notes.read_text() == "my notes\n"
+    assert notes.stat().st_mode & 0o777 == 0o644
+    # The victim's own link in the same folder is followed (the kernel's rule: a link of the follower's).
+    link.unlink()
+    as_account(victim.account, "ln", "-s", str(notes), str(link))
+    assert run_as_victim(victim, "write", str(link)).returncode == 0
+    assert "OPENAI_API_KEY=" in notes.read_text() and notes.stat().st_mode & 0o777 == 0o600
+
+
+def test_serve_write_env_neither_follows_nor_chmods_a_planted_link(
+    victim: Victim, accounts: tuple[Account, Account], shared_folder: Path
+) -> None:
+    attacker = accounts[1]
+    notes = victim.file("notes.txt", "my notes\n")
+    notes.chmod(0o644)
+    link = shared_folder / "serve.env"
+    as_account(attacker, "ln", "-s", str(notes), str(link))
+    result = run_as_victim(victim, "serve", "--write-env", str(link), timeout=60)
+    assert result.returncode == 9, result.stderr
+    assert "symbolic link of another user" in result.stderr
+    assert notes.read_text() == "my notes\n" and notes.stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("variable,fmt", [("GITHUB_ENV", "github"), ("BASH_ENV", "circleci")])
+def test_ci_env_files_of_another_user_or_behind_their_link_get_no_token(
+    victim: Victim,
+    accounts: tuple[Account, Account],
+    shared_folder: Path,
+    variable: str,
+    fmt: str,
+) -> None:
+    attacker = accounts[1]
+    theirs = shared_folder / "env"
+    as_account(attacker, "sh", "-c", f"umask 0; : > {theirs}; chmod 666 {theirs}")
+    result = run_as_victim(victim, "export", "--format", fmt, env={variable: str(theirs)})
+    assert result.returncode == 9, result.stderr
+    assert f"uid {attacker.uid}" in result.stderr and str(theirs) in result.stderr
+    assert theirs.read_bytes() == b""
+    assert "ya29" not in result.stdout + result.stderr
+
+    mine = victim.file("job.env", "")
+    mine.chmod(0o644)
+    link = shared_folder / "link"
+    as_account(attacker, "ln", "-s", str(mine), str(link))
+    result = run_as_victim(victim, "export", "--format", fmt, env={variable: str(link)})
+    assert result.returncode == 9 and "symbolic link of another user" in result.stderr
+    assert mine.read_bytes() == b"" and mine.stat().st_mode & 0o777 == 0o644
+    # The job's own file: written, and made private (it holds a token now).
+    result = run_as_victim(victim, "export", "--format", fmt, env={variable: str(mine)})
+    assert result.returncode == 0, result.stderr
+    assert "OPENAI_API_KEY" in mine.read_text() and mine.stat().st_mode & 0o777 == 0o600
+
+
+def test_run_refuses_an_env_file_of_another_user(
+    victim: Victim, accounts: tuple[Account, Account], shared_folder: Path
+) -> None:
+    attacker = accounts[1]
+    evil, ran = shared_folder / "evil.sh", shared_folder / "ran"
+    app_env = shared_folder / "app.env"
+    script = f"echo 'touch {ran}' > {evil}; echo 'BASH_ENV={evil}' > {app_env}; chmod 644 {app_env}"
+    as_account(attacker, "sh", "-c", script)
+    result = run_as_victim(victim, "run", "--env-file", str(app_env), "--", "bash", "-c", "true")
+    assert result.returncode == 9, result.stderr
+    assert f"refusing env file {app_env}: it belongs to another user" in result.stderr
+    assert not ran.exists()
+
+
+@pytest.mark.parametrize("what", ["config", "adc"])
+def test_a_config_or_credential_file_of_another_user_is_refused(
+    victim: Victim, accounts: tuple[Account, Account], shared_folder: Path, what: str
+) -> None:
+    attacker = accounts[1]
+    planted = shared_folder / "planted"
+    if what == "config":  # it would send the token to evil.example
+        planted.write_text('[default]\nproject = "p"\nhost = "evil.example"\n')
+        env = {"VERTEX_ENV_CONFIG": str(planted)}
+    else:  # a valid ADC of the attacker's: the victim would act as (and leak prompts to) the attacker
+        planted.write_bytes(Path(victim.env["GOOGLE_APPLICATION_CREDENTIALS"]).read_bytes())
+        env = {"GOOGLE_APPLICATION_CREDENTIALS": str(planted)}
+    planted.chmod(0o644)
+    os.chown(planted, attacker.uid, attacker.gid)
+    result = run_as_victim(victim, "export", env=env)
+    assert result.returncode == 9, result.stderr
+    assert str(planted) in result.stderr and f"uid {attacker.uid}" in result.stderr
+    assert "ya29" not in result.stdout
+
+
+def test_a_fifo_or_device_is_refused_at_once(victim: Victim) -> None:
+    fifo = victim.root / "fifo.env"
+    os.mkfifo(fifo, 0o600)
+    os.chown(fifo, victim.account.uid, victim.account.gid)
+    zero = victim.root / "zero.env"
+    os.symlink("/dev/zero", zero)
+    os.lchown(zero, victim.account.uid, victim.account.gid)
+    for args in (
+        ("write", str(fifo)),
+        ("run", "--env-file", str(fifo), "--", "true"),
+        ("run", "--env-file", str(zero), "--", "true"),
+    ):
+        started = time.monotonic()
+        result = run_as_victim(victim, *args, timeout=30)
+        assert result.returncode == 9, (args, result.stderr)
+        assert "not a regular file" in result.stderr
+        assert time.monotonic() - started < 10  # the writers' lock deadline; in fact at once

@@ -69,6 +69,11 @@ class SinkError(VertexEnvError):
     exit_code = 9
 
 
+class UnsafeFileError(SinkError):
+    """A file we read or write on the user's behalf that another user controls (theirs, or reached through their
+    symlink in a shared folder), or that is no regular file, or too big: refused untouched."""
+
+
 class LockTimeoutError(SinkError):
     """A file vertex-env must update stayed locked by another process past the deadline."""
 
@@ -101,7 +106,7 @@ EXIT_CODES: dict[int, str] = {
     ReauthRequiredError.exit_code: "reauthentication required (invalid_rapt)",
     InvalidGrantError.exit_code: "refresh token revoked or expired (invalid_grant)",
     TransientError.exit_code: "network or server failure after retries",
-    SinkError.exit_code: "destination refused the variables (file, CI env file)",
+    SinkError.exit_code: "destination refused the variables (file, CI env file), or a file another user controls",
     KeyringUnavailableError.exit_code: "no usable OS keyring",
     AlreadyRunningError.exit_code: "a daemon is already running for this profile",
     AuthError.exit_code: "Google refused the credential",

@@ -12,7 +12,7 @@ from vertex_env.config.file import config_path, did_you_mean, read_config
 from vertex_env.config.options import OPTIONS_BY_NAME, PROFILE_KEYS
 from vertex_env.config.values import shown, validate_profile_name
 from vertex_env.errors import ConfigError, UsageError
-from vertex_env.system.files import atomic_write, cache_dir, writers_locked
+from vertex_env.system.files import atomic_write, cache_dir, resolve_safely, writers_locked
 
 #: How long a profile edit waits for another one (edits take milliseconds).
 LOCK_TIMEOUT = 10.0
@@ -125,7 +125,7 @@ def _editing(path: Path) -> Iterator[Any]:
 def _locked_edit(path: Path) -> Iterator[Any]:
     import tomlkit
 
-    target = Path(os.path.realpath(path))
+    target = resolve_safely(path)  # not through another user's link in a shared folder
     target.parent.mkdir(parents=True, exist_ok=True)
     # The lock is kept out of the config's folder: config.toml is often a link into a dotfiles repository.
     with writers_locked(target, cache_dir(), LOCK_TIMEOUT, what=f"the config file {target}"):

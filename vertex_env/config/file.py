@@ -53,28 +53,43 @@ def config_path(environ: Mapping[str, str] | None = None) -> Path:
 
 
 def read_config(path: StrPath) -> dict[str, Any]:
+    """The config file's tables ({} when there is none). It sets where tokens go (`host`, `base_url`), so it
+    must be ours or root's, a regular file, not reached through another user's link (UnsafeFileError, exit 9)."""
+    from vertex_env.system.files import read_user_file
+
     try:
-        fh = open(path, "rb")  # noqa: SIM115 - closed below, after the tomllib import
+        raw = read_user_file(path, what="config file").data or b""
     except FileNotFoundError:
         return {}
     except OSError as err:
-        raise ConfigError(f"cannot read config file {path}: {err}") from None
+        raise ConfigError(
+            f"cannot read config file {_shown(path)}: {err.strerror or err}"
+        ) from None
     # Imported only when there is a file: no config is the common case on the warm `export` path.
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - exercised on 3.10 only
         import tomli as tomllib
     try:
-        with fh:
-            data: dict[str, Any] = tomllib.load(fh)
+        data: dict[str, Any] = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as err:
         raise ConfigError(
-            f"cannot read config file {path}: byte {err.start} is not UTF-8 text (TOML files are UTF-8)"
+            f"cannot read config file {_shown(path)}: byte {err.start} is not UTF-8 text (TOML files are UTF-8)"
         ) from None
-    except (OSError, tomllib.TOMLDecodeError) as err:
-        raise ConfigError(f"cannot read config file {path}: {err}") from None
+    except RecursionError:
+        raise ConfigError(
+            f"cannot read config file {_shown(path)}: it is nested too deeply"
+        ) from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"cannot read config file {_shown(path)}: {_shown(str(err))}") from None
     check_config(data, path)
     return data
+
+
+def _shown(path: StrPath) -> str:
+    from vertex_env.system.echo import printable  # only on the way to an error
+
+    return printable(os.fspath(path))
 
 
 #: What the top level of the config file may hold.

@@ -140,7 +140,7 @@ class CredentialSource:
         """The parsed credential JSON, checked for the fields google-auth needs."""
         label = self.label
         try:
-            data = json.loads(self.content or b"")
+            data = _loads(self.content)
         except (ValueError, UnicodeDecodeError):
             raise CredentialFileError(
                 f"malformed credential file {label}: not valid JSON"
@@ -148,6 +148,11 @@ class CredentialSource:
         if not isinstance(data, dict):
             raise CredentialFileError(f"malformed credential file {label}: expected a JSON object")
         cred_type = data.get("type")
+        if cred_type is not None and not isinstance(cred_type, str):
+            raise CredentialFileError(
+                f"malformed credential file {label}: field 'type' is a {type(cred_type).__name__}, "
+                "not a string"
+            )
         if cred_type in UNSUPPORTED_TYPES:
             raise CredentialFileError(
                 f"unsupported credential type {cred_type!r} in {label}: {UNSUPPORTED_TYPES[cred_type]}"
@@ -181,7 +186,7 @@ class CredentialSource:
         if self.kind == "metadata":
             return "compute_engine"
         try:
-            return str(json.loads(self.content or b"").get("type", "unknown"))
+            return str(_loads(self.content).get("type", "unknown"))
         except (ValueError, AttributeError):
             return "unknown"
 
@@ -190,7 +195,7 @@ class CredentialSource:
         if self.kind == "metadata":
             return None
         try:
-            data = json.loads(self.content or b"")
+            data = _loads(self.content)
         except ValueError:
             return None
         if not isinstance(data, dict):
@@ -226,18 +231,56 @@ def _check_universe(data: Mapping[str, Any], label: str) -> None:
             )
 
 
-def _read_file(path: str, origin: str) -> CredentialSource:
-    real = os.path.realpath(os.path.expanduser(path))
+def _loads(content: bytes | None) -> Any:
+    """json.loads, with a document nested too deeply for the parser a ValueError like any other bad JSON."""
     try:
-        with open(real, "rb") as fh:
-            content = fh.read()
+        return json.loads(content or b"")
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def _read_file(path: str, origin: str) -> CredentialSource:
+    """The credential file's bytes: ours or root's, a regular file, not reached through another user's link
+    in a shared folder (UnsafeFileError, exit 9: another user's ADC decides where our token goes)."""
+    from vertex_env.system.files import read_user_file
+
+    try:
+        read = read_user_file(os.path.expanduser(path), what="credential file")
     except FileNotFoundError:
         raise CredentialFileError(
-            f"credential file {path} does not exist (from {origin})"
+            f"credential file {_shown(path)} does not exist (from {origin})"
         ) from None
     except OSError as err:
-        raise CredentialFileError(f"cannot read credential file {path}: {err.strerror}") from None
-    return CredentialSource(kind="file", origin=origin, path=real, content=content)
+        raise CredentialFileError(
+            f"cannot read credential file {_shown(path)}: {err.strerror}"
+        ) from None
+    return CredentialSource(kind="file", origin=origin, path=str(read.path), content=read.data)
+
+
+def _shown(text: str) -> str:
+    from vertex_env.system.echo import printable  # only on the way to an error
+
+    return printable(text)
+
+
+def _check_credential_source_file(info: Mapping[str, Any]) -> None:
+    """google-auth opens an identity pool's `credential_source.file` itself, blocking and uncapped: check it
+    first as every file read on the user's behalf (ours or root's, regular, not through a foreign link)."""
+    source = info.get("credential_source")
+    path = source.get("file") if isinstance(source, Mapping) else None
+    if not isinstance(path, str) or not path:
+        return
+    from vertex_env.system.echo import printable
+    from vertex_env.system.files import check_user_path
+
+    try:
+        check_user_path(path, what="credential_source file")
+    except FileNotFoundError:
+        return  # google-auth says so in its own words
+    except OSError as err:
+        raise CredentialFileError(
+            f"cannot read credential_source file {printable(path)}: {err.strerror or err}"
+        ) from None
 
 
 def _metadata_host(environ: Mapping[str, str]) -> str | None:
@@ -311,7 +354,7 @@ def _file_field(source: CredentialSource, name: str) -> str | None:
     if source.kind != "file":
         return None
     try:
-        data = json.loads(source.content or b"")
+        data = _loads(source.content)
     except ValueError:
         return None
     value = data.get(name) if isinstance(data, dict) else None
@@ -387,6 +430,7 @@ def load_google_credentials(
         creds: Any = gce.Credentials(scopes=scopes)
     else:
         info = source.info()
+        _check_credential_source_file(info)
         try:
             creds = credentials_from_info(info, scopes)
         except (google.auth.exceptions.DefaultCredentialsError, ValueError, KeyError) as err:
@@ -517,7 +561,7 @@ def _issued_at(
 
 def _parsed(source: CredentialSource) -> dict[str, Any] | None:
     try:
-        data = json.loads(source.content or b"")
+        data = _loads(source.content)
     except ValueError:
         return None
     return data if isinstance(data, dict) else None

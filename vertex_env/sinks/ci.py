@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import uuid
 from collections.abc import Mapping
 
 from vertex_env.errors import SinkError
 from vertex_env.sinks.render import check_name, check_no_nul
+from vertex_env.system.echo import printable
+from vertex_env.system.files import check_user_file, resolve_safely
 from vertex_env.system.quoting import quote_sh
+
+#: The largest CI env file appended to (a job's file holds a few variables per step).
+_CI_FILE_LIMIT = 64 * 1024 * 1024
 
 GITLAB_WARNING = (
     "a GitLab dotenv report is stored as a job artifact and its variables are visible to anyone "
@@ -27,18 +33,36 @@ def _escape_command_data(data: str) -> str:
 
 
 def _append(path: str, text: str) -> None:
-    """One O_APPEND write: the runner may hold other steps' lines in the same file."""
+    """One O_APPEND write: the runner may hold other steps' lines in the same file.
+
+    The file gets a token, so it is checked first — not reached through another user's symlink in a shared
+    folder, never blocking (a FIFO), a regular file of ours — and only then made 0600 (the runner, us, still
+    reads it)."""
+    shown = printable(path)
     try:
+        real = resolve_safely(path)
         fd = os.open(
-            path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600
+            real,
+            os.O_WRONLY
+            | os.O_APPEND
+            | os.O_CREAT
+            | os.O_NOFOLLOW
+            | os.O_NONBLOCK
+            | os.O_NOCTTY
+            | getattr(os, "O_CLOEXEC", 0),
+            0o600,
         )
     except OSError as err:
-        raise SinkError(f"cannot append to {path}: {err.strerror or err}") from None
+        raise SinkError(f"cannot append to {shown}: {err.strerror or err}") from None
     try:
+        st = os.fstat(fd)
+        check_user_file(st, real, what="CI env file", limit=_CI_FILE_LIMIT, root_ok=False)
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            os.fchmod(fd, 0o600)
         data = text.encode("utf-8")
         written = os.write(fd, data)
         if written != len(data):
-            raise SinkError(f"short write to {path}")
+            raise SinkError(f"short write to {shown}")
     finally:
         os.close(fd)
 

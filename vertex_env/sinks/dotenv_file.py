@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from vertex_env.errors import SinkError
 from vertex_env.sinks.render import ALLOWED_VALUE_CHARS, format_dotenv_line
-from vertex_env.system.files import atomic_write, cache_dir, sweep_temp, writers_locked
+from vertex_env.system.echo import printable
+from vertex_env.system.files import (
+    atomic_write,
+    cache_dir,
+    read_user_file,
+    resolve_safely,
+    sweep_temp,
+    writers_locked,
+)
 
 if TYPE_CHECKING:
     from dotenv.parser import Binding
@@ -48,6 +56,8 @@ LOCK_TIMEOUT = 10.0
 #: takes milliseconds). Minutes, not seconds: a writer outside our lock (another cache directory, an older
 #: vertex-env) stalled on a slow disk keeps its file.
 TEMP_STALE_AFTER = 300.0
+#: The largest dotenv file rewritten (a token file is a few KiB; more is not a dotenv file of ours).
+DOTENV_LIMIT = 1024 * 1024
 
 
 def update_dotenv_text(text: str, values: Mapping[str, str], *, source: str = "the file") -> str:
@@ -146,25 +156,33 @@ def update_dotenv(
 ) -> Written:
     """Set each key in the dotenv file at path (following symlinks). The file holds a token, so it ends up
     readable by its owner only: a wider mode is tightened to 0600 (reported in `tightened_from`), and a file
-    owned by another user is refused untouched (SinkError).
+    owned by another user (root included: its owner would keep reading it), reached through another user's
+    symlink in a shared folder, or no regular file (a FIFO, a device) is refused untouched (UnsafeFileError,
+    a SinkError).
 
     Writers of one file wait for each other (at most LOCK_TIMEOUT, then LockTimeoutError) on a lock kept in the
     private cache directory of `environ`, keyed by the file's real path: nothing but the file itself is ever
     created in its folder."""
     for name, value in values.items():
         format_dotenv_line(name, value)  # refuse before touching anything
-    target = Path(os.path.realpath(path))
+    try:
+        # Another user's symlink in a shared folder is not followed; the file must be a regular file of ours.
+        target = resolve_safely(path)
+    except OSError as exc:
+        raise SinkError(
+            f"cannot write {printable(os.fspath(path))}: {exc.strerror or exc}"
+        ) from exc
     tightened_from: int | None = None
     try:
         with writers_locked(target, cache_dir(environ), LOCK_TIMEOUT, what=str(target)):
-            try:
-                current: bytes | None = target.read_bytes()
-                stat: os.stat_result | None = target.stat()
-            except FileNotFoundError:
-                current, stat = None, None
+            existing = read_user_file(
+                target, what="dotenv file", limit=DOTENV_LIMIT, root_ok=False, missing_ok=True
+            )
+            current, stat = existing.data, existing.stat
             mode = PRIVATE_MODE
-            if stat is not None:
-                _check_owner(target, stat)
+            if (
+                stat is not None
+            ):  # checked above: a regular file of ours; only now is its mode changed
                 mode = stat.st_mode & 0o7777
                 if mode & 0o077:
                     tightened_from, mode = mode, PRIVATE_MODE
@@ -199,17 +217,6 @@ def _chmod_private(target: Path) -> None:
         os.fchmod(fd, PRIVATE_MODE)
     finally:
         os.close(fd)
-
-
-def _check_owner(target: Path, stat: os.stat_result) -> None:
-    """A token goes only into a file of ours: one we may keep private. Root is no exception (the file's owner
-    would keep reading it)."""
-    if stat.st_uid != os.geteuid():
-        raise SinkError(
-            f"cannot write {target}: it belongs to another user (uid {stat.st_uid}), "
-            "and a file holding a token must be private to you",
-            hint="remove it or choose another path",
-        )
 
 
 def _check_lossless(text: str, target: Path) -> None:

@@ -88,21 +88,25 @@ def read_env_files(paths: Sequence[str]) -> dict[str, str]:
 
     from dotenv import dotenv_values
 
+    from vertex_env.system.echo import printable
+    from vertex_env.system.files import read_user_file
+
     values: dict[str, str] = {}
     for path in paths:
+        shown = printable(path)
+        if os.path.isdir(path):
+            raise SinkError(f"env file {shown} is a folder, not a dotenv file")
         try:
-            with open(path, encoding="utf-8") as fh:
-                text = fh.read()
+            # Another user's file (or link in a shared folder) could set BASH_ENV, PATH, LD_PRELOAD for us.
+            text = (read_user_file(path, what="env file").data or b"").decode("utf-8")
         except FileNotFoundError:
-            raise SinkError(f"env file {path} not found") from None
-        except IsADirectoryError:
-            raise SinkError(f"env file {path} is a folder, not a dotenv file") from None
+            raise SinkError(f"env file {shown} not found") from None
         except UnicodeDecodeError as err:
             raise SinkError(
-                f"cannot read env file {path}: byte {err.start} is not UTF-8 text"
+                f"cannot read env file {shown}: byte {err.start} is not UTF-8 text"
             ) from None
         except OSError as err:
-            raise SinkError(f"cannot read env file {path}: {err.strerror or err}") from None
+            raise SinkError(f"cannot read env file {shown}: {err.strerror or err}") from None
         for name, value in dotenv_values(stream=io.StringIO(text), interpolate=False).items():
             if value is not None:  # a bare NAME line sets nothing
                 values[name] = value

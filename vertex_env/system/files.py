@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from vertex_env.errors import LockTimeoutError, NotPosixError
+from vertex_env.errors import LockTimeoutError, NotPosixError, UnsafeFileError
 
 try:
     import fcntl
@@ -432,3 +432,169 @@ def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
             pass
     base = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".cache")
     return Path(base) / "vertex-env"
+
+
+# --- files read or written on the user's behalf (dotenv targets, CI env files, --env-file, config, ADC) ----------
+
+#: The most vertex-env reads from a file of the user's (a dotenv file, a config file, a credential).
+USER_FILE_LIMIT = 1024 * 1024
+#: Most symlinks followed in one path (the kernel's limit).
+_MAX_LINKS = 40
+
+
+def _shared_folder(st: os.stat_result) -> bool:
+    """A folder where others may plant names: sticky (as /tmp) or writable by others."""
+    return bool(st.st_mode & (stat.S_ISVTX | stat.S_IWOTH))
+
+
+def resolve_safely(path: str | os.PathLike[str]) -> Path:
+    """The real path of `path` (as os.path.realpath, a missing tail kept as written), following a symlink the
+    way the kernel does under fs.protected_symlinks=1, whatever the sysctl says: a symlink in a sticky or
+    other-writable folder is followed only when it is ours or the folder owner's. Reading the link in user space
+    (realpath) bypasses the kernel's rule; this applies it. Raise UnsafeFileError naming the link otherwise."""
+    start = os.path.join(
+        os.getcwd(), os.fspath(path)
+    )  # not abspath: `..` after a link is the link's
+    pending = list(reversed(start.split("/")))
+    resolved = "/"
+    links = 0
+    me = os.geteuid()
+    while pending:
+        name = pending.pop()
+        if name in ("", "."):
+            continue
+        if name == "..":
+            resolved = os.path.dirname(resolved)
+            continue
+        candidate = os.path.join(resolved, name)
+        try:
+            st = os.lstat(candidate)
+        except (FileNotFoundError, NotADirectoryError):
+            rest = [part for part in reversed(pending) if part not in ("", ".")]
+            return Path(os.path.normpath(os.path.join(candidate, *rest)))
+        if not stat.S_ISLNK(st.st_mode):
+            resolved = candidate
+            continue
+        links += 1
+        if links > _MAX_LINKS:
+            raise UnsafeFileError(f"{_shown(start)}: too many levels of symbolic links")
+        folder = os.stat(resolved)
+        if _shared_folder(folder) and st.st_uid not in (me, folder.st_uid):
+            raise UnsafeFileError(
+                f"refusing {_shown(candidate)}: a symbolic link of another user (uid {st.st_uid}) "
+                f"in the shared folder {_shown(resolved)}",
+                hint="the kernel's protected_symlinks rule; remove the link or use the real path",
+            )
+        target = os.readlink(candidate)
+        if target.startswith("/"):
+            resolved = "/"
+        pending.extend(reversed(target.split("/")))
+    return Path(resolved)
+
+
+class UserFile:
+    """A file of the user's, checked and read: its real path, its stat (None: it does not exist) and bytes."""
+
+    __slots__ = ("data", "path", "stat")
+
+    def __init__(self, path: Path, st: os.stat_result | None, data: bytes | None) -> None:
+        self.path, self.stat, self.data = path, st, data
+
+
+def read_user_file(
+    path: str | os.PathLike[str],
+    *,
+    what: str = "file",
+    limit: int = USER_FILE_LIMIT,
+    root_ok: bool = True,
+    missing_ok: bool = False,
+) -> UserFile:
+    """Read a file on the user's behalf: resolved by `resolve_safely`, opened without following a last symlink
+    and without blocking (a FIFO never hangs us), a regular file, owned by us (or by root, unless `root_ok` is
+    False: a file that will hold a token must be ours alone), at most `limit` bytes. UnsafeFileError (exit 9)
+    names `what` and the file otherwise; FileNotFoundError when it does not exist (unless `missing_ok`: then a
+    UserFile without stat and data); other OSErrors pass as they are."""
+    real = resolve_safely(path)
+    try:
+        fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | _CLOEXEC)
+    except FileNotFoundError:
+        if missing_ok:
+            return UserFile(real, None, None)
+        raise
+    except OSError as err:
+        if err.errno == errno.ELOOP:  # replaced by a symlink since we resolved it
+            raise UnsafeFileError(
+                f"refusing {what} {_shown(real)}: it is a symbolic link"
+            ) from None
+        raise
+    try:
+        st = os.fstat(fd)
+        check_user_file(st, real, what=what, limit=limit, root_ok=root_ok)
+        chunks = []
+        left = limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 65536))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+        if len(data) > limit:
+            raise UnsafeFileError(f"refusing {what} {_shown(real)}: it is over {limit} bytes")
+    finally:
+        os.close(fd)
+    return UserFile(real, st, data)
+
+
+def check_user_file(
+    st: os.stat_result,
+    path: str | os.PathLike[str],
+    *,
+    what: str = "file",
+    limit: int = USER_FILE_LIMIT,
+    root_ok: bool = True,
+) -> None:
+    """The checks of `read_user_file` on a stat result (of an open descriptor, for a file another library
+    opens next): a regular file, ours (or root's when `root_ok`), at most `limit` bytes."""
+    if not stat.S_ISREG(st.st_mode):
+        kind = (
+            "a FIFO"
+            if stat.S_ISFIFO(st.st_mode)
+            else "a folder"
+            if stat.S_ISDIR(st.st_mode)
+            else "a device or socket"
+        )
+        raise UnsafeFileError(f"refusing {what} {_shown(path)}: it is {kind}, not a regular file")
+    owners = (os.geteuid(), 0) if root_ok else (os.geteuid(),)
+    if st.st_uid not in owners:
+        raise UnsafeFileError(
+            f"refusing {what} {_shown(path)}: it belongs to another user (uid {st.st_uid})",
+            hint="only your own files (and root's) are read or written on your behalf",
+        )
+    if st.st_size > limit:
+        raise UnsafeFileError(f"refusing {what} {_shown(path)}: it is over {limit} bytes")
+
+
+def check_user_path(
+    path: str | os.PathLike[str],
+    *,
+    what: str = "file",
+    limit: int = USER_FILE_LIMIT,
+    root_ok: bool = True,
+) -> Path:
+    """`read_user_file`'s checks without reading: the real path of a file another library opens next
+    (google-auth's credential_source file), checked through a non-blocking descriptor."""
+    real = resolve_safely(path)
+    fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | _CLOEXEC)
+    try:
+        check_user_file(os.fstat(fd), real, what=what, limit=limit, root_ok=root_ok)
+    finally:
+        os.close(fd)
+    return real
+
+
+def _shown(path: str | os.PathLike[str]) -> str:
+    """A path as it goes into a message: control characters escaped, capped."""
+    from vertex_env.system.echo import printable
+
+    return printable(os.fspath(path))

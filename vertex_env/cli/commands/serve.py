@@ -17,7 +17,6 @@ import click
 
 from vertex_env.cli.commands.options import port_option, profile_options
 from vertex_env.environment import resolve
-from vertex_env.errors import SinkError
 from vertex_env.system.hardening import disable_core_dumps
 from vertex_env.system.loopback import KEY_ENV, check_loopback, fixed_key
 
@@ -168,17 +167,12 @@ def _note(log_format: str, event: str, text: str, **fields: Any) -> None:
 def _write_env_file(path: Path, variables: dict[str, str]) -> None:
     """Set the two variables in the dotenv file, keeping its other lines; the file ends up 0600.
 
-    An existing file is made private before the key goes in (the rewrite keeps the mode it finds); a new one
-    is created 0600. The write itself is atomic (temp file in the same folder, then rename).
+    The dotenv writer checks the file first (ours, regular, not reached through another user's link) and only
+    then gives it mode 0600: the key is written through a 0600 temp file renamed over it, never into a wider
+    file. The write itself is atomic (temp file in the same folder, then rename).
     """
     from vertex_env.sinks.dotenv_file import write_dotenv
 
-    try:
-        os.chmod(os.path.realpath(path), 0o600)
-    except FileNotFoundError:
-        pass
-    except OSError as err:
-        raise SinkError(f"cannot make {path} private: {err.strerror or err}") from None
     write_dotenv(path, variables)
 
 
