@@ -96,6 +96,35 @@ def test_a_cache_directory_of_another_user_is_never_used(
     assert list(planted.iterdir()) == []
 
 
+@pytest.mark.parametrize("owner", ["another user", "us"])
+def test_a_cache_directory_in_a_folder_others_can_swap_it_in_is_never_used(
+    emu: EmulatorServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    second_user: tuple[int, int],
+    owner: str,
+) -> None:
+    """The cache folder's parent is checked too: another user's folder, or one anyone may write without the
+    sticky bit, lets them rename our private folder away and put theirs in its place."""
+    parent = tmp_path / "parent"
+    parent.mkdir()
+    if owner == "another user":
+        os.chown(parent, *second_user)
+        parent.chmod(0o755)
+    else:
+        parent.chmod(0o777)
+    monkeypatch.delenv("XDG_RUNTIME_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(parent))
+    result = run_cli("token")
+    token_ok(result)
+    assert result.stderr.count(WARNING) == 1
+    expected = (
+        f"owned by uid {second_user[0]}" if owner == "another user" else "without the sticky bit"
+    )
+    assert expected in result.stderr
+    assert list(parent.iterdir()) == [], "nothing is created in it"
+
+
 def test_a_world_writable_cache_directory_of_ours_is_refused(
     emu: EmulatorServer, isolated_machine: Path
 ) -> None:

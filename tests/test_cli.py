@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -263,6 +265,101 @@ def test_a_hung_endpoint_costs_one_overall_timeout_not_one_per_retry(
         assert len(hung.accepted) == 1  # the deadline left no room for a retry
     finally:
         hung.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", [["export", "--no-cache"], ["token", "--no-cache"]])
+def test_a_dripping_token_answer_ends_within_the_timeout_plus_a_second(
+    emu: EmulatorServer, command: list[str]
+) -> None:
+    """A token answer that sends a byte every 0.5 s keeps every per-read timeout alive (issue 22: 75 s for
+    VERTEX_ENV_TIMEOUT=5); --timeout bounds the whole exchange. Measured against the same command refused at
+    once (invalid_grant: the same error path), in the same run: what the drip may add is the timeout and a
+    second, start-up and the error's reporting not included."""
+    vertex_env = str(Path(sys.executable).parent / "vertex-env")
+
+    def timed() -> tuple[float, subprocess.CompletedProcess[str]]:
+        started = time.monotonic()
+        result = subprocess.run(
+            [vertex_env, *command, "--timeout", "3"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        return time.monotonic() - started, result
+
+    emu.admin.fault("token", error="invalid_grant")
+    at_once, result = timed()
+    assert result.returncode == 7, result.stderr
+    emu.admin.fault("token", drip=0.5, count=100)
+    dripped, result = timed()
+    assert result.returncode == 8, result.stderr
+    assert "no answer within the 3s timeout" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert dripped < at_once + 3 + 1, f"{dripped:.1f} s, against {at_once:.1f} s refused at once"
+    assert emu.admin.stats()["requests"]["token"] == 2  # the deadline left no room for a retry
+
+
+_BAD_TOKEN_ANSWERS = {
+    "a number": {"access_token": 12345, "expires_in": 3600},
+    "a list": {"access_token": ["a"], "expires_in": 3600},
+    "empty": {"access_token": "", "expires_in": 3600},
+    "terminal escapes": {"access_token": "ya29.\x1b[31mred", "expires_in": 3600},
+    "too long to cache": {"access_token": "ya29." + "a" * 70000, "expires_in": 3600},
+    "already expired": {"access_token": "ya29.fine", "expires_in": -3600},
+    "expires_in 1e20": {"access_token": "ya29.fine", "expires_in": 1e20},
+    "expires_in Infinity": {"access_token": "ya29.fine", "expires_in": float("inf")},
+}
+
+
+@pytest.mark.parametrize("case", sorted(_BAD_TOKEN_ANSWERS))
+def test_a_token_answer_that_is_no_usable_token_is_one_line_and_exit_8(
+    emu: EmulatorServer, case: str
+) -> None:
+    """A token is a non-empty printable string within the size the cache holds, and expires_in a finite
+    positive number; anything else is refused, never exported (issue 22 found exit 0 and tracebacks)."""
+    emu.admin.fault(
+        "token", status=200, body={**_BAD_TOKEN_ANSWERS[case], "token_type": "Bearer"}, count=10
+    )
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "vertex-env"), "export", "--no-cache"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 8, result.stderr
+    assert result.stdout == "false;\n"
+    assert result.stderr.startswith("vertex-env: error: the token endpoint answered ")
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+    assert "\x1b" not in result.stderr and "ya29" not in result.stderr
+
+
+@pytest.mark.parametrize("case", ["a path", "error_description", "a 100 KB value"])
+def test_what_an_error_echoes_is_escaped_and_capped(emu: EmulatorServer, case: str) -> None:
+    """Raw terminal escapes (from a path, from Google's error_description) never reach the terminal, a value
+    never forges a second line, and a 100 KB value is not echoed whole."""
+    env = dict(os.environ)
+    if case == "a path":
+        env["GOOGLE_APPLICATION_CREDENTIALS"] = "/nowhere/\x1b[2J\x1b]0;pwned\x07\nforged.json"
+    elif case == "error_description":
+        body = {"error": "invalid_grant", "error_description": "\x1b[2Jgone\nvertex-env: forged"}
+        emu.admin.fault("token", status=400, body=body, count=10)
+    else:
+        env["GOOGLE_APPLICATION_CREDENTIALS"] = "/nowhere/" + "a" * 100_000
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "vertex-env"), "token", "--no-cache"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode in (5, 7), result.stderr
+    assert "\x1b" not in result.stderr and "\x07" not in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("vertex-env: error:")
+    assert len(result.stderr) < 1200
 
 
 def test_the_timeout_is_validated_like_every_duration(capsys: pytest.CaptureFixture[str]) -> None:

@@ -533,3 +533,26 @@ def test_install_into_a_folder_that_cannot_be_made_is_one_line_and_exit_9(
     assert result.returncode == 9
     assert result.stderr.startswith("vertex-env: error: cannot write the hook file ")
     assert len(result.stderr.splitlines()) == 1 and result.stdout == ""
+
+
+@pytest.mark.parametrize("shell", ["systemd", "launchd"])
+def test_a_control_character_in_the_program_path_is_refused_in_a_unit(
+    tmp_path: Path, shell: str
+) -> None:
+    """A newline in the path of vertex-env would add a line of its own to the unit (`ExecStartPre=...`)."""
+    folder = tmp_path / "bin\nExecStartPre=evil"
+    folder.mkdir()
+    program = folder / "vertex-env"
+    program.write_bytes((Path(sys.executable).parent / "vertex-env").read_bytes())
+    program.chmod(0o755)
+    result = subprocess.run([str(program), "hook", shell], capture_output=True, text=True)
+    assert result.returncode == 9, result.stderr
+    assert result.stdout == ""
+    assert "control character" in result.stderr and len(result.stderr.splitlines()) == 1
+    # A path without one is written as it is.
+    good = subprocess.run(
+        [str(Path(sys.executable).parent / "vertex-env"), "hook", shell],
+        capture_output=True,
+        text=True,
+    )
+    assert good.returncode == 0 and "vertex-env" in good.stdout

@@ -224,6 +224,99 @@ def test_readyz_turns_503_when_no_token_can_be_had_and_recovers(
         emulator.stop()
 
 
+@pytest.mark.slow
+def test_readyz_during_a_token_outage_mints_at_most_one_at_a_time_and_remembers_the_failure(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, serve_processes: list[Serve]
+) -> None:
+    """A stranger's probes must not spend the credential: 20 probes (10 at once, then 10 in a row) while the
+    token endpoint fails cause one failed mint's requests, not 20 mints (issue 22: 20 probes made 60)."""
+    emulator = start_emulator(monkeypatch, tmp_path, expires_in=2)
+    try:
+        serve = Serve("--log-format", "json")
+        serve_processes.append(serve)
+        assert request(serve.port, "GET", "/readyz")[0] == 200
+        emulator.admin.fault("token", status=503, count=100000)
+        time.sleep(
+            1.2
+        )  # the held token is past its margin (1 s of a 2 s life): readiness needs a mint
+        before = emulator.admin.stats()["requests"]["token"]
+        statuses: list[int] = []
+        threads = [
+            threading.Thread(
+                target=lambda: statuses.append(request(serve.port, "GET", "/readyz")[0])
+            )
+            for _ in range(10)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        statuses += [request(serve.port, "GET", "/readyz")[0] for _ in range(10)]
+        asked = emulator.admin.stats()["requests"]["token"] - before
+        assert statuses == [503] * 20
+        assert 1 <= asked <= 4, f"{asked} token requests for 20 probes"
+    finally:
+        emulator.stop()
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
+def test_probes_on_the_proxy_port_obey_the_host_rule(
+    emu: EmulatorServer, serve_processes: list[Serve], path: str
+) -> None:
+    """A DNS-rebinding page reaches the proxy's port under its own name: probes answer it 421, as the proxy
+    does. The --ops-listen port has an explicit address (a kubelet's Host is the pod IP): no Host rule there."""
+    serve = Serve("--ops-listen", "127.0.0.1:0", "--log-format", "json")
+    serve_processes.append(serve)
+    ops_port = serve.wait_for_event("listening")["ops_port"]
+    status, body, _ = request(serve.port, "GET", path, headers={"Host": "rebound.example:80"})
+    assert status == 421, body
+    assert request(serve.port, "GET", path, headers={"Host": f"localhost:{serve.port}"})[0] in (
+        200,
+        404,  # /metrics without the extra
+    )
+    assert request(ops_port, "GET", path, headers={"Host": "10.1.2.3:9090"})[0] in (200, 404)
+
+
+@pytest.mark.slow
+def test_a_flood_of_refused_requests_logs_a_bounded_number_of_json_lines(
+    emu: EmulatorServer, serve_processes: list[Serve]
+) -> None:
+    """2,000 refused requests of three kinds: one JSON line per kind per interval, as text mode (issue 22:
+    84,000 lines in 10 s)."""
+    serve = Serve("--log-format", "json")
+    serve_processes.append(serve)
+    kinds = [
+        {},  # no key
+        {"Authorization": "Bearer wrong"},  # wrong key
+        {"Host": "rebound.example", "Authorization": f"Bearer {serve.key}"},  # foreign Host
+    ]
+    started = time.monotonic()
+    connection = http.client.HTTPConnection("127.0.0.1", serve.port, timeout=15)
+    try:
+        for number in range(2000):
+            try:
+                connection.request("POST", CHAT, body=b"{}", headers=kinds[number % 3])
+                response = connection.getresponse()
+                response.read()
+            except (http.client.HTTPException, OSError):
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", serve.port, timeout=15)
+                continue
+            assert response.status in (401, 421)
+            if response.will_close:
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", serve.port, timeout=15)
+    finally:
+        connection.close()
+    elapsed = time.monotonic() - started
+    time.sleep(0.3)  # the last lines reach the reader thread
+    refused = [e for e in serve.log_events() if e.get("event") == "request" and "refused" in e]
+    intervals = int(elapsed / 10.0) + 1  # LOG_INTERVAL
+    assert {e["refused"] for e in refused} == {"no_key", "wrong_key", "foreign_host"}
+    assert len(refused) <= 3 * (intervals + 1), f"{len(refused)} lines in {elapsed:.1f} s"
+    assert serve.stop() == 0
+
+
 # -- metrics and JSON logs --------------------------------------------------------------------------------------
 
 

@@ -163,9 +163,17 @@ def export_failure_output(args: Sequence[str], environ: Mapping[str, str]) -> st
     return render.failure_output(fmt if fmt in render.FORMATS else "sh")
 
 
+#: The longest error line: a message quotes values (a path, Google's error_description), and a 100 KB value
+#: is not echoed whole.
+REPORT_LIMIT = 1000
+
+
 def report(err: VertexEnvError) -> None:
-    """One line on stderr for an expected failure."""
-    click.echo(f"vertex-env: error: {err}", err=True)
+    """One line on stderr for an expected failure: control characters escaped (no terminal escape, no forged
+    second line from a value it quotes), capped at REPORT_LIMIT characters."""
+    from vertex_env.system.echo import printable
+
+    click.echo(f"vertex-env: error: {printable(str(err), REPORT_LIMIT)}", err=True)
 
 
 def entry_point() -> None:

@@ -14,7 +14,12 @@ from pathlib import Path
 
 from vertex_env.config.profile import Profile
 from vertex_env.core.token import Token
-from vertex_env.errors import CredentialFileError, NoCredentialsError, VertexEnvError
+from vertex_env.errors import (
+    CredentialFileError,
+    NoCredentialsError,
+    TransientError,
+    VertexEnvError,
+)
 from vertex_env.system.digest import sha256_hex
 
 TYPE_CHECKING = False  # typing stays off the warm `export` path (vertex_env.cli.entry)
@@ -518,6 +523,12 @@ def mint(
     asked_at = time.time()
     try:
         creds.refresh(request)
+    except (OverflowError, RecursionError) as err:
+        # expires_in of 1e20 or Infinity (a datetime cannot hold it), an answer nested too deeply to parse.
+        what = "an expires_in that is not a usable number of seconds"
+        if isinstance(err, RecursionError):
+            what = "an answer nested too deeply to read"
+        raise TransientError(f"the token endpoint answered {what}") from None
     # OAuthError (every STS exchange) is not a RefreshError; ValueError/TypeError come from a key google-auth
     # cannot sign with or a body that is not a token response: google_errors tells which from the transport.
     except (google.auth.exceptions.GoogleAuthError, ValueError, TypeError, KeyError) as err:
@@ -537,13 +548,42 @@ def mint(
     elif source.kind == "metadata":
         principal = getattr(creds, "service_account_email", None) or "default"
     expires_at = _expiry(creds)
+    value = _checked_token(creds.token, expires_at, time.time())
     return Token(
-        value=str(creds.token),
+        value=value,
         expires_at=expires_at,
         minted_at=_issued_at(profile, source, asked_at, expires_at),
         principal=principal,
         credential_type=source.credential_type + (" → impersonated" if profile.impersonate else ""),
     )
+
+
+#: The longest access token accepted: Google's are a few hundred to a few thousand characters, and a cache
+#: record (vertex_env.system.files.READ_LIMIT, 64 KiB) must hold one, or every call would mint again.
+MAX_TOKEN_CHARS = 16 * 1024
+
+
+def _checked_token(token: object, expires_at: float, now: float) -> str:
+    """The access token, if it is one: a non-empty printable string (`cache.valid_token`) within
+    MAX_TOKEN_CHARS, alive (a finite expiry after `now`). Else TransientError (exit 8): a misbehaving endpoint,
+    never a token exported (12345, ["a"], expires_in -3600 were)."""
+    import math
+
+    from vertex_env.core.cache import NOT_A_TOKEN, valid_token
+
+    if not valid_token(token) or not isinstance(token, str):
+        raise TransientError(NOT_A_TOKEN)
+    if len(token) > MAX_TOKEN_CHARS:
+        raise TransientError(
+            f"the token endpoint answered an access token of {len(token)} characters "
+            f"(at most {MAX_TOKEN_CHARS} are kept)"
+        )
+    if not math.isfinite(expires_at) or expires_at <= now:
+        raise TransientError(
+            "the token endpoint answered a token that has already expired "
+            "(expires_in is not a positive number)"
+        )
+    return token
 
 
 def _issued_at(

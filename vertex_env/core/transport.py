@@ -10,6 +10,7 @@ other one through a session that honours it (a corporate proxy may be the only w
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -112,14 +113,18 @@ class RoutedRequest(google.auth.transport.requests.Request):  # type: ignore[mis
         while True:
             started = time.monotonic()
             try:
-                response = send(
-                    target,
-                    method=method,
-                    body=body,
-                    headers=headers,
-                    timeout=self._within_deadline(timeout),
-                    **kwargs,
-                )
+                attempt_timeout = self._within_deadline(timeout)
+                # The deadline cuts the sockets when the time is up: a slow drip of bytes resets every
+                # per-read timeout, never this one (vertex_env.core.deadline).
+                with _deadline(self._left()):
+                    response = send(
+                        target,
+                        method=method,
+                        body=body,
+                        headers=headers,
+                        timeout=attempt_timeout,
+                        **kwargs,
+                    )
                 self.last_response = (url, int(response.status), bytes(response.data or b""))
                 if self.debug:
                     self._log(method, url, original, int(response.status), started)
@@ -184,6 +189,15 @@ class RoutedRequest(google.auth.transport.requests.Request):  # type: ignore[mis
         return min(float(timeout), left)
 
 
+def _deadline(seconds: float) -> contextlib.AbstractContextManager[object]:
+    """The whole exchange's deadline (`--timeout`), or nothing when there is none."""
+    if seconds == float("inf"):
+        return contextlib.nullcontext()
+    from vertex_env.core.deadline import deadline
+
+    return deadline(seconds)
+
+
 #: One requests session per (process, direct?): a forked child must not share sockets; `direct` ignores the
 #: environment's proxies (loopback targets), the other honours them (Google).
 _SESSIONS: dict[tuple[int, bool], requests.Session] = {}
@@ -195,8 +209,12 @@ def _session(*, direct: bool) -> requests.Session:
     if session is None:
         if any(pid != key[0] for pid, _ in _SESSIONS):
             _SESSIONS.clear()  # inherited across fork: never used here
+        from vertex_env.core.deadline import DeadlineAdapter
+
         session = requests.Session()
         session.trust_env = not direct
+        for prefix in ("https://", "http://"):  # connections a --timeout deadline can cut
+            session.mount(prefix, DeadlineAdapter())
         _SESSIONS[key] = session
     return session
 

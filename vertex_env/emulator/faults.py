@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 #: Kinds of traffic; a fault targets one of them or `any`. "chat" is the OpenAI-compatible chat completions and
 #: embeddings; "catalog" the Model Garden catalog, the endpoints list and `…/models` under a base URL.
@@ -69,6 +72,8 @@ class Fault:
     close: bool = False
     body: Any = None
     count: int = 1
+    #: Seconds between the bytes of the answer's body (a slow or hostile network; the headers come at once).
+    drip: float | None = None
 
     @classmethod
     def from_json(cls, data: Any) -> Fault:
@@ -91,14 +96,17 @@ class Fault:
             close=bool(data.get("close", False)),
             body=data.get("body"),
             count=optional_int(data.get("count"), "count") or 1,
+            drip=optional_float(data.get("drip"), "drip"),
         )
         if fault.error is not None and fault.error not in OAUTH_ERRORS:
             raise EmulatorError(f"fault error must be one of {sorted(OAUTH_ERRORS)}")
         effects = [fault.status is not None, fault.error is not None, fault.non_json, fault.close]
         if sum(effects) > 1:
             raise EmulatorError("a fault has one effect: status, error, non_json or close")
-        if sum(effects) == 0 and fault.delay is None:
-            raise EmulatorError("a fault needs status, error, delay, non_json or close")
+        if sum(effects) == 0 and fault.delay is None and fault.drip is None:
+            raise EmulatorError("a fault needs status, error, delay, drip, non_json or close")
+        if fault.drip is not None and not 0 < fault.drip <= 60:
+            raise EmulatorError("fault drip must be between 0 and 60 seconds")
         if fault.status is not None and not 100 <= fault.status <= 599:
             raise EmulatorError("fault status must be an HTTP status")
         return fault
@@ -119,7 +127,7 @@ class Fault:
             return self.error
         if self.status is not None:
             return str(self.status)
-        return "delay"
+        return "drip" if self.drip else "delay"
 
 
 @dataclasses.dataclass
@@ -175,3 +183,25 @@ def optional_float(value: Any, name: str) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         raise EmulatorError(f"{name} must be a number") from None
+
+
+async def drip(request: web.Request, response: web.Response, interval: float) -> web.StreamResponse:
+    """`response` (a whole aiohttp Response) sent with its headers at once and its body one byte every
+    `interval` seconds: an answer that keeps a per-read timeout alive forever."""
+    import asyncio
+
+    from aiohttp import web
+
+    body = response.body if isinstance(response.body, bytes) else b""
+    stream = web.StreamResponse(status=response.status, reason=response.reason)
+    stream.content_type = response.content_type
+    stream.content_length = len(body)
+    await stream.prepare(request)
+    try:
+        for index in range(len(body)):
+            await stream.write(body[index : index + 1])
+            await asyncio.sleep(interval)
+        await stream.write_eof()
+    except ConnectionResetError:
+        pass  # the client gave up: what it is meant to do
+    return stream

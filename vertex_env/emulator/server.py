@@ -21,7 +21,7 @@ from aiohttp import web
 
 from vertex_env.config.routing import ORIGINAL_HOST_HEADER
 from vertex_env.emulator import admin_api, iam, metadata, oauth, vertex
-from vertex_env.emulator.faults import OAUTH_ERRORS, EmulatorError, Fault, ScriptedReply
+from vertex_env.emulator.faults import OAUTH_ERRORS, EmulatorError, Fault, ScriptedReply, drip
 from vertex_env.emulator.google_errors import google_error, status_error
 from vertex_env.emulator.state import DEFAULT_PROJECT_ID, TOKEN_PREFIX, EmulatorState
 from vertex_env.system.loop_thread import LoopThread
@@ -93,6 +93,8 @@ class EmulatorApp:
         try:
             response = await self._respond(request, kind, fault, token_id, note)
             status = None if fault is not None and fault.close else response.status
+            if fault is not None and fault.drip and isinstance(response, web.Response):
+                return await drip(request, response, fault.drip)
             return response
         except web.HTTPException as exc:
             status = exc.status

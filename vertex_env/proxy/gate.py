@@ -47,6 +47,11 @@ def error(
     return web.json_response(body, status=status, headers=headers)
 
 
+def wrong_host() -> web.Response:
+    """The answer to a request whose Host is not ours (the proxy's and its probes' alike)."""
+    return error(421, "vertex-env proxy: wrong Host", "misdirected_request")
+
+
 def connection_tokens(headers: Mapping[str, str] | CIMultiDictProxy[str]) -> set[str]:
     named: set[str] = set()
     getall = getattr(headers, "getall", None)
@@ -101,6 +106,15 @@ class Gate:
             f"[{name}]:{port}" if ":" in name else f"{name}:{port}" for name in self.allowed_hosts
         )
 
+    def wrong_host(self, request: web.BaseRequest) -> bool:
+        """DNS rebinding: a web page may resolve its own name to 127.0.0.1, never make it the Host."""
+        host = request.headers.get("Host")
+        return (
+            host is not None
+            and host not in self._host_values
+            and host_name(host) not in self.allowed_hosts
+        )
+
     def refusal(
         self, request: web.Request, guard: ConnectionGuard | None = None
     ) -> web.Response | None:
@@ -111,14 +125,8 @@ class Gate:
             return error(
                 400, "vertex-env proxy: only origin-form requests are served", "bad_request"
             )
-        host = request.headers.get("Host")
-        if (
-            host is not None
-            and host not in self._host_values
-            and host_name(host) not in self.allowed_hosts
-        ):
-            # DNS rebinding: a web page may resolve its own name to 127.0.0.1, never make it the Host.
-            return error(421, "vertex-env proxy: wrong Host", "misdirected_request")
+        if self.wrong_host(request):
+            return wrong_host()
         supplied = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
         if not hmac.compare_digest(supplied, self._key_bytes):
             return error(

@@ -41,14 +41,21 @@ class RateLimitedLog:
         self._last: dict[str, float] = {}
         self._skipped: dict[str, int] = {}
 
-    def warn(self, kind: str, text: str) -> None:
+    def admit(self, kind: str) -> int | None:
+        """Whether a line of `kind` may go out now: None when not (it is counted), else how many were left
+        out since the last one. For a caller that writes its own record (serve's JSON request lines)."""
         now = time.monotonic()
         last = self._last.get(kind)
         if last is not None and now - last < self.interval:
             self._skipped[kind] = self._skipped.get(kind, 0) + 1
-            return
+            return None
         self._last[kind] = now
-        skipped = self._skipped.pop(kind, 0)
+        return self._skipped.pop(kind, 0)
+
+    def warn(self, kind: str, text: str) -> None:
+        skipped = self.admit(kind)
+        if skipped is None:
+            return
         more = f" ({skipped} more since the last such line)" if skipped else ""
         self.logger.warning("%s%s", text, more)
 

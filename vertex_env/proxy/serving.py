@@ -25,7 +25,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import IO, TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
@@ -34,6 +34,8 @@ from aiohttp import web
 from vertex_env import errors
 from vertex_env.errors import ConfigError, VertexEnvError
 from vertex_env.proxy.events import ProxyEvents, refusal_reason
+from vertex_env.proxy.gate import wrong_host
+from vertex_env.proxy.guard import RateLimitedLog
 
 if TYPE_CHECKING:
     from vertex_env.core.source import Token, TokenSource
@@ -56,6 +58,9 @@ LOG_FORMATS = ("text", "json")
 DEFAULT_DRAIN_TIMEOUT = 25.0
 #: Longest a /readyz waits for a token to be minted before it answers 503.
 READY_TIMEOUT = 5.0
+#: How long a failed mint answers /readyz without another: probes need no key, so a stranger's probe loop
+#: must not become a loop of token requests with the user's credential.
+READY_FAILURE_MEMORY = 5.0
 OPS_PATHS = ("/healthz", "/readyz", "/metrics")
 _OPS_ROUTE = "vertex_env.ops"
 _STARTED = "vertex_env.started"
@@ -173,6 +178,10 @@ class Sidecar(ProxyEvents):
         self.in_flight = 0
         self._ops_runner: web.AppRunner | None = None
         self.ops_port: int | None = None
+        # The last failed mint's reason, answered until the monotonic time beside it (READY_FAILURE_MEMORY).
+        self._not_ready: tuple[str, float] | None = None
+        # Refused requests are a stranger's doing: their JSON lines are rate-limited per kind, as text's are.
+        self._refusal_lines = RateLimitedLog(log)
         tokens.on_token = self._token_refreshed
         tokens.on_failure = self._token_failed
 
@@ -227,14 +236,35 @@ class Sidecar(ProxyEvents):
     # -- routes ----------------------------------------------------------------------------------------
 
     def _install(self, app: web.Application) -> None:
-        self._add_ops_routes(app)
+        self._add_ops_routes(app, host_rule=True)
         if self.metrics is not None or self.log_requests:
             app.middlewares.append(self._middleware())
 
-    def _add_ops_routes(self, app: web.Application) -> None:
-        app.router.add_get("/healthz", self._healthz, name=_OPS_ROUTE + ".healthz")
-        app.router.add_get("/readyz", self._readyz, name=_OPS_ROUTE + ".readyz")
-        app.router.add_get("/metrics", self._metrics, name=_OPS_ROUTE + ".metrics")
+    def _add_ops_routes(self, app: web.Application, *, host_rule: bool) -> None:
+        """The probes; on the proxy's port (`host_rule`) they obey its Host rule, so a DNS-rebinding page can
+        neither read metrics nor drive /readyz. The --ops-listen port's address is explicit: a kubelet or
+        Prometheus sends the pod IP as Host there."""
+        handlers: tuple[tuple[str, Callable[[web.Request], Awaitable[web.Response]]], ...] = (
+            ("/healthz", self._healthz),
+            ("/readyz", self._readyz),
+            ("/metrics", self._metrics),
+        )
+        for path, handler in handlers:
+            if host_rule:
+                handler = self._host_checked(handler)
+            app.router.add_get(path, handler, name=f"{_OPS_ROUTE}.{path[1:]}")
+
+    def _host_checked(
+        self, handler: Callable[[web.Request], Awaitable[web.Response]]
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        gate = self.proxy.gate
+
+        async def checked(request: web.Request) -> web.Response:
+            if gate.wrong_host(request):
+                return wrong_host()
+            return await handler(request)
+
+        return checked
 
     async def _healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok\n")
@@ -242,13 +272,19 @@ class Sidecar(ProxyEvents):
     async def _readyz(self, request: web.Request) -> web.Response:
         if self.draining:
             return web.Response(status=503, text="not ready: draining\n")
+        remembered = self._not_ready
+        if remembered is not None and time.monotonic() < remembered[1]:
+            return web.Response(status=503, text=f"not ready: {remembered[0]}\n")
         try:
+            # Concurrent probes share one fetch (HeldToken.aget): never more than one mint at a time.
             await asyncio.wait_for(self.proxy.tokens.aget(), READY_TIMEOUT)
         except asyncio.TimeoutError:
             reason = f"no Google token within {READY_TIMEOUT:g} s"
         except VertexEnvError as err:
             reason = _not_ready_reason(err)
+            self._not_ready = (reason, time.monotonic() + READY_FAILURE_MEMORY)
         else:
+            self._not_ready = None
             return web.Response(text="ready\n")
         return web.Response(status=503, text=f"not ready: {reason}\n")
 
@@ -294,7 +330,9 @@ class Sidecar(ProxyEvents):
                 if metrics is not None:
                     metrics.in_flight.dec()
                     metrics.answered(status, streaming)
-                if log_requests:
+                refused = request.get(_REFUSED)
+                skipped = 0 if refused is None else self._refusal_lines.admit(refused)
+                if log_requests and skipped is not None:
                     fields: dict[str, Any] = {
                         "status": status,
                         "duration": round(time.perf_counter() - started, 6),
@@ -304,8 +342,10 @@ class Sidecar(ProxyEvents):
                         "streaming": streaming,
                         "retry": bool(request.get(_RETRIED, False)),
                     }
-                    if _REFUSED in request:
-                        fields["refused"] = request[_REFUSED]
+                    if refused is not None:
+                        fields["refused"] = refused
+                        if skipped:
+                            fields["suppressed"] = skipped  # refusals of this kind not logged since
                     if _UPSTREAM_REASON in request:
                         fields["upstream_reason"] = request[_UPSTREAM_REASON]
                     log.info("request", extra={"event": "request", "fields": fields})
@@ -319,7 +359,7 @@ class Sidecar(ProxyEvents):
             return
         host, port = self.ops_listen
         app = web.Application()
-        self._add_ops_routes(app)
+        self._add_ops_routes(app, host_rule=False)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
         try:

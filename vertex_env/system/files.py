@@ -365,9 +365,31 @@ def _open_directory(path: Path) -> int:
         raise
 
 
+def _check_parent(path: Path) -> None:
+    """The folder that holds a private directory must not let another user swap it: owned by us or root, and
+    not writable by others unless sticky (as /tmp: there only the owner may rename or remove an entry)."""
+    parent = path.parent
+    try:
+        st = os.stat(parent)
+    except FileNotFoundError:
+        return  # created below by us
+    if st.st_uid not in (os.geteuid(), 0):
+        raise UnsafeDirectoryError(
+            errno.EPERM, f"its folder {parent} is owned by uid {st.st_uid}, not by you", str(path)
+        )
+    if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX:
+        raise UnsafeDirectoryError(
+            errno.EPERM,
+            f"its folder {parent} is writable by other users (mode {stat.S_IMODE(st.st_mode):04o}) "
+            "without the sticky bit",
+            str(path),
+        )
+
+
 def check_private_dir(path: Path) -> None:
     """Raise UnsafeDirectoryError unless `path` is a real directory (not a symlink) owned by us and writable
-    by nobody else; FileNotFoundError when it does not exist."""
+    by nobody else, in a folder no other user can swap it in; FileNotFoundError when it does not exist."""
+    _check_parent(path)
     fd = _open_directory(path)
     try:
         _check_directory(fd, path)
@@ -377,7 +399,9 @@ def check_private_dir(path: Path) -> None:
 
 def ensure_private_dir(path: Path) -> Path:
     """`path` as a private directory: created 0700 when missing; an existing one of ours is tightened to 0700;
-    a symlink, a foreign-owned or a group/world-writable one is refused (UnsafeDirectoryError)."""
+    a symlink, a foreign-owned or a group/world-writable one, or one in a folder another user could swap it
+    in (`_check_parent`), is refused (UnsafeDirectoryError)."""
+    _check_parent(path)
     try:
         fd = _open_directory(path)
     except FileNotFoundError:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from vertex_env.errors import ConfigError
+from vertex_env.system.echo import printable
 from vertex_env.system.quoting import quote_sh
 
 if TYPE_CHECKING:
@@ -135,7 +136,9 @@ def check_loopback(host: str) -> str:
 
 
 def check_key(key: str) -> str:
-    if len(key) < MIN_KEY_LENGTH or any(c.isspace() for c in key) or not key.isascii():
+    """The key, if it is one: at least MIN_KEY_LENGTH visible ASCII characters (no space, no control
+    character: an ESC in VERTEX_ENV_PROXY_KEY would reach a terminal or a header)."""
+    if len(key) < MIN_KEY_LENGTH or not all("\x21" <= c <= "\x7e" for c in key):
         raise ConfigError(
             f"invalid proxy key: expected at least {MIN_KEY_LENGTH} printable ASCII characters without spaces",
             hint="generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
@@ -151,6 +154,25 @@ def _kubelet_secret(st: os.stat_result) -> bool:
         and st.st_gid == os.getegid()
         and stat.S_IMODE(st.st_mode) == 0o440
     )
+
+
+def _others_in_group(gid: int) -> list[str]:
+    """The other accounts in group `gid` (as a member, or as their primary group): a key readable by a
+    group is private only when that group is ours alone, as a pod's fsGroup is."""
+    import grp
+    import pwd
+
+    me = os.geteuid()
+    try:
+        my_name: str | None = pwd.getpwuid(me).pw_name
+    except KeyError:  # a container's uid without an /etc/passwd entry
+        my_name = None
+    try:
+        members = [name for name in grp.getgrgid(gid).gr_mem if name != my_name]
+    except KeyError:
+        members = []
+    primary = [p.pw_name for p in pwd.getpwall() if p.pw_gid == gid and p.pw_uid != me]
+    return sorted(set(members + primary))
 
 
 def read_key_file(path: Path) -> str:
@@ -170,7 +192,15 @@ def read_key_file(path: Path) -> str:
                 f"key file {path} belongs to another user (uid {st.st_uid}); refusing a key others control",
                 hint="use a key file of your own, mode 0600",
             )
-        if st.st_mode & 0o077 and not _kubelet_secret(st):
+        if st.st_mode & 0o077 and _kubelet_secret(st):
+            others = _others_in_group(st.st_gid)
+            if others:
+                raise ConfigError(
+                    f"key file {path} is readable by group {st.st_gid}, which other users are in too "
+                    f"({printable(', '.join(others))}); refusing it",
+                    hint="give the pod an fsGroup of its own, or the key file mode 0400",
+                )
+        elif st.st_mode & 0o077:
             raise ConfigError(
                 f"key file {path} is accessible by others (mode {stat.S_IMODE(st.st_mode):04o}); refusing it",
                 hint=f"run: chmod 600 {quote_sh(str(path))}",

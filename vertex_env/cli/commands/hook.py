@@ -63,6 +63,20 @@ def quote_systemd(word: str) -> str:
     return word
 
 
+def _check_unit_words(shell: str, cmd: list[str]) -> None:
+    """A unit file holds the command on one line (systemd) or in XML strings (launchd): a newline in the
+    program's path would start a line of its own (`ExecStartPre=...`), so any control character is refused."""
+    from vertex_env.errors import SinkError
+    from vertex_env.system.echo import printable
+
+    for word in cmd:
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in word):
+            raise SinkError(
+                f"cannot write a {shell} unit for {printable(word)}: the path holds a control character",
+                hint="install vertex-env under a path without one",
+            )
+
+
 def xml_escape(word: str) -> str:
     return word.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -81,6 +95,8 @@ def hook_text(shell: str, cmd: list[str] | None = None, installed: Path | None =
     lives there and regenerates itself when vertex-env is newer than it (after an upgrade)."""
     text = (resources.files("vertex_env") / "shell" / FILES[shell]).read_text(encoding="utf-8")
     cmd = cmd or command()
+    if shell in ("systemd", "launchd"):
+        _check_unit_words(shell, cmd)
     if shell == "systemd":
         return text.replace("%h/.local/bin/vertex-env", " ".join(quote_systemd(w) for w in cmd))
     if shell == "launchd":
