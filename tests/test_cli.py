@@ -365,3 +365,51 @@ def test_what_an_error_echoes_is_escaped_and_capped(emu: EmulatorServer, case: s
 def test_the_timeout_is_validated_like_every_duration(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["export", "--timeout", "0"]) != 0
     assert "invalid timeout 0s" in capsys.readouterr().err
+
+
+_NESTED = 100_000
+
+
+@pytest.mark.parametrize(
+    ("variable", "name", "text", "code", "said"),
+    [
+        (
+            "VERTEX_ENV_CONFIG",
+            "c.toml",
+            "a=" + "[" * _NESTED + "]" * _NESTED,
+            3,
+            "nested too deeply",
+        ),
+        (
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            "adc.json",
+            '{"type": ' + "[" * _NESTED + "]" * _NESTED + "}",
+            5,
+            "not valid JSON",
+        ),
+        (
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            "adc.json",
+            '{"type": ["authorized_user"]}',
+            5,
+            "field 'type' is a list, not a string",
+        ),
+    ],
+    ids=["100k-deep TOML", "100k-deep JSON", "an ADC type that is a list"],
+)
+def test_a_malformed_file_is_one_line_and_its_exit_code_not_a_traceback(
+    isolated_machine: Path, variable: str, name: str, text: str, code: int, said: str
+) -> None:
+    path = isolated_machine / name
+    path.write_text(text)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "vertex-env"), "token", "--no-cache"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env={**os.environ, variable: str(path), "VERTEX_ENV_PROJECT": "test-project"},
+    )
+    assert result.returncode == code, result.stderr
+    assert said in result.stderr and len(result.stderr.splitlines()) == 1
+    assert "Traceback" not in result.stderr
