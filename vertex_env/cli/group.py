@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -12,6 +13,9 @@ import click
 
 from vertex_env._version import __version__
 from vertex_env.errors import NotPosixError, VertexEnvError
+from vertex_env.system import diagnostics
+
+log = logging.getLogger(__name__)
 
 # name -> "module:attribute"; imported only when that command runs (start-up time is a feature).
 COMMANDS: dict[str, str] = {
@@ -107,7 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     code = 1
     try:
-        code = _main(args)
+        with diagnostics.installed():
+            code = _main(args)
     finally:
         if code != 0 and command_of(args) == "export":
             sys.stdout.write(export_failure_output(args, os.environ))
@@ -120,7 +125,7 @@ def _main(args: list[str]) -> int:
 
     # Windows: one line instead of a traceback at the first lock, whatever the command.
     if not posix_system():
-        click.echo(NotPosixError.MESSAGE, err=True)
+        log.error(NotPosixError.MESSAGE, extra=diagnostics.speaker(None))
         return NotPosixError.exit_code
     try:
         result = cli.main(args=args, prog_name="vertex-env", standalone_mode=False)
@@ -133,7 +138,7 @@ def _main(args: list[str]) -> int:
         exc.show()
         return exc.exit_code
     except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
+        log.error("Aborted.", extra=diagnostics.speaker(None))
         return 130
     except BrokenPipeError:
         return 141
@@ -169,11 +174,11 @@ REPORT_LIMIT = 1000
 
 
 def report(err: VertexEnvError) -> None:
-    """One line on stderr for an expected failure: control characters escaped (no terminal escape, no forged
-    second line from a value it quotes), capped at REPORT_LIMIT characters."""
+    """One line on stderr for an expected failure, `vertex-env: error: …`: control characters escaped (no
+    terminal escape, no forged second line from a value it quotes), capped at REPORT_LIMIT characters."""
     from vertex_env.system.echo import printable
 
-    click.echo(f"vertex-env: error: {printable(str(err), REPORT_LIMIT)}", err=True)
+    log.error("%s", printable(str(err), REPORT_LIMIT), extra=diagnostics.speaker("vertex-env"))
 
 
 def entry_point() -> None:

@@ -22,18 +22,27 @@ from vertex_env.config.values import (
     DEFAULT_MIN_TTL,
     DEFAULT_TIMEOUT,
     FORMATS,
+    LOG_FORMATS,
     parse_switch,
+    validate_address,
     validate_api_version,
     validate_base_url,
     validate_credentials,
+    validate_directory_path,
+    validate_drain_timeout,
     validate_email,
     validate_endpoint,
+    validate_existing_file,
+    validate_expires_in,
+    validate_file_path,
     validate_format,
     validate_host,
     validate_lifetime,
     validate_location,
+    validate_log_format,
     validate_min_ttl,
     validate_model,
+    validate_port,
     validate_profile_name,
     validate_project,
     validate_scopes,
@@ -56,6 +65,10 @@ VARIABLES = "variables"
 EXPORT = "export"
 #: --model, --no-call, --via: `check` only.
 CHECK = "check"
+#: --listen, --port, --write-env, …: `serve` only.
+SERVE = "serve"
+#: --port, --expires-in, --write-credentials: `emulator` only.
+EMULATOR = "emulator"
 
 
 class Option:
@@ -65,6 +78,7 @@ class Option:
     from this table; every value is read by `value()` below or `vertex_env.config.profile.profile_from`, never by click's `envvar=`."""
 
     __slots__ = (
+        "aliases",
         "choices",
         "complete",
         "default",
@@ -75,6 +89,7 @@ class Option:
         "kind",
         "metavar",
         "name",
+        "show_default",
         "switch",
         "validate",
     )
@@ -94,6 +109,8 @@ class Option:
         metavar: str | None = None,
         choices: tuple[str, ...] = (),
         complete: str = "",
+        aliases: tuple[str, ...] = (),
+        show_default: bool = False,
     ) -> None:
         self.name = name
         self.flag = flag
@@ -108,6 +125,10 @@ class Option:
         self.choices = choices
         #: What shell completion offers for the value: "profile" (the config file's profiles), "file", or "".
         self.complete = complete
+        #: Other flags for the same option (`--bind` for `--listen`).
+        self.aliases = aliases
+        #: Whether --help shows the default (the per-command options whose default is not "unset").
+        self.show_default = show_default
 
     def __repr__(self) -> str:
         return f"Option({self.name!r}, {self.flag!r}, {self.env!r})"
@@ -330,6 +351,127 @@ ALL_OPTIONS: tuple[Option, ...] = (
         "Most time spent reaching Google, across every retry (e.g. 20, 5s).",
         metavar="DURATION",
     ),
+    # -- serve ---------------------------------------------------------------------------------------------
+    Option(
+        "listen_host",
+        "--listen",
+        "VERTEX_ENV_PROXY_LISTEN",
+        (),
+        validate_address,
+        "127.0.0.1",
+        "Loopback address to listen on (127.0.0.1, ::1 or localhost; nothing else).",
+        kind=SERVE,
+        metavar="ADDRESS",
+        aliases=("--bind",),
+        show_default=True,
+    ),
+    Option(
+        "port",
+        "--port",
+        "VERTEX_ENV_PROXY_PORT",
+        (),
+        validate_port,
+        0,
+        "Port to listen on; 0 picks a free one.",
+        kind=SERVE,
+        metavar="N",
+    ),
+    Option(
+        "write_env",
+        "--write-env",
+        "VERTEX_ENV_PROXY_WRITE_ENV",
+        (),
+        validate_file_path,
+        None,
+        "Write OPENAI_BASE_URL and OPENAI_API_KEY to this dotenv file (mode 0600) instead of stdout.",
+        kind=SERVE,
+        metavar="PATH",
+        complete="file",
+    ),
+    Option(
+        "key_file",
+        "--key-file",
+        "VERTEX_ENV_PROXY_KEY_FILE",
+        (),
+        validate_existing_file,
+        None,
+        "Read a fixed local key from FILE (default: random per run; or set VERTEX_ENV_PROXY_KEY).",
+        kind=SERVE,
+        metavar="FILE",
+        complete="file",
+    ),
+    Option(
+        "log_format",
+        "--log-format",
+        "VERTEX_ENV_PROXY_LOG_FORMAT",
+        (),
+        validate_log_format,
+        "text",
+        "stderr as today's text, or one JSON object a line (a line per request too).",
+        kind=SERVE,
+        choices=LOG_FORMATS,
+        show_default=True,
+    ),
+    Option(
+        "drain_timeout",
+        "--drain-timeout",
+        "VERTEX_ENV_PROXY_DRAIN_TIMEOUT",
+        (),
+        validate_drain_timeout,
+        25.0,
+        "On SIGTERM, let in-flight requests and streams finish this long, then exit 0.",
+        kind=SERVE,
+        metavar="SECONDS",
+        show_default=True,
+    ),
+    Option(
+        "ops_listen",
+        "--ops-listen",
+        "VERTEX_ENV_PROXY_OPS_LISTEN",
+        (),
+        validate_address,
+        None,
+        "Also serve /healthz, /readyz and /metrics (nothing else) here, on any address: for probes and scrapers.",
+        kind=SERVE,
+        metavar="HOST:PORT",
+    ),
+    # -- emulator ------------------------------------------------------------------------------------------
+    Option(
+        "emulator_port",
+        "--port",
+        "VERTEX_ENV_EMULATOR_PORT",
+        (),
+        validate_port,
+        0,
+        "Port to listen on; 0 picks a free one.",
+        kind=EMULATOR,
+        metavar="N",
+    ),
+    Option(
+        "expires_in",
+        "--expires-in",
+        "VERTEX_ENV_EMULATOR_EXPIRES_IN",
+        (),
+        validate_expires_in,
+        3600,
+        "Lifetime of the access tokens it issues.",
+        kind=EMULATOR,
+        metavar="SECONDS",
+        show_default=True,
+    ),
+    Option(
+        "write_credentials",
+        "--write-credentials",
+        "VERTEX_ENV_EMULATOR_WRITE_CREDENTIALS",
+        (),
+        validate_directory_path,
+        None,
+        "Write synthetic authorized_user.json, service_account.json and external_account.json there (and "
+        "export the first as GOOGLE_APPLICATION_CREDENTIALS).",
+        kind=EMULATOR,
+        metavar="DIR",
+        complete="file",
+    ),
 )
 ALL_BY_NAME = {opt.name: opt for opt in ALL_OPTIONS}
 #: The fields of a Profile, in the table's order.
@@ -365,7 +507,8 @@ def checked(opt: Option, raw: Any, source: str) -> Any:
 
 
 def value(name: str, given: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Any:
-    """The value of a per-command option (COMMON, VARIABLES, EXPORT): flag > VERTEX_ENV_* > default."""
+    """The value of a per-command option (COMMON, VARIABLES, EXPORT, SERVE, EMULATOR): flag > VERTEX_ENV_* >
+    default; a bad value is a UsageError naming the flag or the variable it came from."""
     opt = ALL_BY_NAME[name]
     raw, source = given_value(opt, given, os.environ if environ is None else environ)
     return opt.default if raw is None else checked(opt, raw, source)

@@ -18,6 +18,7 @@ from vertex_env.system.files import cache_dir
 TYPE_CHECKING = False  # typing stays off the warm `export` path (vertex_env.cli.entry)
 if TYPE_CHECKING:
     import asyncio
+    import logging
     import weakref
 
 #: How often a holder asks again for a token while the source can only hand back one short of the margin.
@@ -34,6 +35,14 @@ def margin_for(token: Token, min_ttl: float) -> float:
 
 
 _thread_lock = _new_lock()
+
+
+def _log() -> logging.Logger:
+    """This module's logger, `logging.getLogger(__name__)`: imported on the first warning, not on the warm
+    path (`token` and `export` served from the cache)."""
+    import logging
+
+    return logging.getLogger(__name__)
 
 
 def _reset_lock_after_fork() -> None:
@@ -128,9 +137,9 @@ class TokenSource:
             f"{token.expires_at - token.minted_at:.0f} s life); it issues no fresher one before its own "
             "refresh, so this one is served"
         )
-        import logging  # not on the warm path; with no logging configured Python prints it on stderr
-
-        logging.getLogger("vertex_env").warning(self.short_warning)
+        # The message is the whole line (speaker None): with no logging configured, Python's last-resort
+        # handler prints it as it is.
+        _log().warning(self.short_warning, extra={"speaker": None})
 
     def refresh(self, due: Callable[[Token], bool]) -> Token:
         """The cached token unless `due(token)` says to replace it, then a newly minted one (the daemon's
@@ -180,9 +189,7 @@ class TokenSource:
             f"vertex-env: warning: token cache {self.cache.directory} is unusable "
             f"({reason}); going on without it"
         )
-        import logging  # not on the warm path; with no logging configured Python prints it on stderr
-
-        logging.getLogger("vertex_env").warning(self.cache_warning)
+        _log().warning(self.cache_warning, extra={"speaker": None})
 
     def mint(self) -> Token:
         """Always ask Google; store the result for everyone.

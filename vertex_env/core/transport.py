@@ -11,10 +11,10 @@ other one through a session that honours it (a corporate proxy may be the only w
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
-import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -39,11 +39,9 @@ __all__ = [
     "route",
 ]
 
-#: Where debug records go instead of stderr's plain line (None: the plain line, the CLI's `--debug`). `serve
-#: --log-format json` sets it (vertex_env.proxy.serving.configure_logging) so they become records of its JSON log.
-#: Called with the line's text (without the `vertex-env: debug: ` prefix) and its fields, all redacted.
-DebugSink = Callable[[str, dict[str, Any]], None]
-debug_sink: DebugSink | None = None
+#: --debug / VERTEX_ENV_DEBUG: a DEBUG record per request (event `google_request`, its fields redacted), which the
+#: CLI's handler shows as `vertex-env: debug: …` and `serve --log-format json` as a JSON record.
+log = logging.getLogger(__name__)
 
 #: Seconds per attempt when the caller did not choose (google-auth's own default is 120 s).
 DEFAULT_TIMEOUT = 15.0
@@ -145,28 +143,22 @@ class RoutedRequest(google.auth.transport.requests.Request):  # type: ignore[mis
     ) -> None:
         """`vertex-env: debug: POST https://oauth2.googleapis.com/token -> 200 (12 ms)`, query secrets and
         anything token-shaped redacted (google-auth puts no secret in a URL, but a metadata or STS URL may
-        carry one in its query). With a `debug_sink`, the same text and its fields go there instead."""
+        carry one in its query); the record carries the same text and its fields for a JSON log."""
         from vertex_env.core.refusals import redact
 
         shown = redact(url)
         via = f" via emulator {self.emulator}" if original is not None else ""
         elapsed = (time.monotonic() - started) * 1000
         text = f"{method} {shown}{via} -> {outcome} ({elapsed:.0f} ms)"
-        sink = debug_sink
-        if sink is not None:
-            fields: dict[str, Any] = {"method": method, "url": shown}
-            if original is not None:
-                fields["emulator"] = self.emulator
-            fields["status" if isinstance(outcome, int) else "error"] = outcome
-            fields["duration_ms"] = round(elapsed, 1)
-            sink(text, fields)
-            return
-        line = f"vertex-env: debug: {text}\n"
-        try:
-            sys.stderr.write(line)
-            sys.stderr.flush()
-        except (OSError, ValueError):  # a closed stderr must not fail the request
-            pass
+        fields: dict[str, Any] = {"method": method, "url": shown}
+        if original is not None:
+            fields["emulator"] = self.emulator
+        fields["status" if isinstance(outcome, int) else "error"] = outcome
+        fields["duration_ms"] = round(elapsed, 1)
+        # speaker: the line is vertex-env's own even in `serve`'s text log (as it always was)
+        log.debug(
+            text, extra={"speaker": "vertex-env", "event": "google_request", "fields": fields}
+        )
 
     def _left(self) -> float:
         return float("inf") if self.deadline is None else self.deadline - time.monotonic()

@@ -24,7 +24,7 @@ from aiohttp import web
 
 __all__ = ["ConnectionGuard", "GuardedSite", "RateLimitedLog", "quiet_server_logger"]
 
-log = logging.getLogger("vertex_env.proxy.server")
+log = logging.getLogger(__name__)
 
 #: Seconds between two lines of the same kind; the next one says how many were left out.
 LOG_INTERVAL = 10.0

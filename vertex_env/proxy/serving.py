@@ -23,10 +23,9 @@ import datetime
 import json
 import logging
 import signal
-import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -36,6 +35,7 @@ from vertex_env.errors import ConfigError, VertexEnvError
 from vertex_env.proxy.events import ProxyEvents, refusal_reason
 from vertex_env.proxy.gate import wrong_host
 from vertex_env.proxy.guard import RateLimitedLog
+from vertex_env.system import diagnostics
 
 if TYPE_CHECKING:
     from vertex_env.core.source import Token, TokenSource
@@ -51,7 +51,7 @@ __all__ = [
     "parse_ops_listen",
 ]
 
-log = logging.getLogger("vertex_env.serve")
+log = logging.getLogger(__name__)
 
 LOG_FORMATS = ("text", "json")
 #: Inside Kubernetes' default 30 s termination grace, with room for the process to exit.
@@ -447,38 +447,15 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(data, separators=(",", ":"))
 
 
-class _TextFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return f"vertex-env serve: {record.levelname.lower()}: {record.getMessage()}"
-
-
-def configure_logging(log_format: str, stream: IO[str] | None = None) -> None:
-    """Send vertex-env's log records to stderr: JSON lines (requests included), or text warnings as today.
-
-    In JSON, --debug / VERTEX_ENV_DEBUG's line per request to Google (vertex_env.core.transport) becomes a record
-    of the log too (event `google_request`, level debug), so that every stderr line stays JSON; in text it
-    stays the plain `vertex-env: debug: ...` line."""
-    from vertex_env.core import transport
-
-    handler = logging.StreamHandler(stream or sys.stderr)
-    root = logging.getLogger("vertex_env")
+def configure_logging(log_format: str) -> None:
+    """`serve`'s log on the CLI's one stderr handler (vertex_env.system.diagnostics): JSON lines, every record
+    of vertex-env at INFO and up (requests included; --debug's `google_request` records too, so that every
+    stderr line stays JSON), or text: `vertex-env serve: warning: …` for the library's warnings, as before."""
+    handler = diagnostics.handler()
+    if handler is None:  # serve run without the CLI: the caller's logging decides
+        return
     if log_format == "json":
         handler.setFormatter(_JsonFormatter())
-        root.setLevel(logging.INFO)
-        # shown only when --debug made the transport emit them
-        _transport_log.setLevel(logging.DEBUG)
-        transport.debug_sink = _log_google_request
+        logging.getLogger(diagnostics.ROOT).setLevel(logging.INFO)
     else:
-        handler.setFormatter(_TextFormatter())
-        root.setLevel(logging.WARNING)
-        _transport_log.setLevel(logging.NOTSET)
-        transport.debug_sink = None
-    root.handlers[:] = [handler]
-    root.propagate = False
-
-
-_transport_log = logging.getLogger("vertex_env.core.transport")
-
-
-def _log_google_request(text: str, fields: dict[str, Any]) -> None:
-    _transport_log.debug(text, extra={"event": "google_request", "fields": fields})
+        handler.setFormatter(diagnostics.LineFormatter("vertex-env serve"))

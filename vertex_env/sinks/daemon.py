@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import random
 import select
 import signal
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +42,8 @@ from vertex_env.errors import (
 )
 from vertex_env.system import files
 from vertex_env.system.hardening import disable_core_dumps
+
+log = logging.getLogger(__name__)
 
 #: The longest single sleep: the wall clock is re-read at least this often (suspend, clock changes).
 MAX_SLEEP = 30.0
@@ -248,9 +250,10 @@ def clock_text(epoch: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
 
 
-def stderr_log(line: str) -> None:
-    """One line on stderr, with the time: launchd's log file has no timestamps of its own."""
-    print(f"{clock_text(time.time())} vertex-env daemon: {line}", file=sys.stderr, flush=True)
+def log_line(line: str) -> None:
+    """One line of the daemon's log (on stderr through the CLI's handler), with the time: launchd's log file
+    has no timestamps of its own."""
+    log.info(line, extra={"speaker": f"{clock_text(time.time())} vertex-env daemon"})
 
 
 def _permanent(err: BaseException) -> bool:
@@ -272,7 +275,7 @@ class Daemon:
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
     rand: Callable[[], float] = random.random
-    log: Callable[[str], None] = stderr_log
+    log: Callable[[str], None] = log_line
     reload: Callable[[], Keeper] | None = None
     on_state: Callable[[dict[str, Any]], None] | None = None
     token: Token | None = None
@@ -507,7 +510,7 @@ def serve(
     *,
     once: bool = False,
     keep_going: bool = False,
-    log: Callable[[str], None] = stderr_log,
+    log: Callable[[str], None] = log_line,
 ) -> int:
     """Run the daemon in this process until a signal, a permanent failure, or (with once) one refresh."""
     disable_core_dumps()  # a long-lived holder of tokens: no core file with one in it

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import click
@@ -9,7 +10,10 @@ import click
 from vertex_env.cli.commands.options import profile_options
 from vertex_env.core.cache import TokenCache
 from vertex_env.environment import resolve
+from vertex_env.system.diagnostics import speaker
 from vertex_env.system.files import cache_dir
+
+log = logging.getLogger(__name__)
 
 
 @click.group(epilog='\b\nExamples:\n  vertex-env cache clear\n  ls -l "$(vertex-env cache path)"')
@@ -40,7 +44,7 @@ def clear(name: str | None) -> None:
         # config writers' lock files that no one holds go too
         removed = token_cache.clear()
         sweep_writers_locks(token_cache.directory)
-        click.echo(f"removed {removed} cached token(s) from {cache_dir()}", err=True)
+        log.info(f"removed {removed} cached token(s) from {cache_dir()}", extra=speaker(""))
         return
     from vertex_env.environment import resolve
     from vertex_env.errors import SinkError
@@ -57,11 +61,11 @@ def clear(name: str | None) -> None:
         pass  # no cache directory: nothing cached
     removed = source.cache.remove(source.cache_key)
     where = source.cache.path_for(source.cache_key)
-    click.echo(
+    log.info(
         f"removed the cached token of profile {name} ({where})"
         if removed
         else f"no cached token for profile {name} ({where})",
-        err=True,
+        extra=speaker(""),
     )
 
 

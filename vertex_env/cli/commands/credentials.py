@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -10,6 +11,9 @@ import click
 from vertex_env.core import keyring_store
 from vertex_env.core.credentials import CredentialSource, well_known_file
 from vertex_env.errors import CredentialFileError
+from vertex_env.system.diagnostics import speaker
+
+log = logging.getLogger(__name__)
 
 
 @click.group(
@@ -52,10 +56,10 @@ def import_(file: str | None, name: str, remove_source: bool) -> None:
         label = path
     info = CredentialSource(kind="file", origin="import", path=label, content=content).info()
     keyring_store.store_verified(name, content, label)
-    click.echo(f"stored {info['type']} credential from {label} as keyring:{name}", err=True)
+    log.info(f"stored {info['type']} credential from {label} as keyring:{name}", extra=speaker(""))
     if remove_source and file != "-":
         os.unlink(label)
-        click.echo(f"removed {label}", err=True)
+        log.info(f"removed {label}", extra=speaker(""))
 
 
 @credentials.command("remove", epilog="\b\nExample:\n  vertex-env credentials remove prod")
@@ -63,6 +67,6 @@ def import_(file: str | None, name: str, remove_source: bool) -> None:
 def remove(name: str) -> None:
     """Delete a credential from the OS keyring."""
     if keyring_store.delete_entry(name):
-        click.echo(f"removed keyring:{name}", err=True)
+        log.info(f"removed keyring:{name}", extra=speaker(""))
     else:
         raise CredentialFileError(f"no keyring entry {name!r}")

@@ -6,21 +6,21 @@ stdout carries only shell code (what to export to use it); everything for a pers
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from vertex_env.cli.commands.options import port_option
+from vertex_env.cli.commands.options import emulator_options
 from vertex_env.errors import ConfigError
+from vertex_env.system.diagnostics import speaker
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from vertex_env.emulator.server import EmulatorState
-
-PORT_ENV = "VERTEX_ENV_EMULATOR_PORT"
-EXPIRES_IN_ENV = "VERTEX_ENV_EMULATOR_EXPIRES_IN"
-WRITE_CREDENTIALS_ENV = "VERTEX_ENV_EMULATOR_WRITE_CREDENTIALS"
 
 
 _EXAMPLES = """\b
@@ -40,25 +40,7 @@ Examples:
     metavar="ADDRESS",
     help="Address to listen on. Anything but loopback exposes tokens and admin hooks to the network.",
 )
-@port_option(PORT_ENV)
-@click.option(
-    "--expires-in",
-    type=click.IntRange(1, None),
-    default=3600,
-    show_default=True,
-    envvar=EXPIRES_IN_ENV,
-    metavar="SECONDS",
-    help=f"Lifetime of the access tokens it issues. [env: {EXPIRES_IN_ENV}]",
-)
-@click.option(
-    "--write-credentials",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    envvar=WRITE_CREDENTIALS_ENV,
-    metavar="DIR",
-    help="Write synthetic authorized_user.json, service_account.json and external_account.json "
-    f"there (and export the first as GOOGLE_APPLICATION_CREDENTIALS). [env: {WRITE_CREDENTIALS_ENV}]",
-)
+@emulator_options
 @click.option(
     "--allow-lifetime-extension",
     is_flag=True,
@@ -73,7 +55,7 @@ Examples:
 )
 def emulator(
     host: str,
-    port: int,
+    emulator_port: int,
     expires_in: int,
     write_credentials: Path | None,
     allow_lifetime_extension: bool,
@@ -90,10 +72,9 @@ def emulator(
     from vertex_env.system.loopback import is_loopback
 
     if not is_loopback(host):
-        click.echo(
-            f"vertex-env emulator: warning: listening on {host}, not loopback: anyone who can reach it "
-            "gets tokens and the admin API.",
-            err=True,
+        log.warning(
+            f"listening on {host}, not loopback: anyone who can reach it gets tokens and the admin API.",
+            extra=speaker("vertex-env emulator"),
         )
     state = EmulatorState(expires_in=expires_in, lifetime_extension=allow_lifetime_extension)
 
@@ -113,21 +94,23 @@ def emulator(
                 exports["GOOGLE_APPLICATION_CREDENTIALS"] = files["authorized_user"]
             click.echo(render(exports, "sh"), nl=False)  # the one printer of `export NAME=value;`
         sys.stdout.flush()  # a parent reading our stdout must see the exports now, not at exit
-        click.echo(
-            f"vertex-env emulator: listening on {url} (admin API at {url}/__emulator/stats)",
-            err=True,
+        log.info(
+            f"listening on {url} (admin API at {url}/__emulator/stats)",
+            extra=speaker("vertex-env emulator"),
         )
         for kind, path in files.items():
-            click.echo(f"vertex-env emulator: wrote {kind} credentials to {path}", err=True)
-        click.echo("vertex-env emulator: press Ctrl-C to stop", err=True)
+            log.info(f"wrote {kind} credentials to {path}", extra=speaker("vertex-env emulator"))
+        log.info("press Ctrl-C to stop", extra=speaker("vertex-env emulator"))
 
     import asyncio
 
     try:
-        asyncio.run(serve_forever(host, port, state=state, on_ready=on_ready))
+        asyncio.run(serve_forever(host, emulator_port, state=state, on_ready=on_ready))
     except OSError as err:
-        raise ConfigError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
-    click.echo("vertex-env emulator: stopped", err=True)
+        raise ConfigError(
+            f"cannot listen on {host}:{emulator_port}: {err.strerror or err}"
+        ) from None
+    log.info("stopped", extra=speaker("vertex-env emulator"))
 
 
 def _write_credentials(directory: Path, state: EmulatorState) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -10,6 +11,8 @@ import click
 from vertex_env.cli.commands.options import command_options
 from vertex_env.config.values import CI_FORMATS
 from vertex_env.environment import resolve
+
+log = logging.getLogger(__name__)
 
 
 @click.command(
@@ -55,7 +58,7 @@ def _ci(fmt: str, variables: dict[str, str], token: str) -> str:
     if fmt == "github":
         return str(ci.write_github(variables, token, os.environ))
     if fmt == "gitlab":
-        click.echo(f"vertex-env: warning: {ci.GITLAB_WARNING}", err=True)
+        log.warning(ci.GITLAB_WARNING)
         return str(ci.render_gitlab(variables))
     ci.write_circleci(variables, os.environ)
     return ""

@@ -6,6 +6,7 @@ working when vertex-env lives in a venv that is not on PATH.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -18,6 +19,8 @@ import click
 from vertex_env._version import __version__
 from vertex_env.sinks.render import quote_fish
 from vertex_env.system.quoting import quote_sh
+
+log = logging.getLogger(__name__)
 
 FILES = {
     "bash": "vertex-env.bash",
@@ -183,5 +186,5 @@ def hook(shell: str, install: bool) -> None:
     if shell not in PROMPT_SHELLS:
         raise click.UsageError(f"--install is for bash, zsh and fish, not {shell}")
     target, line = install_hook(shell)
-    click.echo(f"vertex-env: wrote {target}; add this line to your rc file:", err=True)
+    log.info(f"wrote {target}; add this line to your rc file:")
     click.echo(line)

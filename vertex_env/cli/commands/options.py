@@ -44,14 +44,17 @@ def table_options(*kinds: str) -> Callable[[F], F]:
 
         decorated: Any = wrapper
         for opt in reversed(chosen):
-            decorated = click.option(opt.flag, opt.name, **_click_settings(opt))(decorated)
+            decorated = click.option(opt.flag, *opt.aliases, opt.name, **_click_settings(opt))(
+                decorated
+            )
         return decorated  # type: ignore[no-any-return]
 
     return decorate
 
 
 def _click_settings(opt: option_table.Option) -> dict[str, Any]:
-    settings: dict[str, Any] = {"default": None, "help": f"{opt.help} [env: {opt.env}]"}
+    shown = f"default: {opt.default}; " if opt.show_default else ""
+    settings: dict[str, Any] = {"default": None, "help": f"{opt.help} [{shown}env: {opt.env}]"}
     if opt.switch:
         settings["is_flag"] = True
     elif opt.choices:
@@ -89,21 +92,11 @@ def complete_file(
 profile_options = table_options(option_table.COMMON, option_table.FIELD)
 #: --google and --legacy: the optional extra variables, for every command that delivers them.
 variable_options = table_options(option_table.VARIABLES)
+#: `serve`'s own options and `emulator`'s.
+serve_options = table_options(option_table.SERVE)
+emulator_options = table_options(option_table.EMULATOR)
 
 
 def command_options(command: str) -> Callable[[F], F]:
     """The options of a warm-path command (`token`, `export`), as the table lists them for it."""
     return table_options(*option_table.COMMAND_KINDS[command])
-
-
-def port_option(envvar: str) -> Callable[[F], F]:
-    """`--port N` for a command that listens (0 picks a free port)."""
-    return click.option(
-        "--port",
-        "port",
-        type=click.IntRange(0, 65535),
-        default=0,
-        envvar=envvar,
-        metavar="N",
-        help=f"Port to listen on; 0 picks a free one. [env: {envvar}]",
-    )

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import click
 
 from vertex_env.config import editing as profiles
 from vertex_env.config.file import config_path
+from vertex_env.system.diagnostics import speaker
+
+log = logging.getLogger(__name__)
 
 
 @click.group(
@@ -36,7 +40,7 @@ def list_(as_json: bool) -> None:
         click.echo(json.dumps({"profiles": names, "default": default}))
         return
     if not names:
-        click.echo(f"no profiles in {config_path()}", err=True)
+        log.info(f"no profiles in {config_path()}", extra=speaker(""))
         return
     table = [("", "PROFILE", "PROJECT", "LOCATION", "CREDENTIAL", "CACHED TOKEN")]
     for row in profile_overview(names, os.environ):
@@ -84,7 +88,7 @@ def set_(name: str, assignments: tuple[str, ...]) -> None:
     scopes, min_ttl, write (dotenv files the daemon keeps fresh, comma separated).
     """
     path = profiles.set_values(name, list(assignments))
-    click.echo(f"profile {name} updated in {path}", err=True)
+    log.info(f"profile {name} updated in {path}", extra=speaker(""))
 
 
 @profile.command(
@@ -96,7 +100,7 @@ def set_(name: str, assignments: tuple[str, ...]) -> None:
 def remove(name: str, keys: tuple[str, ...]) -> None:
     """Remove a profile, or only some of its keys."""
     path = profiles.remove(name, list(keys))
-    click.echo(f"profile {name} {'keys removed' if keys else 'removed'} in {path}", err=True)
+    log.info(f"profile {name} {'keys removed' if keys else 'removed'} in {path}", extra=speaker(""))
 
 
 @profile.command("default", epilog="\b\nExample:\n  vertex-env profile default dev")
@@ -104,4 +108,4 @@ def remove(name: str, keys: tuple[str, ...]) -> None:
 def default(name: str) -> None:
     """Make NAME the profile used when none is given."""
     path = profiles.set_default(name)
-    click.echo(f"default profile is now {name} ({path})", err=True)
+    log.info(f"default profile is now {name} ({path})", extra=speaker(""))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -9,6 +10,9 @@ import click
 
 from vertex_env.cli.commands.options import complete_file, profile_options, variable_options
 from vertex_env.environment import resolve
+from vertex_env.system.diagnostics import speaker
+
+log = logging.getLogger(__name__)
 
 
 @click.command(
@@ -56,9 +60,9 @@ def run(
     )  # before asking Google: a missing file is a mistake
     replaced = run_sink.replaced_names(from_files, google=google)
     if replaced:
-        click.echo(
-            f"vertex-env: note: {', '.join(replaced)} from --env-file replaced by vertex-env's own value",
-            err=True,
+        log.info(
+            f"{', '.join(replaced)} from --env-file replaced by vertex-env's own value",
+            extra=speaker("vertex-env: note"),
         )
     parent = {**os.environ, **from_files}
     env = resolve(**options)

@@ -8,6 +8,7 @@ never by an argument, which any user of the machine can read in the process list
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -15,21 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from vertex_env.cli.commands.options import port_option, profile_options
+from vertex_env.cli.commands.options import profile_options, serve_options
 from vertex_env.environment import resolve
 from vertex_env.system.hardening import disable_core_dumps
-from vertex_env.system.loopback import KEY_ENV, check_loopback, fixed_key
+from vertex_env.system.loopback import check_loopback, fixed_key
 
 if TYPE_CHECKING:
     from vertex_env.proxy.serving import Sidecar
 
-LISTEN_ENV = "VERTEX_ENV_PROXY_LISTEN"
-PORT_ENV = "VERTEX_ENV_PROXY_PORT"
-WRITE_ENV_ENV = "VERTEX_ENV_PROXY_WRITE_ENV"
-KEY_FILE_ENV = "VERTEX_ENV_PROXY_KEY_FILE"
-LOG_FORMAT_ENV = "VERTEX_ENV_PROXY_LOG_FORMAT"
-DRAIN_TIMEOUT_ENV = "VERTEX_ENV_PROXY_DRAIN_TIMEOUT"
-OPS_LISTEN_ENV = "VERTEX_ENV_PROXY_OPS_LISTEN"
 
 _EXAMPLES = """\b
 Examples:
@@ -38,71 +32,18 @@ Examples:
   vertex-env serve --port 8787 --key-file /key/key --ops-listen 0.0.0.0:9090 --log-format json
 """
 
+log = logging.getLogger(__name__)
+
 
 # The examples go in the epilog so that they come last, after the options, as in every command's help.
 @click.command(epilog=_EXAMPLES)
-@click.option(
-    "--listen",
-    "--bind",
-    "listen_host",
-    default="127.0.0.1",
-    show_default=True,
-    envvar=LISTEN_ENV,
-    metavar="ADDRESS",
-    help=f"Loopback address to listen on (127.0.0.1, ::1 or localhost; nothing else). [env: {LISTEN_ENV}]",
-)
-@port_option(PORT_ENV)
-@click.option(
-    "--write-env",
-    "write_env",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    envvar=WRITE_ENV_ENV,
-    metavar="PATH",
-    help=f"Write OPENAI_BASE_URL and OPENAI_API_KEY to this dotenv file (mode 0600) instead of stdout. [env: {WRITE_ENV_ENV}]",
-)
-@click.option(
-    "--key-file",
-    "key_file",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    default=None,
-    envvar=KEY_FILE_ENV,
-    metavar="FILE",
-    help=f"Read a fixed local key from FILE (default: random per run; or set {KEY_ENV}). [env: {KEY_FILE_ENV}]",
-)
 @click.option(
     "--json",
     "as_json",
     is_flag=True,
     help="Print one JSON line (base_url, api_key, host, port) instead of shell code.",
 )
-@click.option(
-    "--log-format",
-    "log_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    envvar=LOG_FORMAT_ENV,
-    help=f"stderr as today's text, or one JSON object a line (a line per request too). [env: {LOG_FORMAT_ENV}]",
-)
-@click.option(
-    "--drain-timeout",
-    "drain_timeout",
-    type=click.FloatRange(0, 3600),
-    default=25.0,
-    show_default=True,
-    envvar=DRAIN_TIMEOUT_ENV,
-    metavar="SECONDS",
-    help=f"On SIGTERM, let in-flight requests and streams finish this long, then exit 0. [env: {DRAIN_TIMEOUT_ENV}]",
-)
-@click.option(
-    "--ops-listen",
-    "ops_listen",
-    default=None,
-    envvar=OPS_LISTEN_ENV,
-    metavar="HOST:PORT",
-    help=f"Also serve /healthz, /readyz and /metrics (nothing else) here, on any address: for probes and scrapers. [env: {OPS_LISTEN_ENV}]",
-)
+@serve_options
 @profile_options
 def serve(
     options: dict[str, Any],
@@ -150,18 +91,13 @@ def serve(
     ).attach()
     run_loop(sidecar.run(lambda: _announce(sidecar, write_env, as_json, log_format)))
     counters = describe(proxy.stats)
-    _note(log_format, "stopped", f"stopped {counters}", stats=json.loads(counters))
+    _note("stopped", f"stopped {counters}", stats=json.loads(counters))
     return 0
 
 
-def _note(log_format: str, event: str, text: str, **fields: Any) -> None:
-    """A line for the operator on stderr: today's text, or a JSON log event."""
-    if log_format == "json":
-        import logging
-
-        logging.getLogger("vertex_env.serve").info(text, extra={"event": event, "fields": fields})
-    else:
-        click.echo(f"vertex-env serve: {text}", err=True)
+def _note(event: str, text: str, **fields: Any) -> None:
+    """A line for the operator on stderr: `vertex-env serve: TEXT`, or a JSON log event."""
+    log.info(text, extra={"speaker": "vertex-env serve", "event": event, "fields": fields})
 
 
 def _write_env_file(path: Path, variables: dict[str, str]) -> None:
@@ -182,7 +118,6 @@ def _announce(sidecar: Sidecar, write_env: Path | None, as_json: bool, log_forma
     if write_env is not None:
         _write_env_file(write_env, variables)
         _note(
-            log_format,
             "wrote_env",
             f"wrote OPENAI_BASE_URL and OPENAI_API_KEY to {write_env}",
             path=str(write_env),
@@ -205,7 +140,6 @@ def _announce(sidecar: Sidecar, write_env: Path | None, as_json: bool, log_forma
     sys.stdout.flush()  # a parent reading our stdout must see the variables now, not at exit
     ops = f"; probes and metrics also on port {sidecar.ops_port}" if sidecar.ops_port else ""
     _note(
-        log_format,
         "listening",
         f"proxy for {proxy.upstream} listening on {proxy.base_url}{ops}",
         base_url=proxy.base_url,
@@ -213,4 +147,4 @@ def _announce(sidecar: Sidecar, write_env: Path | None, as_json: bool, log_forma
         metrics=sidecar.metrics is not None,
     )
     if log_format != "json":
-        click.echo("vertex-env serve: press Ctrl-C to stop", err=True)
+        log.info("press Ctrl-C to stop", extra={"speaker": "vertex-env serve"})

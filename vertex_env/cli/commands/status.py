@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
@@ -10,6 +11,9 @@ import click
 
 from vertex_env.cli.commands.options import profile_options
 from vertex_env.environment import resolve
+from vertex_env.system.diagnostics import speaker
+
+log = logging.getLogger(__name__)
 
 
 @click.command(
@@ -85,4 +89,4 @@ def _print(report: dict[str, Any]) -> None:
     if daemon is not None:
         out("daemon", str(daemon.get("summary", daemon)))
     for warning in report["warnings"]:
-        click.echo(f"warning: {warning}", err=True)
+        log.warning(warning, extra=speaker(""))

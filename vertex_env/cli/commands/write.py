@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import click
 
 from vertex_env.cli.commands.options import profile_options, variable_options
 from vertex_env.environment import resolve
+from vertex_env.system.diagnostics import speaker
+
+log = logging.getLogger(__name__)
 
 
 @click.command(
@@ -32,5 +36,5 @@ def write(options: dict[str, Any], paths: tuple[str, ...], google: bool, legacy:
     for path in paths:
         written = update_dotenv(path, variables)
         if written.tightened_from is not None:
-            click.echo(f"vertex-env: {tightened_notice(written)}", err=True)
-        click.echo(f"wrote {', '.join(variables)} to {written.path}", err=True)
+            log.info(tightened_notice(written))
+        log.info(f"wrote {', '.join(variables)} to {written.path}", extra=speaker(""))
