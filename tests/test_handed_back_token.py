@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import start_emulator
 
-from vertex_env.core.source import HeldToken, Token, margin_for
+from vertex_env.core.source import HeldToken, Token
 from vertex_env.emulator import EmulatorServer
 from vertex_env.environment import resolve
 from vertex_env.sinks.daemon import Daemon
@@ -43,7 +43,7 @@ def test_a_token_handed_back_again_keeps_its_life_and_is_served_with_one_warning
     source = resolve().token_source
     first = source.get()
     assert source.source.kind == "metadata" and not first.from_cache
-    assert margin_for(first, 300) == pytest.approx(LIFE / 2, abs=0.5)
+    assert first.margin(300) == pytest.approx(LIFE / 2, abs=0.5)
     _until(first.minted_at + LIFE / 2 + 0.5)  # inside the margin: the cache no longer serves it
     with caplog.at_level(logging.WARNING, logger="vertex_env"):
         again = source.get()
@@ -52,7 +52,7 @@ def test_a_token_handed_back_again_keeps_its_life_and_is_served_with_one_warning
         )  # asked again: still no second warning for this token
     assert again.value == first.value  # the metadata server handed back its cached token
     assert again.minted_at == first.minted_at  # its life counts from when it was first obtained
-    assert margin_for(again, 300) == pytest.approx(LIFE / 2, abs=0.5)  # not halved again
+    assert again.margin(300) == pytest.approx(LIFE / 2, abs=0.5)  # not halved again
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1, lines
     assert lines[0].startswith("vertex-env: warning: the metadata server handed back a token with ")
@@ -65,7 +65,7 @@ def test_a_fresh_token_from_the_metadata_server_is_served_without_a_warning(
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="vertex_env"):
         token = resolve().token_source.get()
-    assert token.remaining() > margin_for(token, 300)
+    assert token.remaining() > token.margin(300)
     assert caplog.records == []
 
 

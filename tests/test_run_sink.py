@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import run_cli
 
+from vertex_env.emulator import EmulatorServer
 from vertex_env.errors import (
     EXIT_CODES,
     CommandNotExecutableError,
@@ -349,3 +351,37 @@ def test_an_env_file_that_cannot_be_read_exits_9_before_asking_google(
     assert result.stderr.startswith(f"vertex-env: error: env file {path} ")
     assert result.stderr.count("\n") == 1 and result.stdout == ""
     assert emu.state.stats()["tokens_issued"] == 0
+
+
+@pytest.mark.parametrize(
+    ("minutes_left", "replaced"),
+    [(40, True), (50, False)],
+    ids=["less-than-45-min-left", "more-than-45-min-left"],
+)
+@pytest.mark.slow  # a vertex-env process per case
+def test_run_gives_its_child_a_token_with_most_of_its_life_left(
+    emu: EmulatorServer, minutes_left: int, replaced: bool
+) -> None:
+    """`run` hands its token over by value: a cached one with less than 45 minutes left (though well past the
+    profile's 5-minute margin) is replaced first; one with more is the child's as it is."""
+    from vertex_env.core.token import Token
+    from vertex_env.environment import resolve
+
+    source = resolve().token_source
+    now = time.time()
+    old = Token(
+        "ya29.emu-cached-" + "x" * 20,
+        now + minutes_left * 60,
+        now - 3600 + minutes_left * 60,
+        None,
+        "authorized_user",
+    )
+    source.cache.write(source.cache_key, old)
+    assert source.get().value == old.value  # fresh by the profile's own 5-minute rule
+    result = run_cli(
+        "run", "--", sys.executable, "-c", "import os; print(os.environ['OPENAI_API_KEY'])"
+    )
+    assert result.returncode == 0, result.stderr
+    assert (result.stdout.strip() != old.value) is replaced
+    assert emu.admin.stats()["tokens_issued"] == (1 if replaced else 0)
+    assert result.stderr == ""

@@ -12,7 +12,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from vertex_env.core import schedule
-from vertex_env.core.source import Token, margin_for
+from vertex_env.core.source import Token
 from vertex_env.errors import TransientError
 from vertex_env.sinks.daemon import Daemon
 
@@ -189,7 +189,7 @@ def test_24_hours_consumers_never_see_a_stale_token_while_the_endpoint_is_up(
 
     Model: an attempt is instantaneous and succeeds iff the endpoint is up at that moment. Consumers read the
     token last published (the dotenv files; the cache holds the same token). A token T is *stale* at t when
-    it has less than margin(T) = margin_for(T, min_ttl) left — exactly when TokenSource stops serving it;
+    it has less than margin(T) = T.margin(min_ttl) left — exactly when TokenSource stops serving it;
     before the first success there is no token, which counts as stale.
 
     Invariant: whenever the token consumers read at t is stale, the endpoint was unreachable at some moment
@@ -218,7 +218,7 @@ def test_24_hours_consumers_never_see_a_stale_token_while_the_endpoint_is_up(
     times = [t for t, _ in published]
     for (_, earlier), (when, later) in itertools.pairwise(published):
         lifetime = earlier.expires_at - earlier.minted_at
-        earlier_due = schedule.due(when, earlier.expires_at, lifetime, margin_for(earlier, min_ttl))
+        earlier_due = schedule.due(when, earlier.expires_at, lifetime, earlier.margin(min_ttl))
         assert later.expires_at >= earlier.expires_at or earlier_due, "replaced by a worse token"
 
     # no token before the first publication
@@ -226,7 +226,7 @@ def test_24_hours_consumers_never_see_a_stale_token_while_the_endpoint_is_up(
     assert first_gap is None, f"no token at t={first_gap} though the endpoint was up"
     for index, (since, token) in enumerate(published):
         until = times[index + 1] if index + 1 < len(times) else DAY
-        margin = margin_for(token, min_ttl)
+        margin = token.margin(min_ttl)
         stale_from = max(since, token.expires_at - margin)
         if stale_from >= until:
             continue
@@ -238,7 +238,7 @@ def test_24_hours_consumers_never_see_a_stale_token_while_the_endpoint_is_up(
     # every mint replaced a token that was due: never two mints within one token's early life
     for before, after in itertools.pairwise(endpoint.mints):
         earliest, _ = schedule.refresh_window(
-            before.expires_at, before.expires_at - before.minted_at, margin_for(before, min_ttl)
+            before.expires_at, before.expires_at - before.minted_at, before.margin(min_ttl)
         )
         assert after.minted_at >= earliest - schedule.TOLERANCE, (
             f"minted at {after.minted_at!r}, before {before.value}'s window opened at {earliest!r}"
@@ -251,7 +251,7 @@ def test_the_simulation_notices_a_daemon_that_refreshes_too_late() -> None:
     token = Token(
         "t", expires_at=1000, minted_at=0, principal=None, credential_type="x", from_cache=False
     )
-    margin = margin_for(token, 300)
+    margin = token.margin(300)
     stale_from = token.expires_at - margin
     # replaced 60 s after the deadline, endpoint up all along
     assert _covered(stale_from, stale_from + 60, [], schedule.backoff_cap(margin)) == stale_from

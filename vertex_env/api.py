@@ -49,7 +49,7 @@ class TokenProvider:
     """A callable returning a fresh access token: `provider()` → `"ya29...."`, for `openai.OpenAI(api_key=...)`.
 
     A thin adapter over `tokens.HeldToken`: it serves an in-memory copy while that has more than the margin left
-    (`tokens.margin_for`: `min_ttl`, at most half the token's life) and no other process replaced the shared
+    (`Token.fresh`: `min_ttl`, at most half the token's life) and no other process replaced the shared
     cache entry, else asks the shared token cache, which mints at most once for every thread and process of the
     user. Thread-safe; after `os.fork()` the child starts with fresh locks and no in-memory copy.
     """

@@ -10,6 +10,7 @@ from vertex_env.config import profile as config
 from vertex_env.config.profile import Profile
 from vertex_env.config.routing import emulator_host
 from vertex_env.core.source import Token, TokenSource
+from vertex_env.system.record import Record
 
 TYPE_CHECKING = False  # typing stays off the warm `export` path (vertex_env.cli.entry)
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ ALL_NAMES = (
 )
 
 
-class Environment:
+class Environment(Record):
     """A resolved profile with its base URL and the token source every consumer shares.
 
     Immutable; a slotted class rather than a frozen dataclass (whose import costs the warm path more than it
@@ -47,21 +48,7 @@ class Environment:
     def __init__(
         self, profile: Profile, token_source: TokenSource, environ: Mapping[str, str]
     ) -> None:
-        object.__setattr__(self, "profile", profile)
-        object.__setattr__(self, "token_source", token_source)
-        object.__setattr__(self, "environ", environ)
-
-    def __setattr__(self, key: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {key!r}: an Environment is immutable")
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Environment):
-            return NotImplemented
-        return (self.profile, self.token_source, self.environ) == (
-            other.profile,
-            other.token_source,
-            other.environ,
-        )
+        self._set(profile=profile, token_source=token_source, environ=environ)
 
     __hash__ = None  # type: ignore[assignment]  # as the frozen dataclass: environ is a dict
 
@@ -87,8 +74,9 @@ class Environment:
     def location(self) -> str:
         return self.profile.location
 
-    def token(self, min_ttl: float | None = None) -> Token:
-        return self.token_source.get(min_ttl)
+    def token(self, min_ttl: float | None = None, *, prefer: float | None = None) -> Token:
+        """The token source's token (see TokenSource.get)."""
+        return self.token_source.get(min_ttl, prefer=prefer)
 
     def variables(
         self, token: Token | None = None, *, google: bool = False, legacy: bool = False

@@ -34,6 +34,7 @@ from vertex_env.config.values import (
     validate_project,
 )
 from vertex_env.errors import ConfigError, UsageError
+from vertex_env.system.record import Record
 
 TYPE_CHECKING = False  # typing stays off the warm `export` path (vertex_env.cli.entry)
 if TYPE_CHECKING:
@@ -44,13 +45,15 @@ if TYPE_CHECKING:
 PROFILE_FIELDS = (*OPTIONS_BY_NAME, "name", "write")
 
 
-class Profile:
+class Profile(Record):
     """The resolved configuration. `sources[name]` says where each value came from.
 
     Immutable and compared by value (not by `sources`); a plain slotted class rather than a frozen dataclass,
     whose import (dataclasses → inspect → ast, dis, tokenize) would cost the warm path more than it runs."""
 
     __slots__ = (*PROFILE_FIELDS, "sources")
+    _compared = PROFILE_FIELDS  # not `sources`: where a value came from is not what it is
+    _immutable_hint = "use replace()"
 
     name: str | None
     project: str | None
@@ -87,29 +90,8 @@ class Profile:
         sources: Mapping[str, str] | None = None,
     ) -> None:
         values = locals()
-        for key in PROFILE_FIELDS:
-            object.__setattr__(self, key, values[key])
-        object.__setattr__(self, "sources", {} if sources is None else sources)
-
-    def __setattr__(self, key: str, value: object) -> None:
-        raise AttributeError(
-            f"cannot assign to field {key!r}: a Profile is immutable (use replace())"
-        )
-
-    def __delattr__(self, key: str) -> None:
-        raise AttributeError(f"cannot delete field {key!r}: a Profile is immutable")
-
-    def _values(self) -> tuple[object, ...]:
-        return tuple(getattr(self, key) for key in PROFILE_FIELDS)
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        assert isinstance(other, Profile)
-        return self._values() == other._values()
-
-    def __hash__(self) -> int:
-        return hash(self._values())
+        self._set(**{key: values[key] for key in PROFILE_FIELDS})
+        self._set(sources={} if sources is None else sources)
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{key}={getattr(self, key)!r}" for key in (*PROFILE_FIELDS, "sources"))

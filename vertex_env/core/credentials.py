@@ -21,6 +21,7 @@ from vertex_env.errors import (
     VertexEnvError,
 )
 from vertex_env.system.digest import sha256_hex
+from vertex_env.system.record import Record
 
 TYPE_CHECKING = False  # typing stays off the warm `export` path (vertex_env.cli.entry)
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ def well_known_file(environ: Mapping[str, str]) -> Path:
     return Path(config_dir) / "application_default_credentials.json"
 
 
-class CredentialSource:
+class CredentialSource(Record):
     """A located credential: a JSON document (file or keyring) or the metadata server. Immutable; its repr
     leaves out `content` (refresh tokens, private keys). A plain class, not a dataclass: dataclasses imports
     inspect and ast, a few ms of every warm `export`."""
@@ -98,34 +99,14 @@ class CredentialSource:
         content: bytes | None = None,
         metadata_host: str | None = None,
     ) -> None:
-        setter = object.__setattr__
-        setter(self, "kind", kind)
-        setter(self, "origin", origin)
-        setter(self, "path", path)
-        setter(self, "keyring_name", keyring_name)
-        setter(self, "content", content)
-        setter(self, "metadata_host", metadata_host)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"CredentialSource is immutable (cannot set {name!r})")
-
-    def _fields(self) -> tuple[object, ...]:
-        return (
-            self.kind,
-            self.origin,
-            self.path,
-            self.keyring_name,
-            self.content,
-            self.metadata_host,
+        self._set(
+            kind=kind,
+            origin=origin,
+            path=path,
+            keyring_name=keyring_name,
+            content=content,
+            metadata_host=metadata_host,
         )
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CredentialSource):
-            return NotImplemented
-        return self._fields() == other._fields()
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
 
     def __repr__(self) -> str:
         return (

@@ -21,17 +21,13 @@ if TYPE_CHECKING:
     import logging
     import weakref
 
+#: The share of a token's life a `prefer`red margin may reach (TokenSource.get): a token is replaced once a
+#: quarter of its life is gone, never sooner (so a short-lived token is still reused).
+PREFERRED_SHARE = 0.75
 #: How often a holder asks again for a token while the source can only hand back one short of the margin.
 SHORT_RECHECK = 5.0
 #: The status a server answers for a token it no longer accepts: the one answer that is retried, once.
 REFUSED_STATUS = 401
-
-
-def margin_for(token: Token, min_ttl: float) -> float:
-    """The life a served token must have left: min_ttl, but at most half the token's whole life, so a
-    short-lived token (an emulator issuing 60 s tokens, a 10-minute impersonation) is still reused."""
-    lifetime = max(token.expires_at - token.minted_at, 0.0)
-    return min(float(min_ttl), lifetime / 2)
 
 
 _thread_lock = _new_lock()
@@ -102,30 +98,39 @@ class TokenSource:
         if entry is None:
             return None
         ttl = self.profile.min_ttl if min_ttl is None else min_ttl
-        now = time.time() if now is None else now
-        if entry.expires_at - now <= margin_for(entry, ttl):
-            return None
-        return entry
+        return entry if entry.fresh(ttl, now) else None
 
-    def get(self, min_ttl: float | None = None) -> Token:
-        """A token with more than the margin left (`margin_for`: `min_ttl`, default the profile's, at most half
+    def get(self, min_ttl: float | None = None, *, prefer: float | None = None) -> Token:
+        """A token with more than the margin left (`Token.fresh`: `min_ttl`, default the profile's, at most half
         the token's life): from the cache, else minted once. A source that hands back a token it already
         issued (a metadata server refreshes its own token only when minutes remain) may give less: that token
-        is served, and `short_warning` says so (logged once per token)."""
-        hit = self.cached(min_ttl)
+        is served, and `short_warning` says so (logged once per token).
+
+        `prefer`: replace a cached token with less than that left too (at most PREFERRED_SHARE of its life:
+        `run` hands its child a token with most of its life left), without a warning when the source cannot
+        do better: only `min_ttl` is a promise."""
+        ttl = self.profile.min_ttl if min_ttl is None else min_ttl
+
+        def usable() -> Token | None:
+            hit = self.cached(ttl)
+            if hit is None or prefer is None or hit.fresh(prefer, share=PREFERRED_SHARE):
+                return hit
+            return None
+
+        hit = usable()
         if hit is not None:
             return hit
-        token = self._locked_mint(lambda: self.cached(min_ttl))
+        token = self._locked_mint(usable)
         if not token.from_cache:
-            self._say_if_short(token, self.profile.min_ttl if min_ttl is None else min_ttl)
+            self._say_if_short(token, ttl)
         return token
 
     def _say_if_short(self, token: Token, min_ttl: float) -> None:
         """One warning line when the token just obtained cannot meet the margin (the source gave it back
         part-used and issues no fresher one yet): never serve less than was asked without saying so."""
-        left, margin = token.remaining(), margin_for(token, min_ttl)
-        if left > margin or self._short_warned == token.value:
+        if token.fresh(min_ttl) or self._short_warned == token.value:
             return
+        left, margin = token.remaining(), token.margin(min_ttl)
         self._short_warned = token.value
         source = self.source
         who = (
@@ -134,7 +139,7 @@ class TokenSource:
         self.short_warning = (
             f"vertex-env: warning: {who} handed back a token with {left:.0f} s left, less "
             f"than the {margin:.0f} s asked (min TTL {min_ttl:g} s, at most half of its "
-            f"{token.expires_at - token.minted_at:.0f} s life); it issues no fresher one before its own "
+            f"{token.lifetime:.0f} s life); it issues no fresher one before its own "
             "refresh, so this one is served"
         )
         # The message is the whole line (speaker None): with no logging configured, Python's last-resort
@@ -246,7 +251,7 @@ _HELD: weakref.WeakSet[HeldToken] | None = None
 class HeldToken:
     """A token held in memory for one consumer (the Python API's providers, the proxy, the httpx auth).
 
-    `get()` serves the held copy while it has more than the margin left (`margin_for`: `min_ttl`, at most half
+    `get()` serves the held copy while it has more than the margin left (`Token.fresh`: `min_ttl`, at most half
     the token's life) and the shared cache entry it came from has not been replaced by another process (one
     `stat` per call: a token any process wrote — after a 401, a daemon refresh — reaches every holder); else it
     asks `TokenSource.get`, which mints at most once for every thread and process of the user. `aget()` does the
@@ -296,7 +301,7 @@ class HeldToken:
         token = self._token  # one attribute read: no lock needed to look
         if token is None:
             return None
-        if token.remaining() <= margin_for(token, self.min_ttl):
+        if not token.fresh(self.min_ttl):
             return token if time.time() < self._recheck_at else None
         if self._entry is not None:
             stamp = self._entry_stamp()
@@ -312,12 +317,11 @@ class HeldToken:
         self._entry = str(source.cache.path_for(source.cache_key)) if source.use_cache else None
         self._stamp = self._entry_stamp()
         token = source.get(self.min_ttl)
-        left = token.remaining()
         # Short of the margin already: the source has no fresher one yet; ask again after a little while.
         self._recheck_at = (
-            time.time() + min(SHORT_RECHECK, left / 2)
-            if left <= margin_for(token, self.min_ttl)
-            else 0.0
+            0.0
+            if token.fresh(self.min_ttl)
+            else time.time() + min(SHORT_RECHECK, token.remaining() / 2)
         )
         self._token = token
         if self._on_fetch is not None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import time
 
+from vertex_env.system.record import Record
+
 TYPE_CHECKING = False  # typing stays off the warm `export` path (vertex_env.cli.entry)
 if TYPE_CHECKING:
     from typing import Any
@@ -17,14 +19,18 @@ if TYPE_CHECKING:
 STORED = ("value", "expires_at", "minted_at", "principal", "credential_type")
 
 
-class Token:
+#: The share of a token's life that caps the margin it is served with (see `Token.margin`).
+HALF_LIFE = 0.5
+
+
+class Token(Record):
     """An access token. Immutable; its repr never shows the value.
 
     - `expires_at`: seconds since the epoch, as the credential's answer says.
     - `minted_at`: when it was issued, as far as anyone here knows — see `credentials.mint` (the request time
       for a token endpoint, expiry minus lifetime for IAM) and `TokenSource.mint` (a token a metadata server
-      hands back again keeps the time it was first obtained). `expires_at - minted_at` is its life, which caps
-      the margin it is served with (`tokens.margin_for`).
+      hands back again keeps the time it was first obtained). `lifetime` is `expires_at - minted_at`, which
+      caps the margin it is served with (`margin`, `fresh`: the one freshness rule).
     - `principal`: the account it acts as, when known; `credential_type`: the ADC type (for `status`).
     - `from_cache`: True when it was read from the shared cache rather than minted by this process.
     """
@@ -47,34 +53,33 @@ class Token:
         credential_type: str,
         from_cache: bool = False,
     ) -> None:
-        setter = object.__setattr__
-        setter(self, "value", value)
-        setter(self, "expires_at", expires_at)
-        setter(self, "minted_at", minted_at)
-        setter(self, "principal", principal)
-        setter(self, "credential_type", credential_type)
-        setter(self, "from_cache", from_cache)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"Token is immutable (cannot set {name!r})")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"Token is immutable (cannot delete {name!r})")
-
-    def _fields(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in self.__slots__)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Token):
-            return NotImplemented
-        return self._fields() == other._fields()
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
+        self._set(
+            value=value,
+            expires_at=expires_at,
+            minted_at=minted_at,
+            principal=principal,
+            credential_type=credential_type,
+            from_cache=from_cache,
+        )
 
     def remaining(self, now: float | None = None) -> float:
         """Seconds of life left (negative once expired)."""
         return self.expires_at - (time.time() if now is None else now)
+
+    @property
+    def lifetime(self) -> float:
+        """Its whole life, issue to expiry (never negative)."""
+        return max(self.expires_at - self.minted_at, 0.0)
+
+    def margin(self, min_ttl: float, share: float = HALF_LIFE) -> float:
+        """The life it must have left to be served: `min_ttl`, but at most `share` of its whole life (half
+        unless said), so that a short-lived token (an emulator issuing 60 s tokens, a 10-minute
+        impersonation) is still reused."""
+        return min(float(min_ttl), self.lifetime * share)
+
+    def fresh(self, min_ttl: float, now: float | None = None, *, share: float = HALF_LIFE) -> bool:
+        """The one freshness rule: more than its `margin(min_ttl, share)` left at `now` (default: the time)."""
+        return self.remaining(now) > self.margin(min_ttl, share)
 
     def stored(self) -> dict[str, Any]:
         """The fields the cache file holds."""

@@ -31,7 +31,7 @@ from vertex_env.config.file import config_path
 from vertex_env.config.values import format_duration
 from vertex_env.core import schedule
 from vertex_env.core.cache import ensure_private_dir, key_digest
-from vertex_env.core.source import Token, margin_for
+from vertex_env.core.source import Token
 from vertex_env.environment import Environment
 from vertex_env.errors import (
     AlreadyRunningError,
@@ -308,19 +308,17 @@ class Daemon:
         token = token or self.token
         if token is None:
             return self.keeper.min_ttl
-        return margin_for(token, self.keeper.min_ttl)
+        return token.margin(self.keeper.min_ttl)
 
     def due(self, token: Token) -> bool:
-        return schedule.due(
-            self.clock(), token.expires_at, token.expires_at - token.minted_at, self.margin(token)
-        )
+        return schedule.due(self.clock(), token.expires_at, token.lifetime, self.margin(token))
 
     def _schedule(self, now: float) -> None:
         token = self.token
         self.next_at = schedule.next_refresh(
             now,
             None if token is None else token.expires_at,
-            0.0 if token is None else token.expires_at - token.minted_at,
+            0.0 if token is None else token.lifetime,
             self.margin(),
             self.failures,
             self.rand(),

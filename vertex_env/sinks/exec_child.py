@@ -21,6 +21,10 @@ from vertex_env.errors import (
 from vertex_env.system.loopback import bypass_proxy_for_loopback
 
 ACTIVE = "VERTEX_ENV_ACTIVE"
+#: A child of `run` (without --proxy) holds its token by value for as long as it runs: it gets one with most of
+#: its life left — a cached token with less than 45 minutes left (or a quarter of its life gone, for a
+#: short-lived one) is replaced first. The profile's min TTL stays the floor.
+CHILD_PREFERRED_TTL = 45 * 60
 # Every signal a terminal, a shell or a supervisor sends to a program: the child gets each one (SIGKILL and
 # SIGSTOP cannot be caught; PR_SET_PDEATHSIG covers our death on Linux).
 _FORWARDED = (

@@ -49,7 +49,9 @@ def run(
     """Run CMD with OPENAI_API_KEY and OPENAI_BASE_URL set (no CMD: start $SHELL).
 
     Without --proxy the child gets the token by value and takes over this process (exec): its signals and exit
-    code are its own. A child that outlives the token (about an hour) should use --proxy.
+    code are its own. Its token has at least 45 minutes left (a cached one with less is replaced first; a
+    short-lived one has at least three quarters of its life left). A child that outlives the token (about an
+    hour) should use --proxy.
     """
     from vertex_env.sinks import exec_child as run_sink
 
@@ -73,5 +75,6 @@ def run(
         disable_core_dumps()  # we hold tokens for as long as the child runs: no core file with one in it
 
         return run_with_proxy(env, argv, parent_environ=parent, legacy=legacy, google=google)
-    variables = env.variables(google=google, legacy=legacy)
+    token = env.token(prefer=run_sink.CHILD_PREFERRED_TTL)
+    variables = env.variables(token, google=google, legacy=legacy)
     run_sink.exec_command(argv, run_sink.child_environment(parent, variables))
