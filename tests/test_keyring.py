@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keyring.errors
 import pytest
 from conftest import require_tool
 
@@ -106,3 +107,44 @@ def test_a_profile_using_keyring_credentials_mints_a_token_the_emulator_accepts(
         assert token.startswith("ya29.emu-")
         assert emu.state.lookup_token(token) is not None
         assert emu.state.stats()["tokens_issued"] == 1
+
+
+class _LockedKeyring:
+    """A keyring that says no as keyring's backends do: with keyring's own errors. Not a subclass of
+    keyring.backend.KeyringBackend: those register themselves, and keyring would pick this one for the process."""
+
+    priority = 1
+
+    def get_password(self, service: str, username: str) -> str | None:
+        raise keyring.errors.KeyringLocked("collection is locked")
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        raise keyring.errors.PasswordSetError("refused")
+
+    def delete_password(self, service: str, username: str) -> None:
+        raise keyring.errors.PasswordDeleteError("no such entry")
+
+
+class _BrokenKeyring(_LockedKeyring):
+    def get_password(self, service: str, username: str) -> str | None:
+        raise ZeroDivisionError("a bug, not a keyring refusal")
+
+
+def test_keyring_refusals_become_one_clear_error_and_bugs_stay_bugs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from vertex_env.core import keyring_store
+    from vertex_env.errors import KeyringUnavailableError
+
+    # keyring_store's one seam to the backend (keyring.get_keyring() would cache it for the whole process)
+    monkeypatch.setattr(keyring_store, "_backend", _LockedKeyring)
+    with pytest.raises(
+        KeyringUnavailableError, match="cannot read keyring entry 'x': KeyringLocked"
+    ):
+        keyring_store.load_entry("x")
+    with pytest.raises(KeyringUnavailableError, match="cannot write keyring entry 'x'"):
+        keyring_store.store_entry("x", b"{}")
+    assert keyring_store.delete_entry("x") is False
+    monkeypatch.setattr(keyring_store, "_backend", _BrokenKeyring)
+    with pytest.raises(ZeroDivisionError):
+        keyring_store.load_entry("x")

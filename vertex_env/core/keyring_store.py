@@ -15,6 +15,15 @@ HOW_TO_GET_ONE = (
 )
 
 
+def _failures() -> tuple[type[BaseException], ...]:
+    """What a keyring call raises when the keyring says no: keyring's own errors (KeyringLocked, InitError,
+    PasswordSetError, PasswordDeleteError, …), and OSError for a D-Bus or Keychain connection that is gone.
+    Anything else is a bug, and is not dressed up as "keyring unavailable"."""
+    import keyring.errors
+
+    return (keyring.errors.KeyringError, OSError)
+
+
 def _backend() -> Any:
     import keyring
 
@@ -45,11 +54,10 @@ def require_backend() -> Any:
 
 def load_entry(name: str) -> bytes:
     backend = require_backend()
+    failures = _failures()
     try:
         value = backend.get_password(SERVICE, name)
-    except (
-        Exception
-    ) as err:  # keyring raises backend-specific errors (locked collection, D-Bus gone)
+    except failures as err:
         raise KeyringUnavailableError(
             f"cannot read keyring entry {name!r}: {type(err).__name__}", hint=HOW_TO_GET_ONE
         ) from None
@@ -63,9 +71,10 @@ def load_entry(name: str) -> bytes:
 
 def store_entry(name: str, content: bytes) -> None:
     backend = require_backend()
+    failures = _failures()
     try:
         backend.set_password(SERVICE, name, content.decode("utf-8"))
-    except Exception as err:
+    except failures as err:
         raise KeyringUnavailableError(
             f"cannot write keyring entry {name!r}: {type(err).__name__}", hint=HOW_TO_GET_ONE
         ) from None
@@ -83,8 +92,9 @@ def store_verified(name: str, content: bytes, label: str) -> None:
 
 def delete_entry(name: str) -> bool:
     backend = require_backend()
+    failures = _failures()
     try:
         backend.delete_password(SERVICE, name)
-    except Exception:
+    except failures:  # PasswordDeleteError: no such entry; or the keyring is locked or gone
         return False
     return True
