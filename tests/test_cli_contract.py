@@ -330,12 +330,9 @@ def test_debug_lines_redact_secrets_in_a_url(
     emu: EmulatorServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from vertex_env.core.transport import make_request
-    from vertex_env.system import diagnostics
 
-    # The CLI's handler, as `--debug` has it (a program using the API sees the records in its own logging).
-    with diagnostics.installed():
-        request = make_request(debug=True)
-        request("https://oauth2.googleapis.com/tokeninfo?access_token=ya29.secret-value&x=1")
+    request = make_request(debug=True)
+    request("https://oauth2.googleapis.com/tokeninfo?access_token=ya29.secret-value&x=1")
     err = capsys.readouterr().err
     assert err.startswith(
         "vertex-env: debug: GET https://oauth2.googleapis.com/tokeninfo?access_token="

@@ -209,6 +209,7 @@ def test_the_console_script_serves_warm_commands_without_importing_click(
         "vertex_env.core.credentials",
         "vertex_env.sinks.render",
         "vertex_env.system.quoting",
+        "vertex_env.system.record",  # the records' base (Token, Profile, …): imports nothing
         # the layers' packages: each __init__ is a docstring, nothing more
         "vertex_env.cli",
         "vertex_env.config",

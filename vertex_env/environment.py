@@ -76,6 +76,8 @@ class Environment(Record):
 
     def token(self, min_ttl: float | None = None, *, prefer: float | None = None) -> Token:
         """The token source's token (see TokenSource.get)."""
+        if prefer is None:
+            return self.token_source.get(min_ttl)
         return self.token_source.get(min_ttl, prefer=prefer)
 
     def variables(

@@ -33,6 +33,10 @@ REFUSED_STATUS = 401
 _thread_lock = _new_lock()
 
 
+def _wall_clock() -> float:
+    return time.time()
+
+
 def _log() -> logging.Logger:
     """This module's logger, `logging.getLogger(__name__)`: imported on the first warning, not on the warm
     path (`token` and `export` served from the cache)."""
@@ -59,8 +63,13 @@ class TokenSource:
         environ: Mapping[str, str] | None = None,
         use_cache: bool = True,
         cache: TokenCache | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.profile = profile
+        #: The time every freshness decision reads (seconds since the epoch, as `Token.expires_at`): a test
+        #: passes a fake one to move an hour in a microsecond, as the daemon's `clock`. Default: time.time,
+        #: looked up at each call.
+        self.clock = _wall_clock if clock is None else clock
         self.environ = dict(os.environ if environ is None else environ)
         self.use_cache = use_cache
         self._source: CredentialSource | None = None
@@ -98,7 +107,7 @@ class TokenSource:
         if entry is None:
             return None
         ttl = self.profile.min_ttl if min_ttl is None else min_ttl
-        return entry if entry.fresh(ttl, now) else None
+        return entry if entry.fresh(ttl, self.clock() if now is None else now) else None
 
     def get(self, min_ttl: float | None = None, *, prefer: float | None = None) -> Token:
         """A token with more than the margin left (`Token.fresh`: `min_ttl`, default the profile's, at most half
@@ -113,7 +122,11 @@ class TokenSource:
 
         def usable() -> Token | None:
             hit = self.cached(ttl)
-            if hit is None or prefer is None or hit.fresh(prefer, share=PREFERRED_SHARE):
+            if (
+                hit is None
+                or prefer is None
+                or hit.fresh(prefer, self.clock(), share=PREFERRED_SHARE)
+            ):
                 return hit
             return None
 
@@ -128,9 +141,10 @@ class TokenSource:
     def _say_if_short(self, token: Token, min_ttl: float) -> None:
         """One warning line when the token just obtained cannot meet the margin (the source gave it back
         part-used and issues no fresher one yet): never serve less than was asked without saying so."""
-        if token.fresh(min_ttl) or self._short_warned == token.value:
+        now = self.clock()
+        if token.fresh(min_ttl, now) or self._short_warned == token.value:
             return
-        left, margin = token.remaining(), token.margin(min_ttl)
+        left, margin = token.remaining(now), token.margin(min_ttl)
         self._short_warned = token.value
         source = self.source
         who = (
@@ -266,8 +280,11 @@ class HeldToken:
         min_ttl: float,
         *,
         on_fetch: Callable[[], None] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.source = source
+        #: The time its freshness decisions read: the source's clock unless given.
+        self.clock = source.clock if clock is None else clock
         self.min_ttl = float(min_ttl)
         self._on_fetch = on_fetch
         self._token: Token | None = None
@@ -301,8 +318,9 @@ class HeldToken:
         token = self._token  # one attribute read: no lock needed to look
         if token is None:
             return None
-        if not token.fresh(self.min_ttl):
-            return token if time.time() < self._recheck_at else None
+        now = self.clock()
+        if not token.fresh(self.min_ttl, now):
+            return token if now < self._recheck_at else None
         if self._entry is not None:
             stamp = self._entry_stamp()
             # A removed entry changes nothing (ours is still good); a replaced one may hold a newer token.
@@ -318,10 +336,11 @@ class HeldToken:
         self._stamp = self._entry_stamp()
         token = source.get(self.min_ttl)
         # Short of the margin already: the source has no fresher one yet; ask again after a little while.
+        now = self.clock()
         self._recheck_at = (
             0.0
-            if token.fresh(self.min_ttl)
-            else time.time() + min(SHORT_RECHECK, token.remaining() / 2)
+            if token.fresh(self.min_ttl, now)
+            else now + min(SHORT_RECHECK, token.remaining(now) / 2)
         )
         self._token = token
         if self._on_fetch is not None:

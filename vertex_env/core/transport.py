@@ -28,6 +28,7 @@ from vertex_env.config.routing import (
     emulator_host,
     is_google_host,
 )
+from vertex_env.system import diagnostics
 from vertex_env.system.loopback import goes_direct
 
 __all__ = [
@@ -79,6 +80,8 @@ class RoutedRequest(google.auth.transport.requests.Request):  # type: ignore[mis
         self._direct = google.auth.transport.requests.Request(session=_session(direct=True))
         #: --debug / VERTEX_ENV_DEBUG: one line on stderr per request (method, URL, status, time), redacted.
         self.debug = debug
+        if debug:
+            diagnostics.show_debug()
         self.default_timeout = timeout
         self.retries = retries
         self.emulator = emulator

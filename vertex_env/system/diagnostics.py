@@ -22,7 +22,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-__all__ = ["ROOT", "LineFormatter", "handler", "installed", "speaker"]
+__all__ = ["ROOT", "LineFormatter", "handler", "installed", "show_debug", "speaker"]
 
 ROOT = "vertex_env"
 #: Loggers whose INFO records are shown by default (the rest of the library shows WARNING and up).
@@ -88,12 +88,14 @@ def installed() -> Iterator[logging.Handler]:
     names = (ROOT, *_NOTICES, _TRANSPORT)
     levels = {name: logging.getLogger(name).level for name in names}
     one = handler()
-    if one is not None:  # a nested run (a command calling main): the outer run owns it
-        yield one
-        return
-    one = _StderrHandler()
+    added = (
+        one is None
+    )  # else already there: a debug=True of the Python API put it (see show_debug)
+    if one is None:
+        one = _StderrHandler()
+        root.addHandler(one)
+    formatter = one.formatter
     one.setFormatter(LineFormatter())
-    root.addHandler(one)
     root.setLevel(logging.WARNING)
     for name in _NOTICES:
         logging.getLogger(name).setLevel(logging.INFO)
@@ -101,6 +103,20 @@ def installed() -> Iterator[logging.Handler]:
     try:
         yield one
     finally:
-        root.removeHandler(one)
+        if added:
+            root.removeHandler(one)
+        else:
+            one.setFormatter(formatter)
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
+
+
+def show_debug() -> None:
+    """--debug / VERTEX_ENV_DEBUG asked for here (the Python API's `debug=True`, a program without the CLI):
+    the debug records reach stderr through the one handler, installed now if the CLI has not (and kept: a
+    program that asked for debug lines keeps them)."""
+    if handler() is None:
+        one = _StderrHandler()
+        one.setFormatter(LineFormatter())
+        logging.getLogger(ROOT).addHandler(one)
+    logging.getLogger(_TRANSPORT).setLevel(logging.DEBUG)
