@@ -9,9 +9,11 @@ from typing import Any
 import click
 
 from vertex_env.cli.commands.options import complete_file, profile_options, table_options
-from vertex_env.cli.commands.serve import KEY_FILE_ENV
 from vertex_env.config import options as option_table
 from vertex_env.errors import UsageError
+
+#: serve's own --key-file row of the option table: the key an app is given is the one serve reads.
+_KEY_FILE = option_table.ALL_BY_NAME["key_file"]
 
 #: How each row's state looks in the text report.
 _MARKS = {"ok": "ok", "warn": "warn", "fail": "FAIL", "skip": "skip"}
@@ -29,10 +31,9 @@ _NAME_WIDTH = len("credential  ")
     "--key-file",
     "key_file",
     default=None,
-    envvar=KEY_FILE_ENV,  # serve's own: the key an app is given is the one serve reads
     metavar="FILE",
     shell_complete=complete_file,
-    help=f"With --via: the file holding serve's key (the one serve reads). [env: {KEY_FILE_ENV}]",
+    help=f"With --via: the file holding serve's key (the one serve reads). [env: {_KEY_FILE.env}]",
 )
 @table_options(option_table.CHECK)
 @profile_options
@@ -54,7 +55,10 @@ def check(
     from vertex_env.sinks.check import check_environment, check_via
 
     if via:
-        report = check_via(via, _key(key_file), model=model, call=not no_call)
+        # read as the table reads serve's (flag > VERTEX_ENV_PROXY_KEY_FILE), named by where it came from
+        raw, source = option_table.given_value(_KEY_FILE, {"key_file": key_file}, os.environ)
+        where = _KEY_FILE.flag if source.startswith("flag") else _KEY_FILE.env
+        report = check_via(via, _key(raw, where), model=model, call=not no_call)
     else:
         from vertex_env.environment import resolve
 
@@ -72,16 +76,16 @@ def check(
     return report.exit_code
 
 
-def _key(key_file: str | None) -> str:
-    """serve's key, as an app is given it: a key file, else OPENAI_API_KEY."""
+def _key(key_file: str | None, where: str = "--key-file") -> str:
+    """serve's key, as an app is given it: a key file (named by `where` it was given), else OPENAI_API_KEY."""
     if key_file:
         try:
             with open(os.path.expanduser(key_file), encoding="utf-8") as fh:
                 key = fh.read().strip()
         except OSError as err:
-            raise UsageError(f"cannot read --key-file {key_file}: {err.strerror}") from None
+            raise UsageError(f"cannot read {where} {key_file}: {err.strerror}") from None
         if not key:
-            raise UsageError(f"--key-file {key_file} is empty")
+            raise UsageError(f"{where} {key_file} is empty")
         return key
     key = os.environ.get("OPENAI_API_KEY", "").strip()
     if not key:
