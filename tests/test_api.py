@@ -107,6 +107,7 @@ def test_provider_returns_the_shared_token_and_keeps_it_in_memory(
     assert vertex_env_offline.emulator.token_requests == 1
 
 
+@pytest.mark.slow
 def test_openai_sdk_with_a_provider_rotates_short_lived_tokens_without_a_failed_request(
     vertex_env_offline: OfflineVertex,
 ) -> None:
@@ -127,6 +128,7 @@ def test_openai_sdk_with_a_provider_rotates_short_lived_tokens_without_a_failed_
     assert emulator.chat_rejected == 0
 
 
+@pytest.mark.slow
 def test_openai_client_takes_debug_and_no_cache_as_vertex_env_options(
     vertex_env_offline: OfflineVertex, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -190,6 +192,7 @@ def test_concurrent_threads_on_a_cold_cache_make_one_token_request(
     assert emulator.token_requests - before == 1
 
 
+@pytest.mark.slow
 def test_forked_child_gets_a_token_while_a_parent_thread_holds_the_provider_lock(
     vertex_env_offline: OfflineVertex,
 ) -> None:
@@ -241,6 +244,7 @@ with httpx.Client(auth=vertex_env.httpx_auth(env)) as http:
 """
 
 
+@pytest.mark.slow
 def test_bare_provider_recovers_from_a_revoked_token_once_any_process_replaces_it(
     vertex_env_offline: OfflineVertex,
 ) -> None:
@@ -262,6 +266,7 @@ def test_bare_provider_recovers_from_a_revoked_token_once_any_process_replaces_i
     assert provider() != first
 
 
+@pytest.mark.slow
 def test_every_provider_adopts_a_token_another_process_wrote(
     vertex_env_offline: OfflineVertex,
 ) -> None:
@@ -286,6 +291,7 @@ def test_every_provider_adopts_a_token_another_process_wrote(
 # -- async_token_provider ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_async_provider_mints_without_blocking_the_event_loop(
     vertex_env_offline: OfflineVertex,
 ) -> None:

@@ -57,6 +57,7 @@ def attacker_dir(base: Path, owner: tuple[int, int], mode: int = 0o777) -> Path:
 # --- the directory ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_symlink_planted_at_the_cache_path_is_not_followed(
     emu: EmulatorServer, isolated_machine: Path, tmp_path: Path, second_user: tuple[int, int]
 ) -> None:
@@ -151,6 +152,7 @@ def test_a_readable_cache_directory_of_ours_is_tightened_to_0700(
 # --- the files --------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_fifo_at_the_token_path_does_not_hang_and_is_replaced(
     emu: EmulatorServer, isolated_machine: Path
 ) -> None:
@@ -317,6 +319,7 @@ def test_a_bad_cache_entry_is_a_miss(tmp_path: Path, text: str) -> None:
     assert good is not None and good.value == "ya29.good", "the check itself accepts a good entry"
 
 
+@pytest.mark.slow
 def test_a_bad_entry_leads_to_a_fresh_mint(emu: EmulatorServer, isolated_machine: Path) -> None:
     source = resolve().token_source
     write_entry(
@@ -331,6 +334,7 @@ def test_a_bad_entry_leads_to_a_fresh_mint(emu: EmulatorServer, isolated_machine
     assert emu.state.stats()["requests"]["token"] == 1
 
 
+@pytest.mark.slow
 def test_a_token_with_a_line_break_from_the_endpoint_is_refused_and_not_cached(
     emu: EmulatorServer, isolated_machine: Path
 ) -> None:

@@ -78,6 +78,7 @@ def test_eval_export_in_real_bash_gives_a_token_the_emulator_accepts(emu: Emulat
     assert int(expires_at) > 0
 
 
+@pytest.mark.slow
 def test_unquoted_eval_works_too(emu: EmulatorServer) -> None:
     bash = require_tool("bash")
     script = 'eval $(vertex-env export --format sh) && test -n "$OPENAI_API_KEY" && test -z "${export+x}" && echo ok'
@@ -112,6 +113,7 @@ def test_export_json_and_unset(emu: EmulatorServer, capsys: pytest.CaptureFixtur
     assert "unset" in out and "OPENAI_API_KEY" in out
 
 
+@pytest.mark.slow
 def test_default_format_is_posix_sh_whatever_shell_says(emu: EmulatorServer) -> None:
     """$SHELL names the login shell, not the one running the code: a fish user's bash script gets sh."""
     bash = require_tool("bash")
@@ -131,6 +133,7 @@ def test_default_format_is_posix_sh_whatever_shell_says(emu: EmulatorServer) -> 
         assert result.stdout == "ok\n", result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "env", "code"),
     [
@@ -234,6 +237,7 @@ class HungServer:
             conn.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "env"), [(["--timeout", "2"], {}), ([], {"VERTEX_ENV_TIMEOUT": "2s"})]
 )

@@ -164,6 +164,7 @@ def _without_root_powers(argv: list[str], env: dict[str, str]) -> subprocess.Com
     )
 
 
+@pytest.mark.slow
 def test_profile_set_where_nothing_can_be_written_is_one_line(isolated_machine: Path) -> None:
     env = dict(os.environ)
     cfg = write_config('[profiles.dev]\nproject = "dev-project"\n')
@@ -224,6 +225,7 @@ def test_a_named_profile_outranks_googles_ambient_variables(
     assert values["project"] == {"value": "other-project", "source": "env GOOGLE_CLOUD_PROJECT"}
 
 
+@pytest.mark.slow
 def test_export_unset_removes_only_what_vertex_env_set(emu: EmulatorServer) -> None:
     bash = require_tool("bash")
     script = (
@@ -282,6 +284,7 @@ def _secrets_of(adc: Path) -> list[str]:
     return [data["refresh_token"], data["client_secret"]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("argv", "env"),
     [
@@ -316,6 +319,7 @@ def test_debug_logs_each_request_to_google_without_a_secret(
         assert secret not in result.stderr
 
 
+@pytest.mark.slow
 def test_without_debug_nothing_is_logged(emu: EmulatorServer) -> None:
     result = subprocess.run(
         [VERTEX_ENV, "token", "--project", "my-project"],
@@ -348,6 +352,7 @@ def test_a_bad_debug_value_is_a_usage_error(
     assert "VERTEX_ENV_DEBUG" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_bash_completes_profile_names_through_the_console_script(tmp_path: Path) -> None:
     """The README's `eval "$(_VERTEX_ENV_COMPLETE=bash_source vertex-env)"`, then a real bash completion call
     on `vertex-env token --profile d<TAB>` (token is a warm-path command: cli/entry.py must leave it to click)."""
@@ -374,6 +379,7 @@ def test_bash_completes_profile_names_through_the_console_script(tmp_path: Path)
         assert sorted(result.stdout.split()) == expected, (words, result.stderr)
 
 
+@pytest.mark.slow
 def test_credentials_complete_as_file_paths(tmp_path: Path) -> None:
     """click's bash protocol (COMP_WORDS, COMP_CWORD): `file,…` makes bash complete paths itself."""
     for command in ("token", "run", "status"):

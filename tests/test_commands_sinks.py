@@ -127,6 +127,7 @@ CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_run_execs_a_real_openai_client_with_the_variables(
     emu: EmulatorServer, isolated_machine: Path
 ) -> None:
@@ -179,6 +180,7 @@ def test_run_inside_run_refuses_unless_forced(emu: EmulatorServer) -> None:
     assert forced.returncode == 0, forced.stderr
 
 
+@pytest.mark.slow
 def test_run_without_a_command_starts_shell(emu: EmulatorServer, isolated_machine: Path) -> None:
     shell = isolated_machine / "fake-shell"
     shell.write_text('#!/bin/sh\necho "shell with ${OPENAI_API_KEY%%-*}"\n')

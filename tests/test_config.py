@@ -224,6 +224,7 @@ def test_a_config_value_of_the_wrong_type_is_a_one_line_error(
     assert message in str(err.value) and "(from profile default" in str(err.value)
 
 
+@pytest.mark.slow
 def test_profile_edits_follow_a_symlinked_config_and_lose_nothing_under_concurrency(
     isolated_machine: Path,
 ) -> None:
@@ -261,6 +262,7 @@ def test_profile_edits_follow_a_symlinked_config_and_lose_nothing_under_concurre
     assert all(f'project = "project-{i:03d}"' in text for i in range(8))
 
 
+@pytest.mark.slow
 def test_the_http_seam_depends_on_no_configuration_module() -> None:
     """transport.py is the bottom seam: it takes the emulator switch from vertex_env.config.routing, not config."""
     code = (

@@ -250,6 +250,7 @@ def test_no_secret_in_the_repr_of_minted_credential_source_or_environment(
 # -- the ADC file's quota_project_id is the quota project, never the URL project -----------------------------
 
 
+@pytest.mark.slow
 def test_adc_quota_project_id_is_the_quota_project_not_the_url_project(
     emu: EmulatorServer, isolated_machine: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -274,6 +275,7 @@ def _chat_header(emu: EmulatorServer, name: str) -> str | None:
     return next((v for k, v in record["headers"].items() if k.lower() == name), None)
 
 
+@pytest.mark.slow
 def test_adc_quota_project_id_is_sent_by_the_proxy_and_the_python_api(
     emu: EmulatorServer, isolated_machine: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -300,6 +302,7 @@ def test_adc_quota_project_id_is_sent_by_the_proxy_and_the_python_api(
 # -- plain run: every OPENAI_* name it knows is ours in the child ---------------------------------------------
 
 
+@pytest.mark.slow
 def test_plain_run_replaces_a_stale_openai_api_base_from_the_parent(
     emu: EmulatorServer, isolated_machine: Path
 ) -> None:

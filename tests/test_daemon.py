@@ -297,6 +297,7 @@ def dotenv_token(path: Path) -> str | None:
     return dotenv_values(path).get("OPENAI_API_KEY") if path.exists() else None
 
 
+@pytest.mark.slow
 def test_daemon_rotates_the_dotenv_file_before_the_short_lived_token_expires(
     emu: EmulatorServer, isolated_machine: Path
 ) -> None:
@@ -360,6 +361,7 @@ def test_a_fifo_target_never_blocks_the_daemon_which_keeps_refreshing_its_other_
     assert "ya29" not in err
 
 
+@pytest.mark.slow
 def test_daemon_survives_a_queue_of_transient_faults(
     emu: EmulatorServer, isolated_machine: Path
 ) -> None:
@@ -382,6 +384,7 @@ def test_daemon_survives_a_queue_of_transient_faults(
     assert "retrying in" in err and "no valid token to serve" in err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("error", "code", "advice"),
     [
@@ -404,6 +407,7 @@ def test_daemon_exits_with_a_clear_message_on_a_permanent_failure(
     assert error.replace("_", "") in status["summary"].replace("_", "")
 
 
+@pytest.mark.slow
 def test_a_second_daemon_for_the_same_profile_exits_with_code_11(
     emu: EmulatorServer, isolated_machine: Path
 ) -> None:
@@ -426,6 +430,7 @@ def test_a_second_daemon_for_the_same_profile_exits_with_code_11(
         first.stop()
 
 
+@pytest.mark.slow
 def test_status_reports_the_running_daemon(emu: EmulatorServer) -> None:
     daemon = DaemonProcess()
     try:
@@ -443,6 +448,7 @@ def test_status_reports_the_running_daemon(emu: EmulatorServer) -> None:
     assert daemon_status(resolve())["running"] is False
 
 
+@pytest.mark.slow
 def test_sighup_reloads_the_profile(emu: EmulatorServer, isolated_machine: Path) -> None:
     config = isolated_machine / ".config" / "vertex-env" / "config.toml"
     config.parent.mkdir(parents=True, exist_ok=True)
@@ -460,6 +466,7 @@ def test_sighup_reloads_the_profile(emu: EmulatorServer, isolated_machine: Path)
     assert code == 0 and "reloaded profile default" in err
 
 
+@pytest.mark.slow
 def test_once_tightens_a_0644_target_and_logs_it(
     emu: EmulatorServer, isolated_machine: Path
 ) -> None:
@@ -478,6 +485,7 @@ def test_once_tightens_a_0644_target_and_logs_it(
     assert result.stderr.count("was mode 0644, readable by others") == 1
 
 
+@pytest.mark.slow
 def test_once_writes_the_targets_and_exits(emu: EmulatorServer, isolated_machine: Path) -> None:
     target = isolated_machine / ".env"
     result = subprocess.run(
@@ -517,6 +525,7 @@ def status_json(*args: str) -> dict[str, object]:
     return report
 
 
+@pytest.mark.slow
 def test_one_login_runs_a_daemon_per_profile_and_shares_its_refreshes(
     emu: EmulatorServer, isolated_machine: Path
 ) -> None:
@@ -622,6 +631,7 @@ def test_relative_profile_write_paths_resolve_against_the_config_files_folder(
     assert list(elsewhere.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_no_cache_says_what_it_keeps_fresh_and_refuses_to_keep_nothing(
     emu: EmulatorServer, isolated_machine: Path
 ) -> None:
@@ -645,6 +655,7 @@ def test_no_cache_says_what_it_keeps_fresh_and_refuses_to_keep_nothing(
     assert not list(Path(os.environ["XDG_RUNTIME_DIR"]).glob("vertex-env/token-*.json"))
 
 
+@pytest.mark.slow
 def test_the_start_line_names_the_token_cache_and_every_target(
     emu: EmulatorServer, isolated_machine: Path
 ) -> None:

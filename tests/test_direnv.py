@@ -83,6 +83,7 @@ def watches(exported: dict[str, str]) -> list[str]:
     return [item["Path"] for item in json.loads(raw)]
 
 
+@pytest.mark.slow
 def test_use_vertex_gives_a_token_the_emulator_accepts(
     project: tuple[Path, EmulatorServer],
 ) -> None:
@@ -96,6 +97,7 @@ def test_use_vertex_gives_a_token_the_emulator_accepts(
     assert "ya29" not in result.stderr
 
 
+@pytest.mark.slow
 def test_use_vertex_passes_export_options_and_watches_the_profile_token_file(
     project: tuple[Path, EmulatorServer],
 ) -> None:
@@ -134,6 +136,7 @@ def test_a_failed_export_logs_an_error_and_sets_nothing(
     assert "OPENAI_BASE_URL" not in exported
 
 
+@pytest.mark.slow
 def test_direnv_reloads_with_the_daemon_refreshed_token_at_the_next_prompt(
     project: tuple[Path, EmulatorServer],
 ) -> None:

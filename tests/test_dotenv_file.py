@@ -352,6 +352,7 @@ def expected_after_write(
     return bom + body
 
 
+@pytest.mark.slow
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -760,6 +761,7 @@ CONCURRENT_WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_concurrent_writer_processes_lose_no_key(tmp_path: Path) -> None:
     path = tmp_path / ".env"
     path.write_text("# shared by 8 writers\n")
@@ -802,6 +804,7 @@ def complete_versions(path: Path) -> Iterator[int]:
     yield int(versions.pop()[1:])
 
 
+@pytest.mark.slow
 def test_sigkill_mid_write_leaves_a_complete_file(tmp_path: Path) -> None:
     path = tmp_path / ".env"
     write_dotenv(path, {f"K{k}": "v0." + "x" * 20000 for k in range(10)})

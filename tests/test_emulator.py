@@ -445,6 +445,7 @@ def test_status_faults_hit_the_next_request_of_their_kind(
     assert bare_emu.state.requests()[0]["fault"] == str(status)
 
 
+@pytest.mark.slow
 def test_status_fault_on_token_is_retried_by_google_auth(
     bare_emu: EmulatorServer, tmp_path: Path
 ) -> None:

@@ -376,6 +376,7 @@ def test_oauth_and_sts_error_faults_reach_every_credential_type(
     assert creds.token
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", sorted(CREDENTIALS))
 def test_a_5xx_fault_reaches_every_credential_type_with_a_server_error_body(
     bare_emu: EmulatorServer, tmp_path: Path, kind: str

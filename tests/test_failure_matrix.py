@@ -128,6 +128,7 @@ def _grid() -> list[Any]:
     return cells
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("kind", "target", "fault"), _grid())
 def test_every_credential_type_and_fault_gives_its_exit_code_and_one_line(
     kind: str,
@@ -219,6 +220,7 @@ SURFACES = {
 _STS_KINDS = ("external_account", "external_account_authorized_user")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", list(FAULTS))
 @pytest.mark.parametrize("surface", list(SURFACES))
 @pytest.mark.parametrize("kind", _STS_KINDS)
@@ -237,6 +239,7 @@ def test_every_surface_reports_a_token_service_fault_cleanly(
     SURFACES[surface](capsys, code, phrase, tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", list(FAULTS))
 @pytest.mark.parametrize("kind", _STS_KINDS)
 def test_the_proxy_answers_an_openai_shaped_502_when_no_token_can_be_had(
@@ -269,6 +272,7 @@ def test_the_proxy_answers_an_openai_shaped_502_when_no_token_can_be_had(
     assert "Traceback" not in body["error"]["message"]
 
 
+@pytest.mark.slow
 def test_serve_with_no_token_at_start_exits_with_the_code_and_one_line(
     emu: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -37,6 +37,7 @@ def _until(moment: float) -> None:
     time.sleep(max(0.0, moment - time.time()))
 
 
+@pytest.mark.slow
 def test_a_token_handed_back_again_keeps_its_life_and_is_served_with_one_warning(
     metadata: EmulatorServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -69,6 +70,7 @@ def test_a_fresh_token_from_the_metadata_server_is_served_without_a_warning(
     assert caplog.records == []
 
 
+@pytest.mark.slow
 def test_a_holder_does_not_ask_the_metadata_server_on_every_call_for_a_short_token(
     metadata: EmulatorServer,
 ) -> None:

@@ -154,6 +154,7 @@ def calls(log: Path) -> list[str]:
     return log.read_text().splitlines() if log.exists() else []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shell", sorted(SHELLS))
 def test_the_hook_refreshes_near_expiry_and_spawns_nothing_while_fresh(
     shell: str, session_env: tuple[dict[str, str], EmulatorServer, Path], isolated_machine: Path
@@ -190,6 +191,7 @@ def test_the_hook_refreshes_near_expiry_and_spawns_nothing_while_fresh(
     assert (isolated_machine / "status.txt").read_text().strip() == "1"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shell", sorted(SHELLS))
 def test_a_failed_refresh_keeps_the_old_variables_and_warns_once(
     shell: str, session_env: tuple[dict[str, str], EmulatorServer, Path], isolated_machine: Path
@@ -224,6 +226,7 @@ def test_a_failed_refresh_keeps_the_old_variables_and_warns_once(
     assert (isolated_machine / "status.txt").read_text().strip() == "1"
 
 
+@pytest.mark.slow
 def test_bash_hook_keeps_prompt_command_entries_and_their_exit_status(
     session_env: tuple[dict[str, str], EmulatorServer, Path], isolated_machine: Path
 ) -> None:
@@ -303,6 +306,7 @@ def test_the_fish_clock_is_the_epoch(isolated_machine: Path) -> None:
     assert abs(float(out.stdout) - time.time()) < 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shell", sorted(SHELLS))
 def test_a_shell_started_by_run_proxy_keeps_the_proxy_variables(
     shell: str, session_env: tuple[dict[str, str], EmulatorServer, Path], isolated_machine: Path
@@ -360,6 +364,7 @@ def started_with(shell: str, rc_line: str, home: Path) -> tuple[list[str], dict[
     return ["fish", "--no-config", "-i", "--init-command", rc_line], {}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("inherited", ["missing", "stale", "fresh"])
 @pytest.mark.parametrize("shell", sorted(SHELLS))
 def test_an_installed_hook_starts_nothing_and_exports_only_when_the_variables_need_it(
@@ -391,6 +396,7 @@ def test_an_installed_hook_starts_nothing_and_exports_only_when_the_variables_ne
         assert key.startswith("ya29.emu-")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shell", sorted(SHELLS))
 def test_an_installed_hook_rewrites_itself_once_after_an_upgrade(
     shell: str, session_env: tuple[dict[str, str], EmulatorServer, Path], isolated_machine: Path
@@ -459,6 +465,7 @@ def test_the_hook_calls_vertex_env_by_its_absolute_path_whatever_characters_it_h
     assert out.splitlines() == [str(program), "x"]
 
 
+@pytest.mark.slow
 def test_the_printed_hooks_and_unit_name_the_running_program() -> None:
     """`vertex-env hook …` run from a venv that is not on PATH names that venv's vertex-env."""
     exe = str(Path(sys.executable).parent / "vertex-env")

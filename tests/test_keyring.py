@@ -43,6 +43,7 @@ def in_secret_service(script: str, home: Path) -> subprocess.CompletedProcess[st
     )
 
 
+@pytest.mark.slow
 def test_import_stores_the_file_in_the_secret_service_and_profiles_read_it_back(
     isolated_machine: Path,
 ) -> None:
@@ -88,6 +89,7 @@ def test_without_a_secure_backend_it_says_so_and_never_falls_back_to_plaintext(
     assert not list(isolated_machine.rglob("*.cfg")), "no plaintext keyring file was created"
 
 
+@pytest.mark.slow
 def test_a_profile_using_keyring_credentials_mints_a_token_the_emulator_accepts(
     isolated_machine: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -67,6 +67,7 @@ def test_the_manifest_is_valid_for_each_kubernetes_version_strictly(version: str
         kubernetes_validate.validate(resource, version, strict=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "break_it",
     [
@@ -244,6 +245,7 @@ def volumes(tmp_path: Path) -> Iterator[dict[str, Path]]:
     yield mounts
 
 
+@pytest.mark.slow
 def test_the_sidecar_as_the_manifest_starts_it_logs_no_secret_and_uses_its_cache_dir(
     emu: EmulatorServer, volumes: dict[str, Path]
 ) -> None:

@@ -111,6 +111,7 @@ def test_the_emulator_fixture_counts_requests_and_applies_faults(
 # -- the plugin is inert ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_importing_the_plugin_imports_no_emulator_nor_sdk() -> None:
     code = (
         "import sys, vertex_env.testing\n"

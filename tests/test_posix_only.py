@@ -29,6 +29,7 @@ def without_fcntl(code: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "module",
     [

@@ -347,6 +347,7 @@ CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_openai_child_runs_across_token_rotations_without_a_failed_request(
     short_tokens: EmulatorServer, tmp_path: Path
 ) -> None:
@@ -365,6 +366,7 @@ def test_openai_child_runs_across_token_rotations_without_a_failed_request(
     assert stats["chat_ok"] == result["ok"]
 
 
+@pytest.mark.slow
 def test_openai_child_survives_tokens_expired_under_it(emu: EmulatorServer, tmp_path: Path) -> None:
     """Google refuses the token mid-run (revoked, expired early): the proxy's retry hides it from the child."""
     report = tmp_path / "report.json"
@@ -496,6 +498,7 @@ def _stop(process: subprocess.Popen[str]) -> tuple[int, str, str]:
     return process.returncode, out, err
 
 
+@pytest.mark.slow
 def test_serve_prints_posix_exports_serves_and_stops_cleanly_on_sigterm(
     emu: EmulatorServer,
 ) -> None:
@@ -526,6 +529,7 @@ def test_serve_prints_posix_exports_serves_and_stops_cleanly_on_sigterm(
     assert TOKEN_PREFIX not in err
 
 
+@pytest.mark.slow
 def test_serve_write_env_makes_a_private_dotenv_and_keeps_other_lines(
     emu: EmulatorServer, tmp_path: Path
 ) -> None:
@@ -551,6 +555,7 @@ def test_serve_write_env_makes_a_private_dotenv_and_keeps_other_lines(
     )
 
 
+@pytest.mark.slow
 def test_serve_key_from_environment_and_key_file(emu: EmulatorServer, tmp_path: Path) -> None:
     fixed = "k" * 40
     env = {**os.environ, "VERTEX_ENV_PROXY_KEY": fixed}
@@ -586,6 +591,7 @@ def test_serve_help_ends_with_a_real_example(capsys: pytest.CaptureFixture[str])
     assert "VERTEX_ENV_PROXY_PORT" in "\n".join(lines)
 
 
+@pytest.mark.slow
 def test_run_proxy_google_sets_the_google_variables_too(
     isolated_machine: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -92,6 +92,7 @@ def closed_by_peer(sock: socket.socket, within: float) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_a_connection_without_an_authenticated_request_is_closed_after_the_header_timeout(
     emu: EmulatorServer,
 ) -> None:
@@ -178,6 +179,7 @@ def test_malformed_requests_log_one_line_per_kind_never_a_traceback_nor_the_key(
     assert any("malformed request" in r.getMessage() for r in records)
 
 
+@pytest.mark.slow
 def test_1100_half_sent_requests_neither_exhaust_files_nor_flood_stderr(
     emu: EmulatorServer, tmp_path: Path
 ) -> None:

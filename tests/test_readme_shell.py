@@ -165,6 +165,7 @@ def _run(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
         return code, err.read()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("block", _runnable(), ids=lambda block: block.name)
 def test_block_runs_as_written(
     block: Block, readme_machine: dict[str, str], isolated_machine: Path

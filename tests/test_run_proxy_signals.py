@@ -34,6 +34,7 @@ def run_proxy(script: str) -> subprocess.Popen[bytes]:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")
 def test_the_child_dies_when_vertex_env_is_killed(emu: EmulatorServer, tmp_path: Path) -> None:
     pid_file = tmp_path / "pid"
@@ -113,6 +114,7 @@ def test_a_grandchild_ignoring_sigterm_dies_when_vertex_env_is_killed(
             parent.wait()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name", ["SIGUSR1", "SIGUSR2", "SIGQUIT", "SIGALRM", "SIGWINCH", "SIGHUP", "SIGINT"]
 )
@@ -156,6 +158,7 @@ def core_limit(pid: int) -> str:
     return " ".join(line.split()[4:6])  # soft and hard
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_run_proxy_and_serve_write_no_core_dump(emu: EmulatorServer, tmp_path: Path) -> None:
     seen = tmp_path / "limits"

@@ -72,6 +72,7 @@ def test_nested_run_with_force_is_allowed() -> None:
 # --- exit codes ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_spawn_and_wait_returns_every_exit_code() -> None:
     codes = [spawn_and_wait(["/bin/sh", "-c", f"exit {code}"], base_env()) for code in range(256)]
     assert codes == list(range(256))
@@ -95,6 +96,7 @@ EXEC_EACH_CODE = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_exec_command_passes_every_exit_code_through() -> None:
     proc = subprocess.run(
         [sys.executable, "-c", EXEC_EACH_CODE],
@@ -312,6 +314,7 @@ def _env_files(folder: Path) -> list[str]:
     return ["--env-file", str(folder / "a.env"), "--env-file", str(folder / "b.env")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", [[], ["--proxy"]])
 def test_env_files_add_their_variables_and_ours_win(
     mode: list[str], emu: Any, tmp_path: Path

@@ -171,6 +171,7 @@ def _covered(
 
 @settings(max_examples=60, deadline=None)
 # A wake-up 0.47 ms before the window's edge (a 30 s sleep chunk left a tail under TOLERANCE) minted there.
+@pytest.mark.slow
 @example(seed=3042, min_ttl=0, lifetime_range=(120, 600), outages=[])
 @given(
     seed=st.integers(0, 2**32 - 1),

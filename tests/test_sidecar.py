@@ -166,6 +166,7 @@ def wait_until(check: Callable[[], bool], timeout: float = 15, what: str = "cond
 # -- probes ---------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_probes_answer_without_the_key_and_reveal_nothing(
     emu: EmulatorServer, serve_processes: list[Serve]
 ) -> None:
@@ -185,6 +186,7 @@ def test_probes_answer_without_the_key_and_reveal_nothing(
     assert serve.stop() == 0
 
 
+@pytest.mark.slow
 def test_readyz_turns_503_when_no_token_can_be_had_and_recovers(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, serve_processes: list[Serve]
 ) -> None:
@@ -320,6 +322,7 @@ def test_a_flood_of_refused_requests_logs_a_bounded_number_of_json_lines(
 # -- metrics and JSON logs --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_metrics_count_the_requests_made_and_json_logs_hold_no_secret(
     emu: EmulatorServer, serve_processes: list[Serve]
 ) -> None:
@@ -398,6 +401,7 @@ def test_metrics_count_the_requests_made_and_json_logs_hold_no_secret(
     assert PROMPT not in log_text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("switch", ["--debug", "VERTEX_ENV_DEBUG=1"])
 def test_debug_records_go_into_the_json_log_and_hold_no_secret(
     switch: str,
@@ -436,6 +440,7 @@ def test_debug_records_go_into_the_json_log_and_hold_no_secret(
         assert secret not in log
 
 
+@pytest.mark.slow
 def test_without_the_extra_metrics_answer_404_naming_it(
     emu: EmulatorServer, serve_processes: list[Serve]
 ) -> None:
@@ -561,6 +566,7 @@ def _refused(port: int) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_sigterm_lets_a_stream_in_flight_finish_while_new_connections_are_refused(
     emu: EmulatorServer, monkeypatch: pytest.MonkeyPatch, serve_processes: list[Serve]
 ) -> None:
@@ -597,6 +603,7 @@ def test_sigterm_lets_a_stream_in_flight_finish_while_new_connections_are_refuse
     assert next(e for e in events if e["event"] == "draining")["in_flight"] == 1
 
 
+@pytest.mark.slow
 def test_a_stream_longer_than_the_drain_timeout_is_cut_and_serve_still_exits_0(
     emu: EmulatorServer, monkeypatch: pytest.MonkeyPatch, serve_processes: list[Serve]
 ) -> None:
@@ -702,6 +709,7 @@ def _as_user(uid: int, gid: int, check: Callable[[], bool]) -> str:
     return text
 
 
+@pytest.mark.slow
 def test_a_second_signal_stops_at_once_without_waiting_for_the_drain(
     emu: EmulatorServer, monkeypatch: pytest.MonkeyPatch, serve_processes: list[Serve]
 ) -> None:
@@ -720,6 +728,7 @@ def test_a_second_signal_stops_at_once_without_waiting_for_the_drain(
     assert "forced" in [e["event"] for e in serve.log_events()]
 
 
+@pytest.mark.slow
 def test_a_taken_ops_port_is_one_line_and_exit_3(
     emu: EmulatorServer, serve_processes: list[Serve]
 ) -> None:

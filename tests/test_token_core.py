@@ -120,6 +120,7 @@ def test_impersonation_flag_carries_its_lifetime(
     assert emu.state.stats()["requests"]["iam"] == 1
 
 
+@pytest.mark.slow
 def test_metadata_server_in_a_subprocess(emu: EmulatorServer, isolated_machine: Path) -> None:
     env = {
         k: v for k, v in os.environ.items() if k not in ("NO_GCE_CHECK", "VERTEX_ENV_EMULATOR_HOST")
@@ -212,6 +213,7 @@ def test_a_damaged_or_untrustworthy_cache_file_is_ignored_and_replaced(
     assert not path.is_symlink() and path.stat().st_mode & 0o777 == 0o600
 
 
+@pytest.mark.slow
 def test_32_concurrent_processes_missing_the_cache_mint_exactly_once(
     emu: EmulatorServer, isolated_machine: Path
 ) -> None:
@@ -294,6 +296,7 @@ def test_no_credentials_anywhere_fails_fast_with_what_was_tried(
     )  # the < 1 s figure is measured by bench/bench_core.py, not asserted on a shared CI machine
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("fault", "code", "phrases"),
     [
@@ -395,6 +398,7 @@ def test_cache_key_ignores_nothing_that_changes_the_token(
     assert TokenCache().directory == cache_dir()
 
 
+@pytest.mark.slow
 def test_waiters_share_the_error_of_a_mint_that_failed_while_they_waited(
     emu: EmulatorServer, isolated_machine: Path
 ) -> None:
@@ -422,6 +426,7 @@ def test_waiters_share_the_error_of_a_mint_that_failed_while_they_waited(
     assert run_cli("token").returncode == 0, "a later call tries again"
 
 
+@pytest.mark.slow
 def test_an_unusable_cache_directory_warns_and_goes_on_without_it(
     emu: EmulatorServer, isolated_machine: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
