@@ -101,4 +101,3 @@ def test_the_cli_installs_its_handler_for_the_run_only(capsys: pytest.CaptureFix
     assert main(["profile", "default", "no-such-profile"]) != 0
     assert capsys.readouterr().err.startswith("vertex-env: error: ")
     assert (list(root.handlers), root.level) == before
-    assert diagnostics.handler() is None
