@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -227,11 +227,11 @@ async def measure(
             per_p = cpu["proxy"].get(name, 0.0) / total * 1e6
             rows.append((f"  CPU µs/req, {name}", f"{per_d:.0f}", f"{per_p:.0f}", "", ""))
         cores = os.cpu_count() or 1
-        spent = {k: sum(v.values()) / total for k, v in cpu.items()}
+        spent_by = {k: sum(v.values()) / total for k, v in cpu.items()}
         notes.append(
-            f"{cores} CPU cores; CPU per request, all processes: direct {spent['direct'] * 1e6:.0f} µs, "
-            f"proxy {spent['proxy'] * 1e6:.0f} µs → CPU-bound ceiling of the ratio "
-            f"{spent['direct'] / spent['proxy']:.0%} when every core is busy"
+            f"{cores} CPU cores; CPU per request, all processes: direct {spent_by['direct'] * 1e6:.0f} µs, "
+            f"proxy {spent_by['proxy'] * 1e6:.0f} µs → CPU-bound ceiling of the ratio "
+            f"{spent_by['direct'] / spent_by['proxy']:.0%} when every core is busy"
         )
 
         samples = [rss_kib(pids["proxy"])]
@@ -387,7 +387,7 @@ def run_side_by_side(
     names: tuple[str, str],
     quick: bool,
     compare: Callable[
-        [Target, Target, dict[str, int], bool], Awaitable[list[CostRow]]
+        [Target, Target, dict[str, int], bool], Coroutine[Any, Any, list[CostRow]]
     ] = side_by_side,
 ) -> list[CostRow]:
     targets = []
@@ -497,10 +497,11 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 notes.append("metrics cost: not measured (install vertex-env[metrics] to compare)")
         finally:
-            for process in (*sidecars, proxy, emulator):
-                if process is not None:
-                    process.terminate()
-                    process.communicate(timeout=20)
+            started_processes: list[subprocess.Popen[str] | None] = [*sidecars, proxy, emulator]
+            for started_process in started_processes:
+                if started_process is not None:
+                    started_process.terminate()
+                    started_process.communicate(timeout=20)
 
     print_table(("metric", "direct", "proxy", "proxy vs direct", "target"), rows)
     if upstream_rows:

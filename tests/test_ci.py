@@ -19,7 +19,7 @@ URL = "https://us-central1-aiplatform.googleapis.com/v1/projects/p/locations/us-
 REAL = {"OPENAI_API_KEY": TOKEN, "OPENAI_BASE_URL": URL, "VERTEX_ENV_EXPIRES_AT": "1767225600"}
 
 any_value = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"), max_size=40
+    alphabet=st.characters(codec="utf-8", blacklist_characters="\0"), max_size=40
 ).filter(lambda v: not v.endswith("\r"))
 
 

@@ -305,7 +305,7 @@ def test_a_dripping_token_answer_ends_within_the_timeout_plus_a_second(
     assert emu.admin.stats()["requests"]["token"] == 2  # the deadline left no room for a retry
 
 
-_BAD_TOKEN_ANSWERS = {
+_BAD_TOKEN_ANSWERS: dict[str, dict[str, object]] = {
     "a number": {"access_token": 12345, "expires_in": 3600},
     "a list": {"access_token": ["a"], "expires_in": 3600},
     "empty": {"access_token": "", "expires_in": 3600},

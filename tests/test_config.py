@@ -286,7 +286,7 @@ def test_a_profile_is_immutable_and_compared_by_value_not_by_sources() -> None:
     q = profile_from({}, {"VERTEX_ENV_PROJECT": "my-project", "VERTEX_ENV_CONFIG": "/nonexistent"})
     assert p == q and hash(p) == hash(q) and p.sources != q.sources
     with pytest.raises(AttributeError):
-        p.project = "other-project"  # type: ignore[misc]
+        p.project = "other-project"  # type: ignore[misc,unused-ignore]
     assert (
         p.replace(project="other-project").project == "other-project" and p.project == "my-project"
     )

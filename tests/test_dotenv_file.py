@@ -18,7 +18,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -173,7 +173,7 @@ def read_docker(path: Path) -> dict[str, str]:
     return dict(item.split("=", 1) for item in env)
 
 
-READERS = {
+READERS: dict[str, Callable[[Path], Mapping[str, str | None]]] = {
     "python-dotenv": read_python_dotenv,
     "dash": read_posix_sh,
     "direnv": read_direnv,
@@ -279,7 +279,7 @@ def test_invalid_name_is_refused(tmp_path: Path) -> None:
 # --- byte preservation -------------------------------------------------------------------------
 
 garbage_chars = st.characters(
-    blacklist_categories=("Cs",),
+    codec="utf-8",
     blacklist_characters="\0\r\n'\"\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029",
 )
 OUR_LINE = re.compile(r"\s*(?:export\s+)?'?(?:" + "|".join(OURS) + ")")
@@ -325,9 +325,10 @@ def dotenv_files(draw: st.DrawFn) -> tuple[str, list[tuple[str | None, str, str]
         else:
             lines[-1] = (lines[-1][0], text, eol)
     bom = draw(st.sampled_from(["", "\ufeff"]))
-    if lines and draw(st.booleans()):
-        key, text, _ = lines[-1]
-        lines[-1] = (key, text, "")  # no newline at end of file
+    no_final_newline: bool = bool(lines) and draw(st.booleans())
+    if no_final_newline:
+        last_key, last_text, _ = lines[-1]
+        lines[-1] = (last_key, last_text, "")  # no newline at end of file
     return bom, lines
 
 

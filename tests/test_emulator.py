@@ -45,8 +45,9 @@ CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 TARGET_SA = "target@emulated-project.iam.gserviceaccount.com"
 
 
-def chat_status(bare_emu: EmulatorServer, token: str) -> int:
+def chat_status(bare_emu: EmulatorServer, token: str | None) -> int:
     """Status of a minimal chat completion made with `token` (200 means the emulator accepts it)."""
+    assert token, "the credentials hold no token"
     status, _, _ = http(
         bare_emu.chat_base_url() + "/chat/completions",
         method="POST",
@@ -61,7 +62,8 @@ def chat_status(bare_emu: EmulatorServer, token: str) -> int:
     return status
 
 
-def openai_client(bare_emu: EmulatorServer, token: str) -> openai.OpenAI:
+def openai_client(bare_emu: EmulatorServer, token: str | None) -> openai.OpenAI:
+    assert token, "the credentials hold no token"
     return openai.OpenAI(base_url=bare_emu.chat_base_url(project="p"), api_key=token, max_retries=0)
 
 
@@ -95,7 +97,7 @@ def test_authorized_user_refreshes_through_the_seam(
     bare_emu: EmulatorServer, tmp_path: Path
 ) -> None:
     creds = refreshed_user(tmp_path)
-    assert creds.token.startswith(TOKEN_PREFIX)
+    assert (creds.token or "").startswith(TOKEN_PREFIX)
     assert creds.expiry is not None
     assert chat_status(bare_emu, creds.token) == 200
     stats = bare_emu.admin.stats()
@@ -190,6 +192,7 @@ def test_impersonation_honours_lifetime_and_refuses_more_than_the_maximum(
         lifetime=600,
     )
     creds.refresh(make_request())
+    assert creds.expiry is not None
     remaining = (
         creds.expiry - datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
     ).total_seconds()
@@ -346,7 +349,7 @@ def test_openai_tool_calls_and_structured_output(bare_emu: EmulatorServer, tmp_p
         assert deltas[0].function is not None and deltas[0].function.name == "get_weather"
         assert json.loads(deltas[0].function.arguments or "") == {"city": "Oslo"}
 
-        schema = {
+        schema: dict[str, object] = {
             "type": "object",
             "properties": {
                 "name": {"type": "string"},
@@ -483,7 +486,7 @@ def test_delay_fault_then_normal_answer(bare_emu: EmulatorServer, tmp_path: Path
     started = time.perf_counter()
     creds = refreshed_user(tmp_path)
     assert time.perf_counter() - started >= 0.3
-    assert creds.token.startswith(TOKEN_PREFIX)
+    assert (creds.token or "").startswith(TOKEN_PREFIX)
 
 
 def test_non_json_fault_answers_html(bare_emu: EmulatorServer, tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ import google.oauth2.service_account
 import openai
 import pytest
 from conftest import http as http_request
+from openai.types.chat import ChatCompletionMessageParam
 
 from vertex_env.core.transport import make_request
 from vertex_env.emulator import (
@@ -548,11 +549,13 @@ def test_the_pytest_plugin_switches_refusals_for_an_apps_tests(
 ) -> None:
     emulator = vertex_env_offline.emulator
     emulator.refuse(OFFLINE_PROJECT, "BILLING_DISABLED")
-    hello = [{"role": "user", "content": "hi"}]
+    hello: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
     with openai.OpenAI(max_retries=0) as client:  # the app's own client, from OPENAI_* variables
         with pytest.raises(openai.PermissionDeniedError) as err:
             client.chat.completions.create(model="google/gemini-2.5-flash", messages=hello)
-        assert err.value.body[0]["error"]["details"][0]["reason"] == "BILLING_DISABLED"
+        body = err.value.body
+        assert isinstance(body, list)
+        assert body[0]["error"]["details"][0]["reason"] == "BILLING_DISABLED"
         assert emulator.vertex_requests()[-1]["reason"] == "BILLING_DISABLED"
         emulator.allow()
         client.chat.completions.create(model="google/gemini-2.5-flash", messages=hello)

@@ -279,7 +279,7 @@ def test_the_admin_api_refuses_endpoints_vertex_could_not_have(bare_emu: Emulato
         ({"location": "us-central1", "project": "My First Project"}, "not a project id"),
     ):
         with pytest.raises(EmulatorAdminError, match=message):
-            admin.deploy_endpoint("x", model="m", **kwargs)  # type: ignore[arg-type]
+            admin.deploy_endpoint("x", model="m", **kwargs)
     admin.deploy_endpoint("x", location="us-central1", model="m", endpoint_id="42")
     with pytest.raises(EmulatorAdminError, match="exists already"):
         admin.deploy_endpoint("y", location="us-central1", model="m", endpoint_id="42")

@@ -165,7 +165,7 @@ class _RecordingProxy(http_server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def corporate_proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    seen: ClassVar[list[str]] = []
+    seen: list[str] = []
     handler = type("Recording", (_RecordingProxy,), {"seen": seen})
     server = http_server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

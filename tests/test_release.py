@@ -173,7 +173,7 @@ def test_the_sdist_and_wheel_pass_twine_check_strict_and_carry_what_the_tests_ne
     assert "vertex_env/shell/kubernetes/sidecar.yaml" in in_wheel
     for names in (in_sdist, in_wheel):
         assert not [n for n in names if n.endswith(".env")]
-    assert "Operating System :: POSIX" in metadata.get_all("Classifier")
-    urls = dict(u.split(", ", 1) for u in metadata.get_all("Project-URL"))
+    assert "Operating System :: POSIX" in (metadata.get_all("Classifier") or [])
+    urls = dict(u.split(", ", 1) for u in metadata.get_all("Project-URL") or [])
     assert urls["Repository"] == PROJECT["urls"]["Repository"]
     assert metadata["Version"] == __version__

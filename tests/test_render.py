@@ -54,9 +54,7 @@ NASTY = [
 ]
 
 # Anything but NUL (and surrogates, which no UTF-8 text holds).
-values = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"), max_size=40
-)
+values = st.text(alphabet=st.characters(codec="utf-8", blacklist_characters="\0"), max_size=40)
 shell_settings = settings(
     max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -132,7 +130,7 @@ def test_any_value_round_trips_through_quoted_eval(
 
 # Unquoted `eval $(…)` splits words and globs: it keeps values without blanks or glob characters intact.
 unsplittable = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\0 \t\n*?["),
+    alphabet=st.characters(codec="utf-8", blacklist_characters="\0 \t\n*?["),
     max_size=40,
 )
 

@@ -74,13 +74,14 @@ class Victim:
         return path
 
     def vertex_env(self, *args: str, **popen: object) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
+        process: subprocess.Popen[bytes] = subprocess.Popen(
             self.account.argv(*self.python, *args),
             env=self.env,
             cwd=self.root,
             start_new_session=True,
             **popen,  # type: ignore[call-overload]
         )
+        return process
 
 
 @pytest.fixture

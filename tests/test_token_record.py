@@ -40,7 +40,7 @@ def test_minted_cached_and_served_tokens_are_one_type(emu: EmulatorServer) -> No
 def test_a_token_is_immutable_and_its_repr_hides_the_value() -> None:
     token = Token("ya29.secret", 2000.0, 1000.0, "me@example.com", "authorized_user")
     with pytest.raises(AttributeError):
-        token.value = "ya29.other"  # type: ignore[misc]
+        token.value = "ya29.other"  # type: ignore[misc,unused-ignore]
     with pytest.raises(AttributeError):
         del token.expires_at
     assert "ya29" not in repr(token) and "me@example.com" in repr(token)
