@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import Account, wait_for, wait_for_file
 
-from vertex_env.emulator import EmulatorServer, write_authorized_user
+from vertex_env.emulator import EmulatorServer, write_authorized_user, write_external_account
 from vertex_env.system.lifeline import GRACE
 
 pytestmark = pytest.mark.skipif(
@@ -344,7 +344,7 @@ def test_run_refuses_an_env_file_of_another_user(
     assert not ran.exists()
 
 
-@pytest.mark.parametrize("what", ["config", "adc"])
+@pytest.mark.parametrize("what", ["config", "adc", "credential_source"])
 def test_a_config_or_credential_file_of_another_user_is_refused(
     victim: Victim, accounts: tuple[Account, Account], shared_folder: Path, what: str
 ) -> None:
@@ -353,9 +353,15 @@ def test_a_config_or_credential_file_of_another_user_is_refused(
     if what == "config":  # it would send the token to evil.example
         planted.write_text('[default]\nproject = "p"\nhost = "evil.example"\n')
         env = {"VERTEX_ENV_CONFIG": str(planted)}
-    else:  # a valid ADC of the attacker's: the victim would act as (and leak prompts to) the attacker
+    elif (
+        what == "adc"
+    ):  # a valid ADC of the attacker's: the victim would act as (and leak prompts to) the attacker
         planted.write_bytes(Path(victim.env["GOOGLE_APPLICATION_CREDENTIALS"]).read_bytes())
         env = {"GOOGLE_APPLICATION_CREDENTIALS": str(planted)}
+    else:  # the victim's own workload identity file, its subject token planted by the attacker
+        adc = write_external_account(victim.root / "wif.json", subject_token_file=planted)
+        os.chown(adc, victim.account.uid, victim.account.gid)
+        env = {"GOOGLE_APPLICATION_CREDENTIALS": str(adc)}
     planted.chmod(0o644)
     os.chown(planted, attacker.uid, attacker.gid)
     result = run_as_victim(victim, "export", env=env)
