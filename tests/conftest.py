@@ -18,6 +18,8 @@ import pytest
 from vertex_env.system.loopback import PROXY_VARIABLES, opener_for
 
 if TYPE_CHECKING:
+    from netns import ContainerNetwork
+
     from vertex_env.emulator import EmulatorServer
 
 _CLEARED_PREFIXES = ("GOOGLE_", "GCE_", "CLOUDSDK_", "OPENAI_", "VERTEX_ENV_")
@@ -281,3 +283,35 @@ def foreign_python(accounts: tuple[Account, Account]) -> list[str]:
         "(the checkout and its venv must be readable by other users)"
     )
     raise AssertionError("unreachable")
+
+
+# --- a container network without Docker (issue 19): a network namespace and a veth pair ----------------------
+
+
+@pytest.fixture
+def container_network() -> Iterator[ContainerNetwork]:
+    """A `tests.netns.ContainerNetwork`, opened, deleted after the test: as root, a namespace with a veth pair
+    stands in for a container's network. Skips (fails under VERTEX_ENV_REQUIRE_TOOLS=1) without root or `ip`."""
+    yield from _container_network()
+
+
+@pytest.fixture(scope="module")
+def module_container_network() -> Iterator[ContainerNetwork]:
+    """`container_network` shared by a module's tests (one namespace; its tests must not disturb each other)."""
+    yield from _container_network()
+
+
+def _container_network() -> Iterator[ContainerNetwork]:
+    from netns import ContainerNetwork, NetnsUnavailable
+
+    if os.geteuid() != 0:
+        _unavailable("a network namespace needs root (CI runs as root)")
+    network = ContainerNetwork(require_tool("ip"))
+    try:
+        network.open()
+    except NetnsUnavailable as err:
+        _unavailable(f"cannot make a network namespace here: {err}")
+    try:
+        yield network
+    finally:
+        network.close()

@@ -21,7 +21,7 @@ import pytest
 from vertex_env.cli.group import main
 from vertex_env.emulator import TOKEN_PREFIX, EmulatorServer
 from vertex_env.environment import resolve
-from vertex_env.errors import ConfigError
+from vertex_env.errors import ConfigError, UsageError
 from vertex_env.proxy.server import (
     KEEPALIVE_TIMEOUT,
     MAX_BODY,
@@ -101,13 +101,14 @@ def test_accepts_loopback_addresses(host: str, bound: str) -> None:
     assert check_loopback(host) == bound
 
 
-def test_serve_listen_on_all_interfaces_is_a_config_error(
+def test_serve_listen_on_all_interfaces_without_a_fixed_key_is_a_usage_error(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert main(["serve", "--listen", "0.0.0.0"]) == ConfigError.exit_code
+    """Issue 19: beyond loopback only with a fixed key (tests/test_bridge_listen.py has the rest)."""
+    assert main(["serve", "--listen", "0.0.0.0"]) == UsageError.exit_code
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert "refusing to listen on '0.0.0.0'" in captured.err
+    assert "refusing to listen on 0.0.0.0 without a fixed key: give --key-file" in captured.err
 
 
 # -- the key file: refused when others could read or write it, as ssh refuses a private key -------------

@@ -687,6 +687,11 @@ def test_a_key_file_as_the_kubelet_mounts_it_is_read_by_its_group_only(
 
 def _as_user(uid: int, gid: int, check: Callable[[], bool]) -> str:
     """`check()` run in a forked child with effective uid/gid of another user; its result or error, as text."""
+    # What read_key_file imports lazily, imported here: the child, as the other user, may be unable to read
+    # the interpreter's lib-dynload (pyenv's under root's 0700 home), and `grp` failing to import is no verdict.
+    import grp  # noqa: F401
+    import pwd  # noqa: F401
+
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child

@@ -25,6 +25,7 @@ from vertex_env.config.values import (
     LOG_FORMATS,
     parse_switch,
     validate_address,
+    validate_allow_hosts,
     validate_api_version,
     validate_base_url,
     validate_credentials,
@@ -89,6 +90,7 @@ class Option:
         "kind",
         "metavar",
         "name",
+        "repeat",
         "show_default",
         "switch",
         "validate",
@@ -111,6 +113,7 @@ class Option:
         complete: str = "",
         aliases: tuple[str, ...] = (),
         show_default: bool = False,
+        repeat: bool = False,
     ) -> None:
         self.name = name
         self.flag = flag
@@ -129,6 +132,9 @@ class Option:
         self.aliases = aliases
         #: Whether --help shows the default (the per-command options whose default is not "unset").
         self.show_default = show_default
+        #: Whether the flag may be given several times (its values arrive as a tuple; the variable holds a
+        #: comma-separated list).
+        self.repeat = repeat
 
     def __repr__(self) -> str:
         return f"Option({self.name!r}, {self.flag!r}, {self.env!r})"
@@ -359,7 +365,8 @@ ALL_OPTIONS: tuple[Option, ...] = (
         (),
         validate_address,
         "127.0.0.1",
-        "Loopback address to listen on (127.0.0.1, ::1 or localhost; nothing else).",
+        "Address to listen on: loopback (127.0.0.1, ::1, localhost), or with a fixed key (--key-file or "
+        "VERTEX_ENV_PROXY_KEY) any address of this machine, 0.0.0.0 or :: (containers, other machines).",
         kind=SERVE,
         metavar="ADDRESS",
         aliases=("--bind",),
@@ -396,6 +403,43 @@ ALL_OPTIONS: tuple[Option, ...] = (
         validate_existing_file,
         None,
         "Read a fixed local key from FILE (default: random per run; or set VERTEX_ENV_PROXY_KEY).",
+        kind=SERVE,
+        metavar="FILE",
+        complete="file",
+    ),
+    Option(
+        "allow_hosts",
+        "--allow-host",
+        "VERTEX_ENV_PROXY_ALLOW_HOSTS",
+        (),
+        validate_allow_hosts,
+        (),
+        "Also answer requests whose Host is NAME (repeatable; the variable: comma separated), e.g. the name "
+        "containers reach this proxy by. Loopback and the listening address are always allowed; other Hosts get 421.",
+        kind=SERVE,
+        metavar="NAME",
+        repeat=True,
+    ),
+    Option(
+        "tls_cert",
+        "--tls-cert",
+        "VERTEX_ENV_PROXY_TLS_CERT",
+        (),
+        validate_existing_file,
+        None,
+        "Serve https with this PEM certificate (chain); needs --tls-key.",
+        kind=SERVE,
+        metavar="FILE",
+        complete="file",
+    ),
+    Option(
+        "tls_key",
+        "--tls-key",
+        "VERTEX_ENV_PROXY_TLS_KEY",
+        (),
+        validate_existing_file,
+        None,
+        "The certificate's PEM private key (unencrypted; yours, mode 0600, as --key-file); needs --tls-cert.",
         kind=SERVE,
         metavar="FILE",
         complete="file",

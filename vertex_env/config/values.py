@@ -300,6 +300,35 @@ def validate_address(value: str) -> str:
     return value
 
 
+#: A name a client may send as Host (`--allow-host`): a DNS name (underscores too, as container names have),
+#: an IPv4 address, or an IPv6 address with or without brackets; no port, no wildcard.
+_ALLOWED_HOST_RE = (
+    r"(?=.{1,253}\Z)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*"
+    r"|\[?[0-9a-f:.]{2,45}\]?"
+)
+
+
+def validate_allow_hosts(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Host names `serve` answers to besides loopback and its address: repeated flags, each of which (and the
+    variable) may hold several, comma separated. Lowercased; IPv6 brackets dropped."""
+    items = [value] if isinstance(value, str) else list(value)
+    names: list[str] = []
+    for item in items:
+        for part in item.split(","):
+            name = part.strip().lower()
+            if not name:
+                continue
+            if not re.fullmatch(_ALLOWED_HOST_RE, name):
+                raise ConfigError(
+                    f"invalid allowed host {shown(part.strip())}: expected a host name or an IP address, "
+                    "without scheme, port or wildcard (e.g. vertex-env or host.docker.internal)"
+                )
+            names.append(name.strip("[]"))
+    if not names:
+        raise ConfigError("invalid allowed host '': expected a host name or an IP address")
+    return tuple(dict.fromkeys(names))
+
+
 def validate_file_path(value: str | Path) -> Path:
     """A file to write: anything but an existing directory."""
     from pathlib import Path

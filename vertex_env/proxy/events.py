@@ -23,6 +23,7 @@ REFUSAL_REASONS = (
     "wrong_key",
     "outside_base",
     "too_large",
+    "throttled",
 )
 
 
@@ -30,7 +31,9 @@ def refusal_reason(status: int, sent_authorization: bool) -> str:
     """The reason label for a refusal the proxy's gate answered with `status`."""
     if status == 401:
         return "wrong_key" if sent_authorization else "no_key"
-    return {421: "foreign_host", 404: "outside_base", 413: "too_large"}.get(status, "bad_request")
+    return {421: "foreign_host", 404: "outside_base", 413: "too_large", 429: "throttled"}.get(
+        status, "bad_request"
+    )
 
 
 class ProxyEvents:
@@ -47,6 +50,9 @@ class ProxyEvents:
 
     def first_byte(self, request: web.BaseRequest) -> None:
         """The first chunk of a streamed answer has been written to the client."""
+
+    def connection_cut(self) -> None:
+        """A connection from an address blocked for repeated wrong keys was closed unread."""
 
     def upstream_refused(self, request: web.BaseRequest, reason: str) -> None:
         """Vertex refused the request (status >= 400); `reason` is Google's ErrorInfo reason, else its status."""

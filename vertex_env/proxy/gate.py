@@ -8,6 +8,7 @@ an OpenAI-shaped error response for a request that must not be forwarded, None f
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
@@ -82,6 +83,23 @@ def unsafe_suffix(suffix: str) -> bool:
     return False
 
 
+def _arrived_on(request: web.BaseRequest, name: str) -> bool:
+    """Whether `name` is the local address the request's connection arrived on (an IPv4-mapped address of a
+    dual-stack socket counts as its IPv4 address)."""
+    transport = request.transport
+    sockname = transport.get_extra_info("sockname") if transport is not None else None
+    if not sockname:
+        return False
+    try:
+        local = ipaddress.ip_address(str(sockname[0]).split("%", 1)[0])
+        sent = ipaddress.ip_address(name.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(local, ipaddress.IPv6Address) and local.ipv4_mapped is not None:
+        local = local.ipv4_mapped
+    return sent == local
+
+
 def host_name(host: str) -> str:
     """The name in a Host header, without port or IPv6 brackets, lowercased."""
     host = host.strip().lower()
@@ -91,13 +109,18 @@ def host_name(host: str) -> str:
 
 
 class Gate:
-    """The checks every request passes before it is forwarded: origin-form, a loopback Host (no DNS
+    """The checks every request passes before it is forwarded: origin-form, a Host of ours (no DNS
     rebinding), the local key (constant time), a path under the Vertex base without dot segments."""
 
-    def __init__(self, key: str, bound: str, base_path: str) -> None:
+    def __init__(
+        self, key: str, bound: str, base_path: str, allow_hosts: Iterable[str] = ()
+    ) -> None:
         self._key_bytes = f"Bearer {key}".encode("ascii")
         self.base_path = base_path
-        self.allowed_hosts = frozenset({bound, "localhost", "127.0.0.1", "::1"})
+        # Listening on 0.0.0.0 or ::, "our address" is the one each connection arrived on, not the wildcard.
+        self.wildcard = ipaddress.ip_address(bound).is_unspecified
+        ours = set() if self.wildcard else {bound}
+        self.allowed_hosts = frozenset({*ours, "localhost", "127.0.0.1", "::1", *allow_hosts})
         self._host_values: frozenset[str] = frozenset()  # the exact Host headers clients send
 
     def listening(self, port: int) -> None:
@@ -107,13 +130,16 @@ class Gate:
         )
 
     def wrong_host(self, request: web.BaseRequest) -> bool:
-        """DNS rebinding: a web page may resolve its own name to 127.0.0.1, never make it the Host."""
+        """DNS rebinding: a web page may resolve its own name to our address, never make it the Host. The
+        Host must be loopback, the address listened on (or, on 0.0.0.0 and ::, the one the connection
+        arrived on), or a name allowed with --allow-host."""
         host = request.headers.get("Host")
-        return (
-            host is not None
-            and host not in self._host_values
-            and host_name(host) not in self.allowed_hosts
-        )
+        if host is None or host in self._host_values:
+            return False
+        name = host_name(host)
+        if name in self.allowed_hosts:
+            return False
+        return not (self.wildcard and _arrived_on(request, name))
 
     def refusal(
         self, request: web.Request, guard: ConnectionGuard | None = None

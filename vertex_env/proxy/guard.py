@@ -5,6 +5,8 @@ authenticated request, and logs that stay small and secret-free however much gar
   authenticated request is dropped to make room (half-sent requests cannot starve clients with the key); when
   every connection is authenticated, the new one gets a bare 503 and is closed.
 - A connection that has not sent a request with the key within `header_timeout` seconds is closed.
+- A connection from an address blocked for repeated wrong keys (vertex_env.proxy.throttle) is closed as soon as
+  it is accepted, before a byte is read.
 - aiohttp's own log lines (a traceback per malformed request, which may quote a header next to Authorization)
   and the event loop's accept errors become one line per kind, at most one per kind every `LOG_INTERVAL`
   seconds, naming only the exception class: never a header, never a traceback.
@@ -18,9 +20,12 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = ["ConnectionGuard", "GuardedSite", "RateLimitedLog", "quiet_server_logger"]
 
@@ -99,6 +104,9 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, only alike: no isinstance check here.
         self.transport = cast(asyncio.Transport, transport)
+        if self.guard.cut(transport):
+            self.transport.abort()
+            return
         if not self.guard.admit(self):
             self.transport.write(_REFUSE_FULL)
             self.transport.close()
@@ -153,10 +161,21 @@ class _Connection(asyncio.Protocol):
 class ConnectionGuard:
     """The cap and the deadline for one proxy; `protocol_factory` wraps aiohttp's."""
 
-    def __init__(self, max_connections: int, header_timeout: float, lines: RateLimitedLog) -> None:
+    def __init__(
+        self,
+        max_connections: int,
+        header_timeout: float,
+        lines: RateLimitedLog,
+        *,
+        blocked: Callable[[str], float] | None = None,
+        on_cut: Callable[[], None] = lambda: None,
+    ) -> None:
         self.max_connections = max(1, max_connections)
         self.header_timeout = header_timeout
         self.lines = lines
+        #: Seconds an address is still blocked for repeated wrong keys (vertex_env.proxy.throttle), if any.
+        self.blocked = blocked
+        self.on_cut = on_cut
         self._pending: OrderedDict[_Connection, None] = OrderedDict()  # oldest first
         self._trusted: set[_Connection] = set()
         self._by_transport: dict[asyncio.BaseTransport, _Connection] = {}
@@ -169,6 +188,17 @@ class ConnectionGuard:
         self, inner: Callable[[], asyncio.Protocol]
     ) -> Callable[[], asyncio.Protocol]:
         return lambda: _Connection(self, inner())
+
+    def cut(self, transport: asyncio.BaseTransport) -> bool:
+        """Whether a new connection comes from an address blocked for repeated wrong keys (it is then closed
+        unread)."""
+        if self.blocked is None:
+            return False
+        peer = transport.get_extra_info("peername")
+        if not peer or not self.blocked(str(peer[0])):
+            return False
+        self.on_cut()
+        return True
 
     def admit(self, connection: _Connection) -> bool:
         if self.open >= self.max_connections:
@@ -225,12 +255,17 @@ class ConnectionGuard:
 
 
 class GuardedSite(web.BaseSite):
-    """aiohttp's TCPSite, with every connection passing through a ConnectionGuard."""
+    """aiohttp's TCPSite, with every connection passing through a ConnectionGuard (and TLS, given a context)."""
 
     def __init__(
-        self, runner: web.BaseRunner, host: str, port: int, guard: ConnectionGuard
+        self,
+        runner: web.BaseRunner,
+        host: str,
+        port: int,
+        guard: ConnectionGuard,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        super().__init__(runner)
+        super().__init__(runner, ssl_context=ssl_context)
         self._host = host
         self._port = port
         self._guard = guard
@@ -244,13 +279,23 @@ class GuardedSite(web.BaseSite):
     @property
     def name(self) -> str:
         host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self._port}"
+        scheme = "https" if self._ssl_context else "http"
+        return f"{scheme}://{host}:{self._port}"
 
     async def start(self) -> None:
         await super().start()
         server = self._runner.server
         assert server is not None
         loop = asyncio.get_running_loop()
+        tls: dict[str, Any] = {}
+        if self._ssl_context is not None:
+            # A handshake that never ends holds a socket before the guard sees the connection: bound it as
+            # the guard bounds a request without the key.
+            tls = {"ssl": self._ssl_context, "ssl_handshake_timeout": self._guard.header_timeout}
         self._server = await loop.create_server(
-            self._guard.protocol_factory(server), self._host, self._port, backlog=self._backlog
+            self._guard.protocol_factory(server),
+            self._host,
+            self._port,
+            backlog=self._backlog,
+            **tls,
         )

@@ -70,6 +70,11 @@ class ProxyMetrics:
             registry=r,
         )
         self._refused = {reason: refused.labels(reason) for reason in REFUSAL_REASONS}
+        self.connections_cut = Counter(
+            "vertex_env_proxy_blocked_connections",
+            "Connections closed unread because their address sent too many wrong or missing keys.",
+            registry=r,
+        )
         self.token_refreshes = Counter(
             "vertex_env_token_refreshes",
             "Times the proxy replaced its held Google token (from the shared cache or minted).",

@@ -18,9 +18,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import re
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -37,18 +38,23 @@ from vertex_env.proxy.events import ProxyEvents
 from vertex_env.proxy.gate import REQUEST_DROP, RESPONSE_DROP, Gate, error, filtered
 from vertex_env.proxy.guard import ConnectionGuard, GuardedSite, RateLimitedLog, quiet_server_logger
 from vertex_env.proxy.refusal_log import MAX_KEPT, UpstreamRefusals
+from vertex_env.proxy.throttle import WrongKeyThrottle
 from vertex_env.system.hardening import raise_open_file_limit
 from vertex_env.system.loop_thread import LoopThread
 from vertex_env.system.loopback import (
     DEFAULT_HOST,
     KEY_ENV,
     check_key,
+    check_listen,
     check_loopback,
     goes_direct,
+    is_loopback,
     new_key,
 )
 
 if TYPE_CHECKING:
+    import ssl
+
     from vertex_env.core.source import TokenSource
 
 __all__ = [
@@ -128,16 +134,21 @@ class LoopbackProxy:
         read_timeout: float = 300.0,
         max_connections: int | None = None,
         header_timeout: float = HEADER_TIMEOUT,
+        allow_hosts: Iterable[str] = (),
+        tls: ssl.SSLContext | None = None,
     ) -> None:
-        self.host = check_loopback(host)
+        # Beyond loopback only with a fixed key (vertex_env.system.loopback.check_listen).
+        self.host = check_listen(host, key is not None)
         self.port = port
         self.key = check_key(key) if key is not None else new_key()
+        self.allow_hosts = tuple(allow_hosts)
+        self.tls = tls
         parts = urlsplit(upstream)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
             raise ConfigError(f"invalid upstream base URL {upstream!r}")
         self.upstream = upstream.rstrip("/")
         self.base_path = parts.path.rstrip("/")
-        self.gate = Gate(self.key, self.host, self.base_path)
+        self.gate = Gate(self.key, self.host, self.base_path, self.allow_hosts)
         self.quota_project = quota_project
         self.max_body = max_body
         self.keepalive_timeout = keepalive_timeout
@@ -163,13 +174,22 @@ class LoopbackProxy:
         self.max_connections = max_connections
         self.header_timeout = header_timeout
         self.lines = RateLimitedLog(log)
+        # Wrong keys counted per client address, repeated ones cut off a while: beyond loopback only.
+        self.throttle = None if is_loopback(self.host) else WrongKeyThrottle(self.lines)
         self.guard: ConnectionGuard | None = None
         # The task of each request being served, for a forced stop (abort_in_flight).
         self._in_flight: set[asyncio.Task[Any]] = set()
 
     @classmethod
     def for_environment(
-        cls, env: Environment, *, key: str | None = None, host: str = DEFAULT_HOST, port: int = 0
+        cls,
+        env: Environment,
+        *,
+        key: str | None = None,
+        host: str = DEFAULT_HOST,
+        port: int = 0,
+        allow_hosts: Iterable[str] = (),
+        tls: ssl.SSLContext | None = None,
     ) -> LoopbackProxy:
         """A proxy to `env.base_url` with tokens from `env.token_source` and the profile's quota project."""
         return cls(
@@ -180,17 +200,42 @@ class LoopbackProxy:
             min_ttl=env.profile.min_ttl,
             host=host,
             port=port,
+            allow_hosts=allow_hosts,
+            tls=tls,
         )
 
     @property
+    def wildcard(self) -> bool:
+        """Listening on every interface (0.0.0.0 or ::)."""
+        return self.gate.wildcard
+
+    def origin_for(self, host: str) -> str:
+        """`scheme://host:port` of this proxy reached by `host` (a name or an address)."""
+        name = f"[{host}]" if ":" in host else host
+        return f"{'https' if self.tls is not None else 'http'}://{name}:{self.port}"
+
+    @property
     def origin(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        """The origin a client on this machine uses: the address listened on, or for 0.0.0.0 and :: the
+        loopback address of the same family (a wildcard is no address to connect to)."""
+        if self.wildcard:
+            return self.origin_for("::1" if ":" in self.host else "127.0.0.1")
+        return self.origin_for(self.host)
 
     @property
     def base_url(self) -> str:
         """The OPENAI_BASE_URL a client uses: same path shape as the Vertex base, on the proxy."""
         return self.origin + self.base_path
+
+    @property
+    def base_urls(self) -> list[str]:
+        """Every base URL a client may use: `base_url`, then one per name allowed with --allow-host."""
+        urls = [self.base_url]
+        for name in self.allow_hosts:
+            url = self.origin_for(name) + self.base_path
+            if url not in urls:
+                urls.append(url)
+        return urls
 
     def variables(self) -> dict[str, str]:
         """OPENAI_BASE_URL and OPENAI_API_KEY for a client of this proxy."""
@@ -202,7 +247,13 @@ class LoopbackProxy:
             await self.tokens.aget()
         open_files = raise_open_file_limit()
         cap = self.max_connections or connection_cap(open_files)
-        self.guard = guard = ConnectionGuard(cap, self.header_timeout, self.lines)
+        self.guard = guard = ConnectionGuard(
+            cap,
+            self.header_timeout,
+            self.lines,
+            blocked=self.throttle.blocked if self.throttle is not None else None,
+            on_cut=lambda: self.events.connection_cut(),
+        )
         loop = asyncio.get_running_loop()
         if loop.get_exception_handler() is None:
             loop.set_exception_handler(guard.loop_exception_handler(None))
@@ -234,7 +285,7 @@ class LoopbackProxy:
         )
         try:
             await runner.setup()
-            site = GuardedSite(runner, self.host, self.port, guard)
+            site = GuardedSite(runner, self.host, self.port, guard, self.tls)
             await site.start()
         except OSError as err:
             await runner.cleanup()
@@ -308,6 +359,8 @@ class LoopbackProxy:
         self.stats.requests += 1
         refusal = self.gate.refusal(request, self.guard)
         if refusal is not None:
+            if refusal.status == 401 and self.throttle is not None:
+                refusal = self._count_wrong_key(request, refusal)
             self.stats.refuse(refusal.status)
             self.events.refused(request, refusal.status)
             return refusal
@@ -369,6 +422,24 @@ class LoopbackProxy:
             )
 
         return await self._relay(request, upstream, refused)
+
+    def _count_wrong_key(self, request: web.Request, refusal: web.Response) -> web.Response:
+        """Count a wrong or missing key against the client's address; once it is blocked, answer 429 and
+        close the connection (vertex_env.proxy.throttle)."""
+        assert self.throttle is not None
+        reason = "wrong_key" if "Authorization" in request.headers else "no_key"
+        seconds = self.throttle.failed(request.remote, reason)
+        if not seconds:
+            return refusal
+        throttled = error(
+            429,
+            "vertex-env proxy: too many wrong or missing API keys from your address; "
+            f"retry in {math.ceil(seconds)} s with the right key",
+            "too_many_wrong_keys",
+        )
+        throttled.headers["Retry-After"] = str(math.ceil(seconds))
+        throttled.force_close()
+        return throttled
 
     def _no_token(self, err: VertexEnvError, when: str = "") -> web.Response:
         self.stats.upstream_errors += 1

@@ -199,6 +199,10 @@ class Sidecar(ProxyEvents):
         if self.metrics is not None:
             self.metrics.refused(reason)
 
+    def connection_cut(self) -> None:
+        if self.metrics is not None:
+            self.metrics.connections_cut.inc()
+
     def upstream_answered(self, seconds: float, status: int) -> None:
         if self.metrics is not None:
             self.metrics.upstream_latency.observe(seconds)
@@ -344,6 +348,7 @@ class Sidecar(ProxyEvents):
                     }
                     if refused is not None:
                         fields["refused"] = refused
+                        fields["client"] = request.remote  # an address, never a header
                         if skipped:
                             fields["suppressed"] = skipped  # refusals of this kind not logged since
                     if _UPSTREAM_REASON in request:

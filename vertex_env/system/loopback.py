@@ -6,16 +6,17 @@ Light on purpose (no aiohttp): `serve` checks its arguments and reads its key fi
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import secrets
 import stat
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from vertex_env.errors import ConfigError
+from vertex_env.errors import ConfigError, UsageError
 from vertex_env.system.echo import printable
 from vertex_env.system.quoting import quote_sh
 
@@ -30,12 +31,15 @@ __all__ = [
     "PROXY_VARIABLES",
     "bypass_proxy_for_loopback",
     "check_key",
+    "check_listen",
     "check_loopback",
     "fixed_key",
     "goes_direct",
     "is_loopback",
+    "is_wildcard",
     "new_key",
     "opener_for",
+    "private_file",
     "read_key_file",
 ]
 
@@ -135,6 +139,35 @@ def check_loopback(host: str) -> str:
     return str(ipaddress.ip_address(name))
 
 
+def is_wildcard(host: str) -> bool:
+    """True for the unspecified addresses (0.0.0.0, ::): a listener there answers on every interface."""
+    try:
+        return ipaddress.ip_address(_bare(host)).is_unspecified
+    except ValueError:
+        return False
+
+
+def check_listen(host: str, keyed: bool) -> str:
+    """The address to bind for `--listen host`: loopback as `check_loopback` says; any other IP address
+    (0.0.0.0, ::, an interface's) only when the key is fixed (`keyed`): a per-run random key is useless to an
+    app configured once, and a listener beyond loopback without a key is never allowed. UsageError otherwise."""
+    if is_loopback(host):
+        return check_loopback(host)
+    try:
+        address = ipaddress.ip_address(_bare(host))
+    except ValueError:
+        raise UsageError(
+            f"invalid --listen {printable(host)!r}: expected an IP address "
+            "(127.0.0.1, ::1, 0.0.0.0, ::, or an address of this machine's) or localhost"
+        ) from None
+    if not keyed:
+        raise UsageError(
+            f"refusing to listen on {address} without a fixed key: give --key-file FILE "
+            f"(or {KEY_ENV}, at least {MIN_KEY_LENGTH} characters); apps beyond loopback need a key that lasts"
+        )
+    return str(address)
+
+
 def check_key(key: str) -> str:
     """The key, if it is one: at least MIN_KEY_LENGTH visible ASCII characters (no space, no control
     character: an ESC in VERTEX_ENV_PROXY_KEY would reach a terminal or a header)."""
@@ -175,41 +208,50 @@ def _others_in_group(gid: int) -> list[str]:
     return sorted(set(members + primary))
 
 
-def read_key_file(path: Path) -> str:
-    """The key in `path`, refused as ssh refuses a private key others could read: the file (a symlink is
-    followed) must be a regular file owned by us or root, with no group or other permission bits — except
-    the form the kubelet gives a 0400 secret under `fsGroup` (root-owned 0440, our own group)."""
+@contextlib.contextmanager
+def private_file(path: Path, what: str = "key file") -> Iterator[int]:
+    """A descriptor of `path` opened for reading, refused as ssh refuses a private key others could read: the
+    file (a symlink is followed) must be a regular file owned by us or root, with no group or other permission
+    bits — except the form the kubelet gives a 0400 secret under `fsGroup` (root-owned 0440, our own group).
+    `what` names the file in the one-line error (`key file`, `TLS key file`)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as err:
-        raise ConfigError(f"cannot read key file {path}: {err.strerror or err}") from None
+        raise ConfigError(f"cannot read {what} {path}: {err.strerror or err}") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise ConfigError(f"key file {path} is not a regular file")
+            raise ConfigError(f"{what} {path} is not a regular file")
         if st.st_uid not in (os.geteuid(), 0):
             raise ConfigError(
-                f"key file {path} belongs to another user (uid {st.st_uid}); refusing a key others control",
-                hint="use a key file of your own, mode 0600",
+                f"{what} {path} belongs to another user (uid {st.st_uid}); refusing a key others control",
+                hint=f"use a {what} of your own, mode 0600",
             )
         if st.st_mode & 0o077 and _kubelet_secret(st):
             others = _others_in_group(st.st_gid)
             if others:
                 raise ConfigError(
-                    f"key file {path} is readable by group {st.st_gid}, which other users are in too "
+                    f"{what} {path} is readable by group {st.st_gid}, which other users are in too "
                     f"({printable(', '.join(others))}); refusing it",
-                    hint="give the pod an fsGroup of its own, or the key file mode 0400",
+                    hint=f"give the pod an fsGroup of its own, or the {what} mode 0400",
                 )
         elif st.st_mode & 0o077:
             raise ConfigError(
-                f"key file {path} is accessible by others (mode {stat.S_IMODE(st.st_mode):04o}); refusing it",
+                f"{what} {path} is accessible by others (mode {stat.S_IMODE(st.st_mode):04o}); refusing it",
                 hint=f"run: chmod 600 {quote_sh(str(path))}",
             )
-        data = os.read(fd, _MAX_KEY_FILE + 1)
-    except OSError as err:
-        raise ConfigError(f"cannot read key file {path}: {err.strerror or err}") from None
+        yield fd
     finally:
         os.close(fd)
+
+
+def read_key_file(path: Path) -> str:
+    """The key in `path`, a file `private_file` accepts: one line of at least MIN_KEY_LENGTH visible characters."""
+    with private_file(path) as fd:
+        try:
+            data = os.read(fd, _MAX_KEY_FILE + 1)
+        except OSError as err:
+            raise ConfigError(f"cannot read key file {path}: {err.strerror or err}") from None
     if len(data) > _MAX_KEY_FILE:
         raise ConfigError(f"key file {path} is over {_MAX_KEY_FILE} bytes: not a key")
     try:

@@ -57,6 +57,9 @@ def _click_settings(opt: option_table.Option) -> dict[str, Any]:
     settings: dict[str, Any] = {"default": None, "help": f"{opt.help} [{shown}env: {opt.env}]"}
     if opt.switch:
         settings["is_flag"] = True
+    elif opt.repeat:
+        settings["multiple"] = True
+        settings["metavar"] = opt.metavar
     elif opt.choices:
         settings["type"] = click.Choice(opt.choices)
     else:
