@@ -76,7 +76,15 @@ class LoopThread:
 
 
 def _close(loop: asyncio.AbstractEventLoop) -> None:
-    """Finish what the loop still owns (executor threads, async generators), then close it."""
+    """Finish what the loop still owns (tasks a cleanup did not end, such as a handler still waiting on a hung
+    upstream; async generators; executor threads), then close it. A task left pending on a closed loop is
+    reported as "Task was destroyed but it is pending!" whenever the collector meets it, in whatever runs then."""
+    with contextlib.suppress(Exception):
+        pending = asyncio.all_tasks(loop)
+        if pending:  # gather() of nothing would make (and leave open) a loop of its own
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
     with contextlib.suppress(Exception):
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.run_until_complete(loop.shutdown_default_executor())
