@@ -1,4 +1,5 @@
-"""Every non-Python code block of the README runs as written (against the emulator), or says why it cannot here.
+"""Every non-Python code block of the README and of the docs pages (docs/*.md) runs as written (against the
+emulator), or says why it cannot here.
 
 The line before each fenced block that is not ```python carries a marker (an HTML comment, invisible on GitHub):
 
@@ -7,8 +8,9 @@ The line before each fenced block that is not ```python carries a marker (an HTM
     <!-- not run: reason -->                 the block is not runnable here (a reason is required)
 
 Python blocks are run by tests/test_readme_examples.py. Blocks run in an isolated HOME whose Google is the emulator,
-with `python` and `vertex-env` of this interpreter's environment first on PATH, and an `app.py` in the working folder
-that asks the model one question through the openai SDK.
+with `python` and `vertex-env` of this interpreter's environment first on PATH, and in the working folder the
+`app.py` the docs show (the ```python block after a `<!-- app.py: ... -->` line): it asks the model one question
+through the openai SDK.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from pathlib import Path
 import pytest
 from conftest import require_tool, start_emulator
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-CI_RUN = Path(__file__).resolve().parent.parent / ".ci" / "run"
+REPO = Path(__file__).resolve().parent.parent
+README = REPO / "README.md"
+DOCS = [README, *sorted((REPO / "docs").glob("*.md"))]
+CI_RUN = REPO / ".ci" / "run"
 _FENCE = re.compile(r"^```(?P<lang>[a-z]*)\n(?P<body>.*?)^```\n", re.S | re.M)
 _MARKER = re.compile(r"<!-- (?P<kind>run|not run): (?P<what>.+?) -->\Z")
 _SKIP = re.compile(r"skip\((?P<reason>[^)]+)\)\Z")
@@ -39,18 +43,10 @@ SHELLS = {
     "fish": ["fish", "-c"],
 }
 
-APP = """\
-import openai
-
-reply = openai.OpenAI().chat.completions.create(
-    model="google/gemini-2.5-flash", messages=[{"role": "user", "content": "hi"}]
-)
-print(reply.choices[0].message.content)
-"""
-
 
 @dataclass(frozen=True)
 class Block:
+    path: Path
     line: int  # 1-based line of the opening fence
     lang: str
     body: str
@@ -58,22 +54,42 @@ class Block:
 
     @property
     def name(self) -> str:
-        return f"README.md:{self.line}"
+        return f"{self.path.relative_to(REPO)}:{self.line}"
 
 
-def blocks() -> list[Block]:
-    text = README.read_text(encoding="utf-8")
+def blocks(path: Path = README) -> list[Block]:
+    text = path.read_text(encoding="utf-8")
     found = []
     for match in _FENCE.finditer(text):
         line = text.count("\n", 0, match.start()) + 1
         before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1].strip()
         found.append(
-            Block(line, match["lang"], match["body"], before if before.startswith("<!--") else None)
+            Block(
+                path,
+                line,
+                match["lang"],
+                match["body"],
+                before if before.startswith("<!--") else None,
+            )
         )
     return found
 
 
-NOT_PYTHON = [block for block in blocks() if block.lang != "python"]
+ALL_BLOCKS = [block for path in DOCS for block in blocks(path)]
+NOT_PYTHON = [block for block in ALL_BLOCKS if block.lang != "python"]
+
+
+def shown_app() -> str:
+    """The app.py the docs show: the blocks that run `python app.py` run this file."""
+    shown = [
+        block.body
+        for block in ALL_BLOCKS
+        if block.lang == "python" and (block.marker or "").startswith("<!-- app.py:")
+    ]
+    assert len(shown) == 1, (
+        f"one ```python block after a `<!-- app.py: ... -->` line, found {len(shown)}"
+    )
+    return shown[0]
 
 
 def _runnable() -> list[Block]:
@@ -88,6 +104,15 @@ def _runnable() -> list[Block]:
 def test_the_readme_has_shell_blocks_to_check() -> None:
     assert len(NOT_PYTHON) >= 15
     assert len(_runnable()) >= 8, "most of the README's commands run here"
+    assert any(block.path == README for block in _runnable()), "the README's own tour runs here"
+    assert {block.path for block in NOT_PYTHON} > {README}, "the docs pages' blocks are checked too"
+
+
+def test_the_docs_show_the_app_py_they_run() -> None:
+    app = shown_app()
+    compile(app, "app.py", "exec")
+    assert "openai" in app
+    assert any("python app.py" in block.body for block in _runnable())
 
 
 @pytest.mark.parametrize("block", NOT_PYTHON, ids=lambda block: block.name)
@@ -135,7 +160,7 @@ def readme_machine(
     server = start_emulator(monkeypatch, tmp_path)
     bin_dir = str(Path(sys.executable).parent)
     monkeypatch.setenv("PATH", bin_dir + os.pathsep + os.environ.get("PATH", ""))
-    (isolated_machine / "app.py").write_text(APP)
+    (isolated_machine / "app.py").write_text(shown_app())
     try:
         yield dict(os.environ)
     finally:

@@ -345,13 +345,15 @@ def test_a_metadata_server_refusal_keeps_its_whole_reason(
     )
 
 
-def test_the_readme_shows_the_table_as_it_is() -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+def test_the_docs_show_the_table_as_it_is() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "docs" / "check.md").read_text(
+        encoding="utf-8"
+    )
     start = readme.index("<!-- refusals table:")
     start = readme.index("\n", start) + 1
     end = readme.index("<!-- end of the refusals table -->")
     assert readme[start:end] == table.readme_section(), (
-        "README's 'When Vertex says no' table differs from vertex_env.core.refusal_table: "
+        "docs/check.md's 'When Vertex says no' table differs from vertex_env.core.refusal_table: "
         "paste readme_section()'s output between its markers"
     )
 

@@ -1,6 +1,6 @@
 """The one exception family: a user-facing message plus the exit code the CLI returns for it.
 
-Exit codes are part of the interface (documented in README.md, "Exit codes"). A message never holds a token.
+Exit codes are part of the interface (documented in docs/exit-codes.md). A message never holds a token.
 """
 
 from __future__ import annotations

@@ -128,7 +128,7 @@ class VertexEmulator:
 
     def refuse(self, project: str, refusal: Refusal) -> None:
         """Vertex refuses `project` from now on as Google does, e.g. `refuse(project, "SERVICE_DISABLED")`
-        (also IAM_PERMISSION_DENIED, BILLING_DISABLED, RESOURCE_EXHAUSTED, …: the README's emulator section)."""
+        (also IAM_PERMISSION_DENIED, BILLING_DISABLED, RESOURCE_EXHAUSTED, …: docs/emulator.md)."""
         self.admin.refuse(project, refusal)
 
     def allow(self, project: str | None = None, refusal: Refusal | None = None) -> None:

@@ -270,14 +270,14 @@ class Advice:
 
 @dataclass(frozen=True)
 class Row:
-    """One kind of refusal: when it applies, what Google sends (README), and the advice."""
+    """One kind of refusal: when it applies, what Google sends (docs/check.md), and the advice."""
 
     key: str
-    #: What Google answers, as the README shows it.
+    #: What Google answers, as docs/check.md shows it.
     google_says: str
     applies: Callable[[GoogleAnswer], bool]
     advise: Callable[[GoogleAnswer, Situation], tuple[str, tuple[str, ...]]]
-    #: An answer this row handles (README rendering and the table's own tests).
+    #: An answer this row handles (docs rendering and the table's own tests).
     sample: GoogleAnswer
     exit_code: int = REFUSED_EXIT
 
@@ -794,7 +794,7 @@ def google_message(answer: GoogleAnswer) -> str:
     return text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE] + "…"
 
 
-#: The principal and project the README's rendering of the table names.
+#: The principal and project the docs' rendering of the table names.
 README_SITUATION = Situation(
     project="PROJECT",
     location="LOCATION",
@@ -804,7 +804,7 @@ README_SITUATION = Situation(
 
 
 def readme_section() -> str:
-    """The README's table of "When Vertex says no", rendered from TABLE (a test keeps the README equal to it)."""
+    """docs/check.md's table of "When Vertex says no", rendered from TABLE (a test keeps the page equal to it)."""
     lines = [
         "| Google answers | vertex-env says | the fix it prints (for a user EMAIL and project PROJECT) | exit |",
         "|---|---|---|---|",

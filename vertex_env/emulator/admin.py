@@ -189,7 +189,7 @@ class EmulatorAdmin:
 
     def refuse(self, project: str, refusal: Refusal) -> dict[str, list[str]]:
         """Make Vertex refuse `project` the way Google does (e.g. `refuse("p", "SERVICE_DISABLED")`) until
-        `allow`; returns project -> refusals switched on. See README "Testing your own app offline"."""
+        `allow`; returns project -> refusals switched on. See docs/emulator.md."""
         body = {"project": project, "refusal": refusal}
         return cast("dict[str, list[str]]", self._call("POST", "refusals", body)["refusals"])
 
