@@ -8,6 +8,9 @@
   beside the same proxy with the loopback upstream (the environment's proxy settings are read once, not per request)
 - uvloop (the optional extra `vertex-env[speed]`) against asyncio's own loop: two more `serve` processes side by
   side, one where importing uvloop fails; the main table's proxy uses uvloop when it is installed
+- the cost of routing by model (issue 19): two more `serve` processes side by side, one whose profile has a
+  `models` table naming the benchmark's model (each request's JSON `model` is read and routed), one without
+  (targets: the routed one's throughput at 32 clients within 10 % of the other's; its added p50 stays ≤ 1 ms)
 - the cost of `serve`'s Prometheus metrics per request: two more `serve` processes side by side, one with
   prometheus_client importable (`/metrics` on) and one where importing it fails, as if the `vertex-env[metrics]`
   extra were not installed: latency p50 and proxy CPU µs per request
@@ -253,6 +256,18 @@ async def measure(
     return rows, notes
 
 
+# A profile whose models table routes the benchmark's model (and two others): every request's body is read.
+ROUTING_CONFIG = """
+[profiles.routed]
+location = "us-central1"
+
+[profiles.routed.models]
+"google/gemini-2.5-flash" = { location = "us-central1" }
+"google/gemini-3-pro-preview" = { location = "global" }
+"llama-3-70b" = { endpoint = "1234567890", location = "us-east5" }
+"""
+
+
 # Run `vertex-env serve` with some optional modules unimportable (prometheus_client: as if the
 # `vertex-env[metrics]` extra were not installed; uvloop: as without `vertex-env[speed]`).
 _WITHOUT = (
@@ -434,6 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         metric_rows: list[CostRow] = []
         loop_rows: list[CostRow] = []
         upstream_rows: list[CostRow] = []
+        routing_rows: list[CostRow] = []
         try:
             started = first_json_line(emulator, "emulator")
             env["VERTEX_ENV_EMULATOR_HOST"] = started["host_port"]
@@ -496,6 +512,17 @@ def main(argv: list[str] | None = None) -> int:
                 )
             else:
                 notes.append("metrics cost: not measured (install vertex-env[metrics] to compare)")
+            for process in sidecars:
+                process.terminate()
+                process.communicate(timeout=20)
+            sidecars = []
+            config = root / "routing.toml"
+            config.write_text(ROUTING_CONFIG)
+            routed = {**env, "VERTEX_ENV_CONFIG": str(config), "VERTEX_ENV_PROFILE": "routed"}
+            sidecars = [start_serve(python, env), start_serve(python, routed)]
+            routing_rows = run_side_by_side(
+                sidecars, ("no models table", "models table"), args.quick
+            )
         finally:
             started_processes: list[subprocess.Popen[str] | None] = [*sidecars, proxy, emulator]
             for started_process in started_processes:
@@ -510,6 +537,12 @@ def main(argv: list[str] | None = None) -> int:
     if loop_rows:
         print()
         print_table(("serve event loop", "asyncio loop", "uvloop", "difference"), loop_rows)
+    if routing_rows:
+        print()
+        print_table(
+            ("serve routing by model", "no models table", "models table", "difference"),
+            routing_rows,
+        )
     if metric_rows:
         print()
         print_table(

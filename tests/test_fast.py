@@ -198,6 +198,7 @@ def test_the_console_script_serves_warm_commands_without_importing_click(
         "vertex_env.config.values",
         "vertex_env.config.options",
         "vertex_env.config.file",
+        "vertex_env.config.models",  # the profile's models table: imports values, errors and record only
         "vertex_env.config.routing",
         "vertex_env.errors",
         "vertex_env.environment",

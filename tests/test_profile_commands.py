@@ -59,15 +59,24 @@ def test_profile_list_shows_project_location_credential_and_cached_token_life_wi
     assert main(["profile", "list"]) == 0
     rows = capsys.readouterr().out.splitlines()
     assert emu.admin.stats()["tokens_issued"] == issued, "listing never mints"
-    assert rows[0].split() == ["PROFILE", "PROJECT", "LOCATION", "CREDENTIAL", "CACHED", "TOKEN"]
+    assert rows[0].split() == [
+        "PROFILE",
+        "PROJECT",
+        "LOCATION",
+        "CREDENTIAL",
+        "MODELS",
+        "CACHED",
+        "TOKEN",
+    ]
     by_name = {row.lstrip("* ").split()[0]: row for row in rows[1:]}
     assert sorted(by_name) == ["broken", "dev", "prod"]
     assert by_name["dev"].startswith("*")
-    assert by_name["dev"].split()[1:6] == [
+    assert by_name["dev"].split()[1:7] == [
         "dev",
         "dev-project",
         "europe-west4",
         "authorized_user",
+        "-",  # no models table
         "expires",
     ]
     assert re.search(r"expires in (59|60)m", by_name["dev"]), by_name["dev"]
@@ -75,6 +84,7 @@ def test_profile_list_shows_project_location_credential_and_cached_token_life_wi
         "prod-project",
         "global",
         "authorized_user",
+        "-",
         "none",
     ], "another quota project: another cache entry, none cached yet"
     assert "error:" in by_name["broken"] and "missing.json" in by_name["broken"]

@@ -216,16 +216,24 @@ def test_no_quota_project_no_header(emu: EmulatorServer, proxy: BackgroundProxy)
 def test_other_paths_under_the_base_are_forwarded(
     emu: EmulatorServer, proxy: BackgroundProxy
 ) -> None:
-    """`/models`, `/embeddings`, …: anything under the base goes to Vertex (the emulator answers Google's HTML
-    404 for `/models`, as Vertex does, and serves `/embeddings`)."""
+    """`/responses`, `/embeddings`, …: anything under the base but `/models` goes to Vertex (the emulator answers
+    Google's 404 for a route Vertex lacks, and serves `/embeddings`). `/models` is the proxy's own
+    (tests/test_bridge_models.py): a POST there is refused here, never forwarded."""
+    status, _, answer = post(
+        proxy.base_url + "/responses",
+        b'{"model":"google/gemini-2.5-flash","input":"x"}',
+        {"Authorization": f"Bearer {proxy.key}"},
+    )
+    assert status == 404
+    assert emu.admin.requests()["requests"][-1]["path"] == BASE_PATH + "/responses"
+    forwarded = len(emu.admin.requests()["requests"])
     status, _, answer = post(
         proxy.base_url + "/models",
         b'{"model":"google/text-embedding-005","input":"x"}',
         {"Authorization": f"Bearer {proxy.key}"},
     )
-    assert status == 404
-    assert b"was not found on this server." in answer  # the emulator's own answer, relayed
-    assert emu.admin.requests()["requests"][-1]["path"] == BASE_PATH + "/models"
+    assert status == 405
+    assert len(emu.admin.requests()["requests"]) == forwarded
     status, _, answer = post(
         proxy.base_url + "/embeddings",
         b'{"model":"google/text-embedding-005","input":"x","encoding_format":"float"}',

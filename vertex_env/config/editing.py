@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from vertex_env.config import models as config_models
 from vertex_env.config.file import config_path, did_you_mean, read_config
 from vertex_env.config.options import OPTIONS_BY_NAME, PROFILE_KEYS
 from vertex_env.config.values import shown, validate_profile_name
@@ -37,6 +38,17 @@ def show_profile(name: str, path: Path | None = None) -> dict[str, Any]:
 
 def _coerce(key: str, raw: str) -> Any:
     """A `key=value` argument, validated: a bad one is a usage error (exit 2)."""
+    if key == "models":
+        raise UsageError(
+            "set one model at a time: models.ID=location=LOCATION,endpoint=ENDPOINT "
+            "(e.g. models.llama-3-70b=endpoint=1234567890,location=us-east5)"
+        )
+    if key in ("models_only", "models_ttl"):
+        check = config_models.models_only if key == "models_only" else config_models.models_ttl
+        try:
+            return check(raw, "the command line")
+        except ConfigError as err:
+            raise UsageError(err.message) from None
     if key not in PROFILE_KEYS:
         raise UsageError(
             f"unknown profile key {shown(key)}{did_you_mean(key, PROFILE_KEYS)}: "
@@ -69,19 +81,34 @@ def set_values(name: str, assignments: list[str], path: Path | None = None) -> P
         raise UsageError(err.message) from None
     path = path or config_path()
     values: dict[str, Any] = {}
+    models: dict[str, dict[str, str]] = {}
     for item in assignments:
         key, sep, raw = item.partition("=")
-        key = key.strip().replace("-", "_")
         if not sep:
             raise UsageError(
                 f"invalid assignment {shown(item)}: expected KEY=VALUE (e.g. project=my-project)"
             )
+        key = key.strip()
+        if key.startswith("models."):  # a model id is kept as written (it may hold '-' and '/')
+            try:
+                model, entry = config_models.parse_assignment(key, raw.strip())
+            except ConfigError as err:
+                raise UsageError(err.message) from None
+            models[model] = entry
+            continue
+        key = key.replace("-", "_")
         values[key] = _coerce(key, raw.strip())
     with _editing(path) as doc:
         profiles = doc.setdefault("profiles", tomlkit.table(is_super_table=True))
         table = profiles.setdefault(name, tomlkit.table())
         for key, value in values.items():
             table[key] = value
+        if models:
+            known = table.setdefault("models", tomlkit.table())
+            for model, entry in models.items():
+                inline = tomlkit.inline_table()
+                inline.update(entry)
+                known[model] = inline
     return path
 
 
@@ -90,8 +117,16 @@ def remove(name: str, keys: list[str], path: Path | None = None) -> Path:
     with _editing(path) as doc:
         show_profile(name, path)
         if keys:
+            table = doc["profiles"][name]
             for key in keys:
-                doc["profiles"][name].pop(key.replace("-", "_"), None)
+                if key.startswith("models."):
+                    known = table.get("models")
+                    if known is not None:
+                        known.pop(key[len("models.") :], None)
+                        if not known:
+                            table.pop("models")
+                    continue
+                table.pop(key.replace("-", "_"), None)
         else:
             del doc["profiles"][name]
             if doc.get("default_profile") == name:

@@ -524,7 +524,7 @@ OPTIONS_BY_NAME = {opt.name: opt for opt in OPTIONS}
 #: The kinds of option each command of the warm path takes (the click commands are declared with the same).
 COMMAND_KINDS = {"token": (COMMON, FIELD), "export": (EXPORT, VARIABLES, COMMON, FIELD)}
 PROFILE_ENV = ALL_BY_NAME["profile"].env
-PROFILE_KEYS = (*OPTIONS_BY_NAME, "write")
+PROFILE_KEYS = (*OPTIONS_BY_NAME, "write", "models", "models_only", "models_ttl")
 
 
 def given_value(

@@ -19,6 +19,13 @@ from vertex_env.config.file import (
     read_config,
     select_profile,
 )
+from vertex_env.config.models import (
+    DEFAULT_MODELS_TTL,
+    ModelPlace,
+    model_table,
+    models_only,
+    models_ttl,
+)
 from vertex_env.config.options import (
     OPTIONS,
     OPTIONS_BY_NAME,
@@ -42,7 +49,7 @@ if TYPE_CHECKING:
 
 
 #: The fields of a Profile (besides `sources`), in order.
-PROFILE_FIELDS = (*OPTIONS_BY_NAME, "name", "write")
+PROFILE_FIELDS = (*OPTIONS_BY_NAME, "name", "write", "models", "models_only", "models_ttl")
 
 
 class Profile(Record):
@@ -69,6 +76,12 @@ class Profile(Record):
     min_ttl: int
     write: tuple[str, ...]
     timeout: int
+    #: Where each configured model is served (vertex_env.config.models): what `serve` routes by `model`.
+    models: tuple[ModelPlace, ...]
+    #: Whether `serve`'s /models lists the configured models only (not Google's catalog and endpoints).
+    models_only: bool
+    #: How long `serve` keeps its model list (seconds).
+    models_ttl: int
     sources: Mapping[str, str]
 
     def __init__(
@@ -87,6 +100,9 @@ class Profile(Record):
         min_ttl: int,
         write: tuple[str, ...] = (),
         timeout: int = DEFAULT_TIMEOUT,
+        models: tuple[ModelPlace, ...] = (),
+        models_only: bool = False,
+        models_ttl: int = DEFAULT_MODELS_TTL,
         sources: Mapping[str, str] | None = None,
     ) -> None:
         values = locals()
@@ -213,7 +229,16 @@ def profile_from(
     if isinstance(writes, str):
         writes = (writes,)
     _check_type("write", writes, f"profile {name} ({path})")
-    result = Profile(name=name, write=tuple(str(w) for w in writes), sources=sources, **values)
+    where = f"profile {name} ({path})"
+    result = Profile(
+        name=name,
+        write=tuple(str(w) for w in writes),
+        models=model_table(table.get("models"), where),
+        models_only=models_only(table.get("models_only"), where),
+        models_ttl=models_ttl(table.get("models_ttl"), where),
+        sources=sources,
+        **values,
+    )
     if result.project is None:
         for finder in (credential_project, lambda _p: gcloud_project(env)):
             found = finder(result) if finder else None
@@ -258,3 +283,13 @@ def base_url(profile: Profile, emulator_host: str | None = None) -> str:
         f"{root}/{profile.api_version}/projects/{profile.require_project()}"
         f"/locations/{profile.location}/endpoints/{profile.endpoint}"
     )
+
+
+def place_base_url(
+    profile: Profile, location: str, endpoint: str, emulator_host: str | None = None
+) -> str:
+    """The base URL of `endpoint` in `location` for the profile's project and API version: the profile's own
+    host (`host`) when the location is the profile's, else Google's host for that location."""
+    if location == profile.location:
+        return base_url(profile.replace(endpoint=endpoint), emulator_host)
+    return base_url(profile.replace(location=location, endpoint=endpoint, host=None), emulator_host)

@@ -164,6 +164,10 @@ class Gate:
             guard.authenticated(request.transport)
         path = raw.split("?", 1)[0]
         base = self.base_path
-        if not path.startswith(base + "/") or unsafe_suffix(path[len(base) :]):
+        suffix = path[len(base) :]
+        if not path.startswith(base + "/") or (
+            # /models/{id} is answered here, never forwarded: an encoded `/` in an id (google%2F…) is harmless
+            unsafe_suffix(suffix) and not suffix.startswith("/models/")
+        ):
             return error(404, f"vertex-env proxy serves only {base}/...", "not_found")
         return None

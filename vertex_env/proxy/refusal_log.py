@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -24,6 +23,7 @@ from vertex_env.core.refusal_table import (
     situation_for,
 )
 from vertex_env.errors import VertexEnvError
+from vertex_env.proxy.models import model_of
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -76,17 +76,21 @@ class UpstreamRefusals:
         request_body: bytes,
         token: str,
         events: Any,
+        upstream: str | None = None,
     ) -> None:
-        """Vertex answered `status` with `body` (already on its way to the client, untouched)."""
+        """Vertex answered `status` with `body` (already on its way to the client, untouched); `upstream` is
+        the base URL the request went to when a model's route chose another than the proxy's."""
         answer = read_answer(status, body)
-        parts = urlsplit(self.upstream).path.strip("/").split("/")  # v1/projects/P/locations/L/…
+        parts = (
+            urlsplit(upstream or self.upstream).path.strip("/").split("/")
+        )  # v1/projects/P/locations/L/…
         named = {name: value for name, value in itertools.pairwise(parts) if name in _NAMED}
         situation = situation_for(
             project=named.get("projects"),
             location=named.get("locations"),
             quota_project=self.quota_project,
             principal=self._who(),
-            model=_model_of(request_body),
+            model=model_of(request_body),
             sent_quota_header=bool(self.quota_project),
         )
         advice = advise(answer, situation)
@@ -128,15 +132,6 @@ class UpstreamRefusals:
                 },
             },
         )
-
-
-def _model_of(request_body: bytes) -> str | None:
-    try:
-        data = json.loads(request_body) if request_body else None
-    except (ValueError, UnicodeDecodeError):
-        return None
-    model = data.get("model") if isinstance(data, dict) else None
-    return model if isinstance(model, str) else None
 
 
 def _record(source: Any, status: int, key: str) -> None:

@@ -37,6 +37,16 @@ from vertex_env.errors import ConfigError, VertexEnvError
 from vertex_env.proxy.events import ProxyEvents
 from vertex_env.proxy.gate import REQUEST_DROP, RESPONSE_DROP, Gate, error, filtered
 from vertex_env.proxy.guard import ConnectionGuard, GuardedSite, RateLimitedLog, quiet_server_logger
+from vertex_env.proxy.models import (
+    ROUTED_SUFFIXES,
+    UPSTREAM_KEY,
+    ModelDirectory,
+    Upstream,
+    google_message,
+    model_id_from,
+    model_of,
+    original_host_headers,
+)
 from vertex_env.proxy.refusal_log import MAX_KEPT, UpstreamRefusals
 from vertex_env.proxy.throttle import WrongKeyThrottle
 from vertex_env.system.hardening import raise_open_file_limit
@@ -136,6 +146,7 @@ class LoopbackProxy:
         header_timeout: float = HEADER_TIMEOUT,
         allow_hosts: Iterable[str] = (),
         tls: ssl.SSLContext | None = None,
+        models: ModelDirectory | None = None,
     ) -> None:
         # Beyond loopback only with a fixed key (vertex_env.system.loopback.check_listen).
         self.host = check_listen(host, key is not None)
@@ -150,6 +161,8 @@ class LoopbackProxy:
         self.base_path = parts.path.rstrip("/")
         self.gate = Gate(self.key, self.host, self.base_path, self.allow_hosts)
         self.quota_project = quota_project
+        # /models answered here, and where a request naming a model goes (vertex_env.proxy.models).
+        self.models = models or ModelDirectory(default=Upstream(self.upstream))
         self.max_body = max_body
         self.keepalive_timeout = keepalive_timeout
         self.timeout = aiohttp.ClientTimeout(
@@ -202,6 +215,7 @@ class LoopbackProxy:
             port=port,
             allow_hosts=allow_hosts,
             tls=tls,
+            models=ModelDirectory.for_environment(env),
         )
 
     @property
@@ -297,6 +311,8 @@ class LoopbackProxy:
         self._runner = runner
         self.port = int(runner.addresses[0][1])
         self.gate.listening(self.port)
+        self.models.fetch = self._get_json
+        self.models.warn = self.lines.warn
         log.info("proxy listening on %s, forwarding to %s", self.base_url, self.upstream)
 
     def abort_in_flight(self) -> int:
@@ -327,6 +343,7 @@ class LoopbackProxy:
         runner, session = self._runner, self._session
         self._runner = self._session = None
         try:
+            await self.models.close()
             if runner is not None:
                 await runner.cleanup()
         finally:  # also when a second signal cancels the drain: never leave the upstream session open
@@ -364,6 +381,12 @@ class LoopbackProxy:
             self.stats.refuse(refusal.status)
             self.events.refused(request, refusal.status)
             return refusal
+        suffix = request.raw_path[len(self.base_path) :]
+        route = suffix.split("?", 1)[0]
+        if route == "/models" or route.startswith("/models/"):
+            return await self._answer_models(
+                request, route
+            )  # Vertex has no such route: never forwarded
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
@@ -372,7 +395,11 @@ class LoopbackProxy:
             return error(
                 413, f"vertex-env proxy: request body over {self.max_body} bytes", "too_large"
             )
-        url = URL(self.upstream + request.raw_path[len(self.base_path) :], encoded=True)
+        target = self.models.default
+        if self.models.routing and route in ROUTED_SUFFIXES:
+            target = self.models.route(model_of(body))
+        request[UPSTREAM_KEY] = target
+        url = URL(target.base + suffix, encoded=True)
         headers = filtered(request.headers, REQUEST_DROP)
         if self.quota_project:
             headers["x-goog-user-project"] = self.quota_project
@@ -418,10 +445,55 @@ class LoopbackProxy:
             answer: bytes,
         ) -> None:  # Google's refusal: read it once relayed untouched
             await self.refusals.note(
-                request, upstream.status, answer, body, attempt.value, self.events
+                request, upstream.status, answer, body, attempt.value, self.events, target.base
             )
 
         return await self._relay(request, upstream, refused)
+
+    async def _answer_models(self, request: web.Request, route: str) -> web.Response:
+        """`GET /models` and `GET /models/{id}` in OpenAI's shape, from the model directory."""
+        if request.method not in ("GET", "HEAD"):
+            answer = error(405, "vertex-env proxy: /models answers GET only", "method_not_allowed")
+            answer.headers["Allow"] = "GET, HEAD"
+            return answer
+        if route == "/models":
+            return web.json_response({"object": "list", "data": await self.models.models()})
+        model_id = model_id_from(route)
+        found = await self.models.model(model_id) if model_id else None
+        if found is None:
+            return error(
+                404,
+                f"vertex-env proxy: no model {model_id!r} in this profile's models, Google's catalog "
+                "or the location's endpoints",
+                "model_not_found",
+            )
+        return web.json_response(found)
+
+    async def _get_json(self, url: str, google_host: str) -> dict[str, Any]:
+        """GET a JSON resource of Google's with the proxy's token, quota project and way out (the model
+        directory's lists); raises GoogleListError with Google's message when it says no."""
+        assert self._session is not None, "start() first"
+        token = (await self.tokens.aget()).value
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        headers.update(original_host_headers(url, google_host))
+        if self.quota_project:
+            headers["x-goog-user-project"] = self.quota_project
+        timeout = aiohttp.ClientTimeout(total=self.models.timeout)
+        async with self._session.get(
+            URL(url, encoded=True),
+            headers=headers,
+            timeout=timeout,
+            allow_redirects=False,
+            proxy=self._via[0],
+            proxy_headers=self._via[1],
+        ) as answer:
+            body = await answer.read()
+            if answer.status != 200:
+                raise google_message(answer.status, body)
+        data = json.loads(body)
+        if not isinstance(data, dict):
+            raise google_message(answer.status, b"")
+        return data
 
     def _count_wrong_key(self, request: web.Request, refusal: web.Response) -> web.Response:
         """Count a wrong or missing key against the client's address; once it is blocked, answer 429 and

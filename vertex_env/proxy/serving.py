@@ -35,6 +35,7 @@ from vertex_env.errors import ConfigError, VertexEnvError
 from vertex_env.proxy.events import ProxyEvents, refusal_reason
 from vertex_env.proxy.gate import wrong_host
 from vertex_env.proxy.guard import RateLimitedLog
+from vertex_env.proxy.models import UPSTREAM_KEY
 from vertex_env.system import diagnostics
 
 if TYPE_CHECKING:
@@ -351,6 +352,10 @@ class Sidecar(ProxyEvents):
                         fields["client"] = request.remote  # an address, never a header
                         if skipped:
                             fields["suppressed"] = skipped  # refusals of this kind not logged since
+                    upstream = request.get(UPSTREAM_KEY)
+                    if upstream is not None:  # where it went: never the prompt
+                        fields["location"] = upstream.location
+                        fields["endpoint"] = upstream.endpoint
                     if _UPSTREAM_REASON in request:
                         fields["upstream_reason"] = request[_UPSTREAM_REASON]
                     log.info("request", extra={"event": "request", "fields": fields})
@@ -407,6 +412,9 @@ class Sidecar(ProxyEvents):
                 installed.append(signum)
         try:
             await self.proxy.start()
+            # The model list in the background: /models answers at once, and a self-deployed endpoint's
+            # display name routes from the first request on (unless models_only).
+            self.proxy.models.prime()
             try:
                 await self.start_ops()
                 announce()

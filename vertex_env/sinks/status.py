@@ -222,10 +222,12 @@ def profile_overview(
     rows: list[dict[str, Any]] = []
     for name in names:
         row: dict[str, Any] = {"name": name, "project": None, "location": None, "credential": None}
+        row["models"] = 0
         row.update({"expires_at": None, "remaining_seconds": None, "error": None})
         try:
             env = resolve(name, environ=environ)
             row["project"], row["location"] = env.profile.project, env.profile.location
+            row["models"] = len(env.profile.models)
             source = env.token_source
             row["credential"] = source.source.credential_type
             cached = source.cache.read(source.cache_key) if source.cache.safe() else None

@@ -42,7 +42,7 @@ def list_(as_json: bool) -> None:
     if not names:
         log.info(f"no profiles in {config_path()}", extra=speaker(""))
         return
-    table = [("", "PROFILE", "PROJECT", "LOCATION", "CREDENTIAL", "CACHED TOKEN")]
+    table = [("", "PROFILE", "PROJECT", "LOCATION", "CREDENTIAL", "MODELS", "CACHED TOKEN")]
     for row in profile_overview(names, os.environ):
         if row["error"] is not None:
             token = f"error: {row['error']}"
@@ -51,7 +51,7 @@ def list_(as_json: bool) -> None:
         else:
             token = countdown(row["remaining_seconds"])
         mark = "*" if row["name"] == default else ""
-        cells = (row["project"], row["location"], row["credential"])
+        cells = (row["project"], row["location"], row["credential"], str(row["models"] or ""))
         table.append((mark, row["name"], *(c or "-" for c in cells), token))
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
     for line in table:
@@ -72,6 +72,11 @@ def show(name: str, as_json: bool) -> None:
         click.echo(json.dumps(values))
         return
     for key, value in values.items():
+        if key == "models" and isinstance(value, dict):
+            for model, entry in value.items():
+                where = ", ".join(f"{k}={v}" for k, v in dict(entry).items()) or "(the profile's)"
+                click.echo(f"models.{model} = {where}")
+            continue
         click.echo(f"{key} = {','.join(value) if isinstance(value, list) else value}")
 
 
@@ -85,7 +90,9 @@ def set_(name: str, assignments: tuple[str, ...]) -> None:
     """Set keys of a profile (created if missing); other settings and comments are kept.
 
     Keys: project, location, endpoint, api_version, host, credentials, impersonate, lifetime, quota_project,
-    scopes, min_ttl, write (dotenv files the daemon keeps fresh, comma separated).
+    scopes, min_ttl, write (dotenv files the daemon keeps fresh, comma separated); models.ID=location=L,endpoint=E
+    (where `serve` sends requests naming model ID; both optional), models_only (true: /models lists only those),
+    models_ttl (how long `serve` keeps its model list, e.g. 1h).
     """
     path = profiles.set_values(name, list(assignments))
     log.info(f"profile {name} updated in {path}", extra=speaker(""))

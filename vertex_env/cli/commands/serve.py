@@ -176,9 +176,13 @@ def _announce(sidecar: Sidecar, write_env: Path | None, as_json: bool, log_forma
         click.echo(render(variables, "sh"), nl=False)
     sys.stdout.flush()  # a parent reading our stdout must see the variables now, not at exit
     ops = f"; probes and metrics also on port {sidecar.ops_port}" if sidecar.ops_port else ""
+    routed = sorted(proxy.models.configured)
+    if routed:
+        ops += f"; routing {len(routed)} configured model{'s' if len(routed) > 1 else ''} by name"
     _note(
         "listening",
         f"proxy for {proxy.upstream} listening on {proxy.base_url}{_elsewhere(proxy)}{ops}",
+        models=routed,
         base_url=proxy.base_url,
         base_urls=proxy.base_urls,
         listen=proxy.host,
