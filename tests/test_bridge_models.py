@@ -137,6 +137,9 @@ def test_models_lists_the_configured_models_every_catalog_page_and_the_endpoints
         for entry in listing["data"]:
             assert set(entry) == {"id", "object", "created", "owned_by"}
             assert entry["object"] == "model" and isinstance(entry["created"], int)
+        deployed = {e["display_name"]: e for e in emulator.admin.endpoints()}
+        created = {m["id"]: m["created"] for m in listing["data"]}
+        assert created["my-gemma"] == int(deployed["my-gemma"]["create_time"])  # its createTime
         owners = {m["id"]: m["owned_by"] for m in listing["data"]}
         assert owners["google/gemini-2.5-flash"] == "google" and owners["my-gemma"] == PROJECT
         # the SDK reads it as OpenAI's list

@@ -96,7 +96,10 @@ def _epoch(rfc3339: object) -> int:
     """Seconds since the epoch of Google's `createTime` (`2026-01-02T03:04:05.123456789Z`), 0 if unreadable."""
     if not isinstance(rfc3339, str):
         return 0
-    text = re.sub(r"(\.\d{1,6})\d*", r"\1", rfc3339.strip()).replace("Z", "+00:00")
+    # Python 3.10's fromisoformat takes no "Z" and exactly 3 or 6 fraction digits; Google sends up to 9.
+    text = re.sub(
+        r"\.(\d+)", lambda m: "." + m[1][:6].ljust(6, "0"), rfc3339.strip().replace("Z", "+00:00")
+    )
     try:
         return int(datetime.datetime.fromisoformat(text).timestamp())
     except ValueError:
