@@ -186,6 +186,39 @@ def test_an_unexpected_exception_in_export_still_leaves_false(
     assert capsys.readouterr().out == ""
 
 
+@pytest.mark.parametrize("shell", ["bash", "zsh", "dash", "ksh"])
+@pytest.mark.parametrize("form", ["separate", "joined"])
+def test_a_shells_name_as_format_points_to_sh_in_one_line(
+    shell: str, form: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--format", shell] if form == "separate" else [f"--format={shell}"]
+    assert main(["export", *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (
+        f"vertex-env: error: invalid --format '{shell}': use --format sh (POSIX shell code; "
+        "bash, zsh, dash and ksh all read it)\n"
+    )
+    assert captured.out == "false;\n"  # an eval of it still fails
+
+
+def test_a_commands_option_before_the_command_says_to_move_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--project", "my-project", "--location", "global", "export"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (
+        "vertex-env: error: --project goes after the command: "
+        "vertex-env export --project my-project --location global\n"
+    )
+    assert captured.out == "false;\n"
+    # an option no command has keeps click's own message
+    assert main(["--no-such-flag", "token"]) == 2
+    assert "No such option '--no-such-flag'" in capsys.readouterr().err
+    # an option the command does not take either: not "goes after"
+    assert main(["--port", "1", "token"]) == 2
+    assert "goes after" not in capsys.readouterr().err
+
+
 def test_unset_has_no_ci_format(emu: EmulatorServer, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["export", "--unset", "--format", "github"]) == 2
     captured = capsys.readouterr()

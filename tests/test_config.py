@@ -127,11 +127,24 @@ def test_credential_project_comes_before_gcloud_but_after_everything_else(tmp_pa
     assert p.project == "core-project"
 
 
+def test_every_location_vertex_serves_passes_the_location_check() -> None:
+    from vertex_env.config.values import validate_location
+    from vertex_env.core.refusal_table import VERTEX_LOCATIONS
+
+    for location in (*VERTEX_LOCATIONS, "us", "eu", "africa-south1", "europe-west99"):
+        assert validate_location(location) == location
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
         ({"project": "Bad_Project"}, "invalid project 'Bad_Project': expected a project id"),
         ({"location": "mars"}, "invalid location 'mars': expected 'global' or a region"),
+        (
+            {"location": "mars-north1"},
+            "invalid location 'mars-north1': Google has no region in 'mars'",
+        ),
+        ({"location": "euorpe-west4"}, "(did you mean europe-…? regions start with africa, asia"),
         (
             {"endpoint": "gemini"},
             "invalid endpoint 'gemini': expected 'openapi' (Gemini) or a numeric endpoint id",

@@ -317,3 +317,23 @@ def imports(args: list[str]) -> set[str]:
         for line in result.stderr.splitlines()
         if line.startswith("import time:") and "imported package" not in line
     }
+
+
+@pytest.mark.parametrize("command", [["export"], ["token"], ["export", "--format", "dotenv"]])
+def test_a_cold_export_or_token_never_imports_aiohttp(
+    emu: EmulatorServer, command: list[str]
+) -> None:
+    """aiohttp is installed for serve, run --proxy, the emulator and demo; a mint through click and
+    google-auth (no cache: the cold path) must not load it."""
+    code = (
+        "import sys\nfrom vertex_env.cli.group import main\n"
+        f"rc = main({[*command, '--no-cache']!r})\n"
+        "sys.stderr.write('\\nloaded=' + ','.join(sorted(m for m in ('aiohttp', 'yarl', 'multidict') "
+        "if m in sys.modules)) + '\\n')\nsys.exit(rc)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip()  # it printed the variables or the token
+    assert result.stderr.strip().splitlines()[-1] == "loaded="

@@ -160,6 +160,34 @@ def test_serve_judges_the_file_a_key_symlink_points_to_and_refuses_a_fifo(
     assert "accessible by others (mode 0644)" in err and "not a regular file" in err
 
 
+@pytest.mark.parametrize("command", [["serve"], ["emulator"], ["serve", "--ops-listen"]])
+def test_a_busy_port_is_one_line_that_suggests_port_0(
+    emu: EmulatorServer, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        if command[-1] == "--ops-listen":
+            args = [*command, f"127.0.0.1:{port}"]
+            hint = "--ops-listen 127.0.0.1:0 for any free one"
+        else:
+            args = [*command, "--port", str(port)]
+            hint = "--port 0 for any free one"
+        assert main(args) == ConfigError.exit_code == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert f"cannot listen on 127.0.0.1:{port}" in err and hint in err
+
+
+def test_an_address_not_on_this_machine_says_so(
+    emu: EmulatorServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", "--listen", "127.0.0.1", "--ops-listen", "192.0.2.7:0"]) == 3
+    err = capsys.readouterr().err
+    assert "192.0.2.7 is not an address of this machine" in err and err.count("\n") == 1
+
+
 def test_proxy_object_refuses_a_public_address(emu: EmulatorServer) -> None:
     env = resolve()
     with pytest.raises(ConfigError):

@@ -356,6 +356,30 @@ def test_an_env_file_that_cannot_be_read_exits_9_before_asking_google(
     assert emu.state.stats()["tokens_issued"] == 0
 
 
+def test_an_env_file_line_that_is_no_assignment_exits_9_naming_the_file_and_line(
+    emu: Any, tmp_path: Path
+) -> None:
+    """python-dotenv warns about such a line (without the file's name) and skips it; the child would run
+    without what it meant to set. The line is not echoed: it may hold a secret."""
+    path = tmp_path / "x.env"
+    path.write_text("FOO=1\nsecret-looking value without a name\nBAR=2\n")
+    marker = tmp_path / "ran"
+    result = subprocess.run(
+        [VERTEX_ENV, "run", "--env-file", str(path), "--", "touch", str(marker)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 9
+    assert result.stderr == (
+        f"vertex-env: error: env file {path}: line 2 is not NAME=VALUE "
+        "(a comment starts with #; quote a value with spaces)\n"
+    )
+    assert "secret-looking" not in result.stderr and result.stdout == ""
+    assert not marker.exists()
+    assert emu.state.stats()["tokens_issued"] == 0
+
+
 @pytest.mark.parametrize(
     ("minutes_left", "replaced"),
     [(40, True), (50, False)],

@@ -290,6 +290,7 @@ def test_no_credentials_anywhere_fails_fast_with_what_was_tried(
         "GOOGLE_APPLICATION_CREDENTIALS",
         "gcloud auth application-default login",
         "metadata server",
+        "run `vertex-env demo` (offline)",  # the way to try it without a Google account
     )
     assert (
         elapsed < 5

@@ -135,7 +135,11 @@ def _main(args: list[str]) -> int:
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        hint = usage_hint(exc, args)
+        if hint is None:
+            exc.show()
+        else:
+            log.error("%s", hint, extra=diagnostics.speaker("vertex-env"))
         return exc.exit_code
     except click.exceptions.Abort:
         log.error("Aborted.", extra=diagnostics.speaker(None))
@@ -145,9 +149,56 @@ def _main(args: list[str]) -> int:
     return int(result) if isinstance(result, int) else 0
 
 
+#: Shells whose users ask for `--format bash`: `sh` output is POSIX shell code, which each of them reads.
+POSIX_SHELLS = ("bash", "zsh", "dash", "ksh", "ash", "posix")
+
+
+def usage_hint(exc: click.ClickException, args: Sequence[str]) -> str | None:
+    """One line that says what to type instead, for the usage mistakes people make most; None for the rest
+    (click's own message)."""
+    import shlex
+
+    if isinstance(exc, click.BadParameter) and exc.param is not None and exc.param.name == "format":
+        value = option_value(args, "--format")
+        if value in POSIX_SHELLS:
+            return (
+                f"invalid --format {value!r}: use --format sh (POSIX shell code; bash, zsh, dash and ksh "
+                "all read it)"
+            )
+    if isinstance(exc, click.NoSuchOption) and exc.ctx is not None and exc.ctx.command is cli:
+        # `vertex-env --project p export`: a command's option given before the command
+        command = next((a for a in args if a in COMMANDS), None)
+        if command is None:
+            return None
+        found = cli.get_command(exc.ctx, command)
+        accepted = {o for p in (found.params if found else ()) for o in p.opts}
+        if exc.option_name.split("=", 1)[0] not in accepted:
+            return None
+        at = list(args).index(command)
+        moved = shlex.join([command, *args[:at], *args[at + 1 :]])
+        return f"{exc.option_name} goes after the command: vertex-env {moved}"
+    return None
+
+
+def option_value(args: Sequence[str], flag: str) -> str | None:
+    """The value given to `flag` in argv (`--flag V` or `--flag=V`), the last one winning; None if absent."""
+    found = None
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == flag and i + 1 < len(args):
+            found = args[i + 1]
+        elif arg.startswith(flag + "="):
+            found = arg.partition("=")[2]
+    return found
+
+
 def command_of(args: Sequence[str]) -> str | None:
-    """The subcommand named in argv (the group itself takes only --help and --version)."""
-    return next((a for a in args if not a.startswith("-")), None)
+    """The subcommand named in argv (the group itself takes only --help and --version; a command's option
+    given before the command, with its value, is a mistake `usage_hint` names)."""
+    return next((a for a in args if a in COMMANDS), None) or next(
+        (a for a in args if not a.startswith("-")), None
+    )
 
 
 def export_failure_output(args: Sequence[str], environ: Mapping[str, str]) -> str:
@@ -155,14 +206,11 @@ def export_failure_output(args: Sequence[str], environ: Mapping[str, str]) -> st
     from vertex_env.config import options as option_table
     from vertex_env.sinks import render
 
-    fmt = environ.get(option_table.ALL_BY_NAME["format"].env) or "sh"
-    for i, arg in enumerate(args):
-        if arg == "--":
-            break
-        if arg == "--format" and i + 1 < len(args):
-            fmt = args[i + 1]
-        elif arg.startswith("--format="):
-            fmt = arg.partition("=")[2]
+    fmt = (
+        option_value(args, "--format")
+        or environ.get(option_table.ALL_BY_NAME["format"].env)
+        or "sh"
+    )
     if fmt in render.CI_FORMATS:  # a CI format's stdout may be a report file: leave it empty
         return ""
     return render.failure_output(fmt if fmt in render.FORMATS else "sh")

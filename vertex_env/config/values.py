@@ -103,10 +103,36 @@ def validate_project(value: str) -> str:
     )
 
 
+#: The geographies Google names its regions after (`europe-west4`, `me-central1`, …). A location in another
+#: (`mars-north1`) is a typo, refused here rather than at Google; a new region of a known geography is accepted
+#: (Google adds regions; `vertex-env check` warns about one it does not know).
+REGION_GEOGRAPHIES = (
+    "africa",
+    "asia",
+    "australia",
+    "europe",
+    "me",
+    "northamerica",
+    "southamerica",
+    "us",
+)
+
+
 def validate_location(value: str) -> str:
-    return _check(
+    _check(
         _LOCATION_RE, value, "location", "'global' or a region such as us-central1 or europe-west4"
     )
+    geography = value.split("-", 1)[0]
+    if "-" in value and geography not in REGION_GEOGRAPHIES:
+        import difflib
+
+        close = difflib.get_close_matches(geography, REGION_GEOGRAPHIES, n=1)
+        maybe = f"did you mean {close[0]}-…? " if close else ""
+        raise ConfigError(
+            f"invalid location {shown(value)}: Google has no region in {geography!r} ({maybe}regions "
+            f"start with {', '.join(REGION_GEOGRAPHIES)}; or use 'global')"
+        )
+    return value
 
 
 def validate_endpoint(value: str) -> str:

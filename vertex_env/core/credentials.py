@@ -484,7 +484,8 @@ def _no_credentials(environ: Mapping[str, str], why: str) -> NoCredentialsError:
     ]
     return NoCredentialsError(
         "no Google credentials found; tried " + "; ".join(tried),
-        hint="run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS",
+        hint="run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS; "
+        "to try vertex-env without a Google account, run `vertex-env demo` (offline)",
     )
 
 

@@ -59,6 +59,7 @@ from vertex_env.system.loopback import (
     check_loopback,
     goes_direct,
     is_loopback,
+    listen_error,
     new_key,
 )
 
@@ -305,9 +306,7 @@ class LoopbackProxy:
             await runner.cleanup()
             await self._session.close()
             self._session = None
-            raise ConfigError(
-                f"cannot listen on {self.host}:{self.port}: {err.strerror or err}"
-            ) from None
+            raise listen_error(self.host, self.port, err) from None
         self._runner = runner
         self.port = int(runner.addresses[0][1])
         self.gate.listening(self.port)

@@ -37,6 +37,7 @@ from vertex_env.proxy.gate import wrong_host
 from vertex_env.proxy.guard import RateLimitedLog
 from vertex_env.proxy.models import UPSTREAM_KEY
 from vertex_env.system import diagnostics
+from vertex_env.system.loopback import listen_error
 
 if TYPE_CHECKING:
     from vertex_env.core.source import Token, TokenSource
@@ -376,9 +377,7 @@ class Sidecar(ProxyEvents):
             await web.TCPSite(runner, host, port).start()
         except OSError as err:
             await runner.cleanup()
-            raise ConfigError(
-                f"cannot listen on {host}:{port} (--ops-listen): {err.strerror or err}"
-            ) from None
+            raise listen_error(host, port, err, "--ops-listen") from None
         self._ops_runner = runner
         self.ops_port = int(runner.addresses[0][1])
 

@@ -90,7 +90,7 @@ def read_env_files(paths: Sequence[str]) -> dict[str, str]:
     A file that cannot be read is an error (exit 9), not an empty set of variables."""
     import io
 
-    from dotenv import dotenv_values
+    from dotenv.parser import parse_stream
 
     from vertex_env.system.echo import printable
     from vertex_env.system.files import read_user_file
@@ -111,9 +111,18 @@ def read_env_files(paths: Sequence[str]) -> dict[str, str]:
             ) from None
         except OSError as err:
             raise SinkError(f"cannot read env file {shown}: {err.strerror or err}") from None
-        for name, value in dotenv_values(stream=io.StringIO(text), interpolate=False).items():
-            if value is not None:  # a bare NAME line sets nothing
-                values[name] = value
+        for binding in parse_stream(io.StringIO(text)):
+            if binding.error:
+                # python-dotenv would only warn and skip it; the child would run without what the line meant
+                # to set. Its text is not echoed: it may hold a secret.
+                raise SinkError(
+                    f"env file {shown}: line {binding.original.line} is not NAME=VALUE "
+                    "(a comment starts with #; quote a value with spaces)"
+                )
+            if (
+                binding.key is not None and binding.value is not None
+            ):  # a bare NAME line sets nothing
+                values[binding.key] = binding.value
     return values
 
 

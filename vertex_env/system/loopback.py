@@ -269,3 +269,26 @@ def fixed_key(key_file: Path | None, environ: Mapping[str, str]) -> str | None:
         return read_key_file(key_file)
     key = environ.get(KEY_ENV) or None
     return check_key(key) if key is not None else None
+
+
+def listen_error(host: str, port: int, err: OSError, flag: str = "--port") -> ConfigError:
+    """The one-line error for a listening socket that could not be bound, with what to do about it: a port in
+    use (`--port 0` takes any free one), an address not on this machine, a port below 1024 without root."""
+    import errno
+
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    text = (
+        f"cannot listen on {where}{'' if flag == '--port' else f' ({flag})'}: {err.strerror or err}"
+    )
+    hint = None
+    if err.errno == errno.EADDRINUSE:
+        hint = (
+            f"another program has port {port}; pick another, or {flag} 0 for any free one"
+            if flag == "--port"
+            else f"another program has port {port}; pick another, or {flag} {host}:0 for any free one"
+        )
+    elif err.errno == errno.EADDRNOTAVAIL:
+        hint = f"{host} is not an address of this machine (`ip -brief address` lists them)"
+    elif err.errno == errno.EACCES and 0 < port < 1024:
+        hint = f"ports below 1024 need privileges; pick one above 1023, or {flag} 0"
+    return ConfigError(text, hint=hint)

@@ -107,9 +107,9 @@ def emulator(
     try:
         asyncio.run(serve_forever(host, emulator_port, state=state, on_ready=on_ready))
     except OSError as err:
-        raise ConfigError(
-            f"cannot listen on {host}:{emulator_port}: {err.strerror or err}"
-        ) from None
+        from vertex_env.system.loopback import listen_error
+
+        raise listen_error(host, emulator_port, err) from None
     log.info("stopped", extra=speaker("vertex-env emulator"))
 
 
