@@ -258,6 +258,30 @@ def test_the_list_is_cached_refreshed_when_stale_and_served_from_the_last_good_c
         )
 
 
+def test_a_list_google_refuses_is_retried_alone_and_the_other_is_served(
+    team: tuple[EmulatorServer, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A principal without aiplatform.endpoints.list: the catalog is listed, the refusal is one line, and
+    the retry 30 s later asks only for the endpoints (the catalog's copy is fresh)."""
+    emulator, _ = team
+    emulator.admin.refuse(PROJECT, "IAM_PERMISSION_DENIED")
+    clock = Clock()
+    with BackgroundProxy.for_environment(resolve()) as proxy:
+        proxy.proxy.models.clock = clock
+        with caplog.at_level("WARNING", logger="vertex_env"):
+            ids = [m.id for m in client(proxy).models.list()]
+            assert "google/gemini-2.5-flash" in ids and "my-gemma" not in ids
+            assert ids[: len(CONFIGURED)] == list(CONFIGURED)
+            assert [r["status"] for r in operations(emulator, "endpoints")] == [403]
+            clock.now += RETRY_AFTER + 1
+            client(proxy).models.list()
+        assert len(operations(emulator, "publisher_models")) == 2  # its two pages, once
+        assert [r["status"] for r in operations(emulator, "endpoints")] == [403, 403]
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("vertex_env")]
+    refused = [line for line in lines if "endpoints list" in line]
+    assert refused and "HTTP 403" in refused[0] and "left out of /models" in refused[0]
+
+
 def test_a_hung_catalog_never_holds_a_client_longer_than_the_timeout(
     emu: EmulatorServer, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -269,9 +269,14 @@ class ModelDirectory:
         assert self.fetch is not None
         failed = False
         jobs = {}
-        if self.catalog_url is not None:
+        now = self.clock()
+
+        def due(copy: _Copy | None) -> bool:  # missing or stale: a good copy is not fetched again early
+            return copy is None or now - copy.at >= self.ttl
+
+        if self.catalog_url is not None and due(self._catalog):
             jobs["catalog"] = self._catalog_entries()
-        if self.endpoints_url is not None:
+        if self.endpoints_url is not None and due(self._endpoints):
             jobs["endpoints"] = self._endpoint_entries()
         results = await asyncio.gather(*jobs.values(), return_exceptions=True)
         now = self.clock()
