@@ -271,7 +271,9 @@ class ModelDirectory:
         jobs = {}
         now = self.clock()
 
-        def due(copy: _Copy | None) -> bool:  # missing or stale: a good copy is not fetched again early
+        def due(
+            copy: _Copy | None,
+        ) -> bool:  # missing or stale: a good copy is not fetched again early
             return copy is None or now - copy.at >= self.ttl
 
         if self.catalog_url is not None and due(self._catalog):
