@@ -431,6 +431,11 @@ def test_an_unknown_model_and_a_body_that_is_no_json_go_to_the_profiles_base(
     ("entry", "expected"),
     [
         ('"m" = { location = "mars north" }', "invalid location 'mars north'"),
+        (
+            '"m" = { location = "mars-north1" }',
+            "invalid location 'mars-north1': Vertex AI serves no generative models there",
+        ),
+        ('"m" = { location = "us-centrl1" }', "(did you mean 'us-central1'?)"),
         ('"m" = { endpoint = "abc", location = "us-east5" }', "invalid endpoint 'abc'"),
         ('"m" = { endpoint = "12a" }', "invalid endpoint '12a'"),
         ('"m" = { region = "us-east5" }', "unknown key 'region'"),
@@ -446,6 +451,28 @@ def test_a_bad_models_entry_is_a_config_error(
     assert result.stdout == "false;\n"  # what export prints on any error: an eval of it fails
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0] and "profile team" in lines[0], lines
+
+
+def test_with_a_custom_host_an_entry_in_the_profiles_location_may_be_any_location(
+    emu: EmulatorServer,
+) -> None:
+    """The profile's host (Private Service Connect, a proxy) serves the profile's location, whatever its name;
+    an entry elsewhere goes to Google's host for that location, so it must be one Vertex serves."""
+    config_home = Path(os.environ["XDG_CONFIG_HOME"])
+    served = '[profiles.team.models]\n"m" = { location = "europe-west99" }\n'
+    write_config(config_home, 'host = "vertex.psc.example"', served)
+    assert run_cli("export").returncode == 3  # the profile's location is us-central1: Google's host
+    path = write_config(config_home, 'host = "vertex.psc.example"', served)
+    path.write_text(path.read_text().replace('"us-central1"', '"europe-west99"'))
+    result = run_cli("export")
+    assert result.returncode == 0, result.stderr
+    path.write_text(
+        path.read_text().replace(
+            '"m" = { location = "europe-west99" }', '"m" = { location = "asia-x9" }'
+        )
+    )
+    result = run_cli("export")
+    assert result.returncode == 3 and "invalid location 'asia-x9'" in result.stderr, result.stderr
 
 
 def test_profile_set_show_list_and_remove_know_the_models_table(

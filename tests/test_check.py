@@ -212,9 +212,17 @@ def test_no_credentials_fail_the_credential_row_with_its_exit_code(
 
 
 def test_an_unknown_location_is_a_warning(emu: EmulatorServer) -> None:
-    # a region of a known geography that Vertex does not serve (mars-north1 is refused before check runs:
-    # tests/test_config.py)
-    result = run_cli("check", "--location", "europe-west99", "--no-call", "--json")
+    # a location Vertex does not serve is refused before check runs (tests/test_config.py) unless a custom
+    # host (Private Service Connect, a proxy) may serve it: then check warns
+    result = run_cli(
+        "check",
+        "--location",
+        "europe-west99",
+        "--host",
+        "vertex.psc.example",
+        "--no-call",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     row = _rows(result.stdout)["base url"]
     assert row["state"] == "warn" and "`--location global`" in row["fix"][0]

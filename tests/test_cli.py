@@ -219,6 +219,20 @@ def test_a_commands_option_before_the_command_says_to_move_it(
     assert "goes after" not in capsys.readouterr().err
 
 
+def test_a_location_vertex_does_not_serve_is_a_usage_error_with_a_did_you_mean(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["export", "--project", "my-project", "--location", "us-centrl1"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (
+        "vertex-env: error: invalid location 'us-centrl1': Vertex AI serves no generative models there "
+        "(did you mean 'us-central1'?); its locations: "
+        "https://cloud.google.com/vertex-ai/generative-ai/docs/learn/locations "
+        "(with --host any location is accepted) (from flag --location)\n"
+    )
+    assert captured.out == "false;\n"
+
+
 def test_unset_has_no_ci_format(emu: EmulatorServer, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["export", "--unset", "--format", "github"]) == 2
     captured = capsys.readouterr()

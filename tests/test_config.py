@@ -13,7 +13,7 @@ from vertex_env.cli.group import main
 from vertex_env.config import file as config_file
 from vertex_env.config import values as config_values
 from vertex_env.config.profile import Profile, base_url, profile_from
-from vertex_env.errors import ConfigError
+from vertex_env.errors import ConfigError, UsageError
 
 
 def make_profile(**values: object) -> Profile:
@@ -131,8 +131,35 @@ def test_every_location_vertex_serves_passes_the_location_check() -> None:
     from vertex_env.config.values import validate_location
     from vertex_env.core.refusal_table import VERTEX_LOCATIONS
 
-    for location in (*VERTEX_LOCATIONS, "us", "eu", "africa-south1", "europe-west99"):
+    for location in VERTEX_LOCATIONS:
         assert validate_location(location) == location
+    # a location Vertex serves no generative models in (a multi-region, a region it lacks, a typo) is refused,
+    # unless a custom host (Private Service Connect, a proxy) serves it: then any location of the right shape
+    for location in ("us", "eu", "africa-south1", "europe-west99", "mars-north1"):
+        with pytest.raises(ConfigError, match="Vertex AI serves no generative models there"):
+            validate_location(location)
+        assert validate_location(location, hosted=True) == location
+    with pytest.raises(ConfigError, match="expected 'global' or a region"):
+        validate_location("mars north", hosted=True)
+
+
+def test_a_custom_host_takes_any_location_and_the_config_files_bad_one_is_a_config_error(
+    tmp_path: Path,
+) -> None:
+    p = profile_from({"location": "europe-west99", "host": "vertex.psc.example"}, {})
+    assert (p.location, p.host) == ("europe-west99", "vertex.psc.example")
+    p = profile_from({}, {"VERTEX_ENV_LOCATION": "us", "VERTEX_ENV_HOST": "vertex.psc.example"})
+    assert p.location == "us"
+    with pytest.raises(
+        UsageError, match=r"invalid location 'us': .*\(from env VERTEX_ENV_LOCATION\)"
+    ):
+        profile_from({}, {"VERTEX_ENV_LOCATION": "us"})
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[profiles.dev]\nproject = "dev-project"\nlocation = "europe-west99"\n')
+    with pytest.raises(ConfigError) as err:
+        profile_from({"profile": "dev"}, {"VERTEX_ENV_CONFIG": str(cfg)})
+    assert not isinstance(err.value, UsageError)  # exit 3, the file's
+    assert "(did you mean 'europe-west9'?)" in str(err.value) and str(cfg) in str(err.value)
 
 
 @pytest.mark.parametrize(
@@ -142,9 +169,15 @@ def test_every_location_vertex_serves_passes_the_location_check() -> None:
         ({"location": "mars"}, "invalid location 'mars': expected 'global' or a region"),
         (
             {"location": "mars-north1"},
-            "invalid location 'mars-north1': Google has no region in 'mars'",
+            "invalid location 'mars-north1': Vertex AI serves no generative models there; its "
+            "locations: https://cloud.google.com/vertex-ai/generative-ai/docs/learn/locations "
+            "(with --host any location is accepted) (from flag --location)",
         ),
-        ({"location": "euorpe-west4"}, "(did you mean europe-…? regions start with africa, asia"),
+        (
+            {"location": "euorpe-west4"},
+            "invalid location 'euorpe-west4': Vertex AI serves no generative models there (did you mean "
+            "'europe-west4'?); its locations: https://cloud.google.com",
+        ),
         (
             {"endpoint": "gemini"},
             "invalid endpoint 'gemini': expected 'openapi' (Gemini) or a numeric endpoint id",

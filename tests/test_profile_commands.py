@@ -31,6 +31,29 @@ def test_profile_set_stores_relative_write_paths_as_absolute_ones(
     assert profile.write[0] == str(project / ".env")
 
 
+def test_profile_set_refuses_a_location_vertex_does_not_serve_unless_the_profile_has_a_host(
+    isolated_machine: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["profile", "set", "dev", "project=dev-project", "location=us-centrl1"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid location 'us-centrl1'" in err and "(did you mean 'us-central1'?)" in err
+    assert err.count("\n") == 1
+    assert not config_file.config_path().exists()  # nothing half written
+    assert main(["profile", "set", "dev", "models.m=location=mars-north1"]) == 2
+    assert "invalid location 'mars-north1'" in capsys.readouterr().err
+    # a custom host (Private Service Connect) serves the profile's location, whatever its name
+    args = ["host=vertex.psc.example", "location=europe-west99", "models.m=location=europe-west99"]
+    assert main(["profile", "set", "dev", *args]) == 0
+    profile = config.profile_from({"profile": "dev"}, dict(os.environ))
+    assert profile.location == "europe-west99" and profile.models[0].location == "europe-west99"
+    # a model elsewhere goes to Google's host for its location: one Vertex serves
+    assert main(["profile", "set", "dev", "models.n=location=asia-x9"]) == 2
+    assert "invalid location 'asia-x9'" in capsys.readouterr().err
+    assert [m.model for m in config.profile_from({"profile": "dev"}, dict(os.environ)).models] == [
+        "m"
+    ]
+
+
 @pytest.fixture
 def emu(monkeypatch: pytest.MonkeyPatch, isolated_machine: Path) -> Iterator[EmulatorServer]:
     server = start_emulator(monkeypatch, isolated_machine, project=None, expires_in=3600)

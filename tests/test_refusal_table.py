@@ -252,9 +252,12 @@ def test_the_redactor_leaves_numbers_alone_and_still_hides_an_authorization_code
 
 
 def test_vertex_locations_are_the_emulators() -> None:
+    from vertex_env.config import values
     from vertex_env.emulator.catalog import VERTEX_LOCATIONS
 
     assert table.VERTEX_LOCATIONS == VERTEX_LOCATIONS
+    # one list, the config layer's: the location check, the table and the emulator cannot drift apart
+    assert table.VERTEX_LOCATIONS is VERTEX_LOCATIONS is values.VERTEX_LOCATIONS
 
 
 # -- what the table exposed in the classification of token errors ---------------------------------------------

@@ -11,7 +11,12 @@ from typing import Any
 from vertex_env.config import models as config_models
 from vertex_env.config.file import config_path, did_you_mean, read_config
 from vertex_env.config.options import OPTIONS_BY_NAME, PROFILE_KEYS
-from vertex_env.config.values import shown, validate_profile_name
+from vertex_env.config.values import (
+    DEFAULT_LOCATION,
+    shown,
+    validate_location,
+    validate_profile_name,
+)
 from vertex_env.errors import ConfigError, UsageError
 from vertex_env.system.files import atomic_write, cache_dir, resolve_safely, writers_locked
 
@@ -81,7 +86,7 @@ def set_values(name: str, assignments: list[str], path: Path | None = None) -> P
         raise UsageError(err.message) from None
     path = path or config_path()
     values: dict[str, Any] = {}
-    models: dict[str, dict[str, str]] = {}
+    models: list[tuple[str, str]] = []
     for item in assignments:
         key, sep, raw = item.partition("=")
         if not sep:
@@ -90,11 +95,7 @@ def set_values(name: str, assignments: list[str], path: Path | None = None) -> P
             )
         key = key.strip()
         if key.startswith("models."):  # a model id is kept as written (it may hold '-' and '/')
-            try:
-                model, entry = config_models.parse_assignment(key, raw.strip())
-            except ConfigError as err:
-                raise UsageError(err.message) from None
-            models[model] = entry
+            models.append((key, raw.strip()))  # checked below, once the profile's host is known
             continue
         key = key.replace("-", "_")
         values[key] = _coerce(key, raw.strip())
@@ -103,9 +104,19 @@ def set_values(name: str, assignments: list[str], path: Path | None = None) -> P
         table = profiles.setdefault(name, tomlkit.table())
         for key, value in values.items():
             table[key] = value
-        if models:
+        # the profile's location and its models' as profile_from will check them (nothing saved on an error):
+        # with a custom host, any location of the right shape for the profile's own
+        location = str(table.get("location", DEFAULT_LOCATION))
+        hosted = location if table.get("host") is not None else None
+        try:
+            if "location" in values:
+                validate_location(location, hosted=hosted is not None)
+            parsed = dict(config_models.parse_assignment(k, raw, hosted) for k, raw in models)
+        except ConfigError as err:
+            raise UsageError(err.message) from None
+        if parsed:
             known = table.setdefault("models", tomlkit.table())
-            for model, entry in models.items():
+            for model, entry in parsed.items():
                 inline = tomlkit.inline_table()
                 inline.update(entry)
                 known[model] = inline

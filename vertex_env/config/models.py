@@ -73,8 +73,9 @@ def _endpoint(raw: object, where: str) -> str:
     return text
 
 
-def model_place(model: str, entry: object, source: str) -> ModelPlace:
-    """One entry of the table, checked: `{location = "…", endpoint = "…"}` (both optional)."""
+def model_place(model: str, entry: object, source: str, hosted: str | None = None) -> ModelPlace:
+    """One entry of the table, checked: `{location = "…", endpoint = "…"}` (both optional). Its location is
+    one Vertex serves models in, or `hosted`: the profile's location when a custom host serves it."""
     try:
         validate_model(model)
     except ConfigError as err:
@@ -95,15 +96,16 @@ def model_place(model: str, entry: object, source: str) -> ModelPlace:
         if not isinstance(location, str):
             raise ConfigError(f"invalid location {shown(location)} for {where}: expected a string")
         try:
-            validate_location(location)
+            validate_location(location, hosted=location == hosted)
         except ConfigError as err:
             raise ConfigError(f"{err.message} (for {where})") from None
     endpoint = _endpoint(entry.get("endpoint", "openapi"), where)
     return ModelPlace(model, location, endpoint)
 
 
-def model_table(raw: object, source: str) -> tuple[ModelPlace, ...]:
-    """The `models` table of a profile, every entry checked (ConfigError, exit 3, on the first bad one)."""
+def model_table(raw: object, source: str, hosted: str | None = None) -> tuple[ModelPlace, ...]:
+    """The `models` table of a profile, every entry checked (ConfigError, exit 3, on the first bad one);
+    `hosted` as for `model_place`."""
     if raw is None:
         return ()
     if not isinstance(raw, dict):
@@ -111,7 +113,7 @@ def model_table(raw: object, source: str) -> tuple[ModelPlace, ...]:
             f"invalid models {shown(raw)}: expected a table of model ids (from {source}), e.g. "
             '[profiles.NAME.models] "google/gemini-3-pro-preview" = { location = "global" }'
         )
-    return tuple(model_place(str(model), entry, source) for model, entry in raw.items())
+    return tuple(model_place(str(model), entry, source, hosted) for model, entry in raw.items())
 
 
 def models_only(raw: object, source: str) -> bool:
@@ -140,8 +142,9 @@ def models_ttl(raw: object, source: str) -> int:
     return seconds
 
 
-def parse_assignment(key: str, raw: str) -> tuple[str, dict[str, Any]]:
-    """`profile set NAME models.ID=location=L,endpoint=E` → (ID, its entry); ConfigError when bad."""
+def parse_assignment(key: str, raw: str, hosted: str | None = None) -> tuple[str, dict[str, Any]]:
+    """`profile set NAME models.ID=location=L,endpoint=E` → (ID, its entry); ConfigError when bad. `hosted` as
+    for `model_place`."""
     model = key[len("models.") :]
     entry: dict[str, Any] = {}
     for part in (p.strip() for p in raw.split(",")):
@@ -154,5 +157,5 @@ def parse_assignment(key: str, raw: str) -> tuple[str, dict[str, Any]]:
                 "e.g. models.llama-3-70b=endpoint=1234567890,location=us-east5"
             )
         entry[name.strip()] = value.strip()
-    place = model_place(model, entry, "the command line")
+    place = model_place(model, entry, "the command line", hosted)
     return place.model, place.as_toml()

@@ -38,6 +38,7 @@ from vertex_env.config.options import (
 from vertex_env.config.values import (
     DEFAULT_TIMEOUT,
     shown,
+    validate_location,
     validate_project,
 )
 from vertex_env.errors import ConfigError, UsageError
@@ -225,6 +226,13 @@ def profile_from(
             f"(from {sources['lifetime']})"
         )
 
+    if sources["location"] != "default":
+        try:  # any location of the right shape with a custom host; else one Vertex serves models in
+            validate_location(values["location"], hosted=values["host"] is not None)
+        except ConfigError as err:
+            cls = UsageError if sources["location"].startswith(("flag", "env")) else ConfigError
+            raise cls(f"{err.message} (from {sources['location']})") from None
+
     writes = table.get("write", ())
     if isinstance(writes, str):
         writes = (writes,)
@@ -233,7 +241,10 @@ def profile_from(
     result = Profile(
         name=name,
         write=tuple(str(w) for w in writes),
-        models=model_table(table.get("models"), where),
+        # an entry in the profile's own location is served by the profile's host; elsewhere by Google's
+        models=model_table(
+            table.get("models"), where, values["location"] if values["host"] else None
+        ),
         models_only=models_only(table.get("models_only"), where),
         models_ttl=models_ttl(table.get("models_ttl"), where),
         sources=sources,

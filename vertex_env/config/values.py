@@ -103,34 +103,64 @@ def validate_project(value: str) -> str:
     )
 
 
-#: The geographies Google names its regions after (`europe-west4`, `me-central1`, …). A location in another
-#: (`mars-north1`) is a typo, refused here rather than at Google; a new region of a known geography is accepted
-#: (Google adds regions; `vertex-env check` warns about one it does not know).
-REGION_GEOGRAPHIES = (
-    "africa",
-    "asia",
-    "australia",
-    "europe",
-    "me",
-    "northamerica",
-    "southamerica",
-    "us",
+#: The locations Vertex AI serves generative models in (Google's "Generative AI on Vertex AI locations",
+#: LOCATIONS_SOURCE): `global` and the regional hosts `{location}-aiplatform.googleapis.com`. The one list: the
+#: location check, `vertex-env check`, Google's refusal table and the emulator all read it.
+VERTEX_LOCATIONS: tuple[str, ...] = (
+    "global",
+    "us-central1",
+    "us-east1",
+    "us-east4",
+    "us-east5",
+    "us-south1",
+    "us-west1",
+    "us-west4",
+    "northamerica-northeast1",
+    "southamerica-east1",
+    "europe-central2",
+    "europe-north1",
+    "europe-southwest1",
+    "europe-west1",
+    "europe-west2",
+    "europe-west3",
+    "europe-west4",
+    "europe-west6",
+    "europe-west8",
+    "europe-west9",
+    "asia-east1",
+    "asia-east2",
+    "asia-northeast1",
+    "asia-northeast3",
+    "asia-south1",
+    "asia-southeast1",
+    "australia-southeast1",
+    "me-central1",
+    "me-central2",
+    "me-west1",
 )
+LOCATIONS_SOURCE = "https://cloud.google.com/vertex-ai/generative-ai/docs/learn/locations"
 
 
-def validate_location(value: str) -> str:
-    _check(
+def location_shape(value: str) -> str:
+    """A location's shape only (`global`, `us`, `eu` or `name-direction1`): the option table's check; whether
+    Vertex serves it is `validate_location`'s, which needs the profile's host."""
+    return _check(
         _LOCATION_RE, value, "location", "'global' or a region such as us-central1 or europe-west4"
     )
-    geography = value.split("-", 1)[0]
-    if "-" in value and geography not in REGION_GEOGRAPHIES:
+
+
+def validate_location(value: str, *, hosted: bool = False) -> str:
+    """A location Vertex AI serves generative models in; `hosted` (the profile sets a custom host: Private
+    Service Connect, a proxy): any location of the right shape, that host may serve one this list lacks."""
+    location_shape(value)
+    if not hosted and value not in VERTEX_LOCATIONS:
         import difflib
 
-        close = difflib.get_close_matches(geography, REGION_GEOGRAPHIES, n=1)
-        maybe = f"did you mean {close[0]}-…? " if close else ""
+        close = difflib.get_close_matches(value, VERTEX_LOCATIONS, n=1, cutoff=0.8)
+        maybe = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigError(
-            f"invalid location {shown(value)}: Google has no region in {geography!r} ({maybe}regions "
-            f"start with {', '.join(REGION_GEOGRAPHIES)}; or use 'global')"
+            f"invalid location {shown(value)}: Vertex AI serves no generative models there{maybe}; "
+            f"its locations: {LOCATIONS_SOURCE} (with --host any location is accepted)"
         )
     return value
 

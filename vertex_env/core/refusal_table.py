@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from vertex_env.config.values import DEFAULT_CHECK_MODEL
+from vertex_env.config.values import DEFAULT_CHECK_MODEL, VERTEX_LOCATIONS
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -38,41 +38,6 @@ __all__ = [
 
 #: The model `check` asks when none is named.
 DEFAULT_MODEL = DEFAULT_CHECK_MODEL
-#: The locations Vertex AI serves generative models in (Google's "Generative AI on Vertex AI locations"): `global`
-#: and the regional hosts `{location}-aiplatform.googleapis.com`. The emulator serves the same list (a test
-#: keeps the two equal).
-VERTEX_LOCATIONS: tuple[str, ...] = (
-    "global",
-    "us-central1",
-    "us-east1",
-    "us-east4",
-    "us-east5",
-    "us-south1",
-    "us-west1",
-    "us-west4",
-    "northamerica-northeast1",
-    "southamerica-east1",
-    "europe-central2",
-    "europe-north1",
-    "europe-southwest1",
-    "europe-west1",
-    "europe-west2",
-    "europe-west3",
-    "europe-west4",
-    "europe-west6",
-    "europe-west8",
-    "europe-west9",
-    "asia-east1",
-    "asia-east2",
-    "asia-northeast1",
-    "asia-northeast3",
-    "asia-south1",
-    "asia-southeast1",
-    "australia-southeast1",
-    "me-central1",
-    "me-central2",
-    "me-west1",
-)
 #: Project numbers of gcloud's own OAuth clients: user credentials sent without a quota project are billed
 #: there, and Google's refusal names that project as the consumer.
 GCLOUD_CLIENT_PROJECTS = ("764086051850", "32555940559")

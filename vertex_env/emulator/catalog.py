@@ -26,43 +26,12 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from vertex_env.config.values import VERTEX_LOCATIONS as VERTEX_LOCATIONS
 from vertex_env.emulator.faults import EmulatorError
 
-#: The locations Vertex AI serves generative models in (Google's "Generative AI on Vertex AI locations"):
-#: `global` and the regional hosts `{location}-aiplatform.googleapis.com`. A location outside this set is one
-#: Vertex does not serve; a chat there gets the same 404 as a model Vertex does not know.
-VERTEX_LOCATIONS: tuple[str, ...] = (
-    "global",
-    "us-central1",
-    "us-east1",
-    "us-east4",
-    "us-east5",
-    "us-south1",
-    "us-west1",
-    "us-west4",
-    "northamerica-northeast1",
-    "southamerica-east1",
-    "europe-central2",
-    "europe-north1",
-    "europe-southwest1",
-    "europe-west1",
-    "europe-west2",
-    "europe-west3",
-    "europe-west4",
-    "europe-west6",
-    "europe-west8",
-    "europe-west9",
-    "asia-east1",
-    "asia-east2",
-    "asia-northeast1",
-    "asia-northeast3",
-    "asia-south1",
-    "asia-southeast1",
-    "australia-southeast1",
-    "me-central1",
-    "me-central2",
-    "me-west1",
-)
+# VERTEX_LOCATIONS (the config layer's list, one for the whole package): the locations Vertex serves generative
+# models in; a chat in another gets the same 404 as a model Vertex does not know.
+
 REGIONS: tuple[str, ...] = tuple(loc for loc in VERTEX_LOCATIONS if loc != "global")
 #: Every location (`"*"` in the admin API).
 EVERYWHERE = "*"
