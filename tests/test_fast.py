@@ -337,3 +337,26 @@ def test_a_cold_export_or_token_never_imports_aiohttp(
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()  # it printed the variables or the token
     assert result.stderr.strip().splitlines()[-1] == "loaded="
+
+
+@pytest.mark.parametrize("command", [["export"], ["token"]])
+def test_python_m_vertex_env_export_or_token_cold_never_imports_aiohttp(
+    emu: EmulatorServer, command: list[str]
+) -> None:
+    """`python -m vertex_env export` as a user types it, the first run (no cached token: click, google-auth and a
+    mint), under -X importtime: aiohttp and its packages are not among what it loads."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "vertex_env", *command],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip()  # the variables or the token
+    loaded = {
+        line.split("|")[-1].strip()
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "google.auth" in loaded  # the cold path: it minted
+    assert not {m for m in loaded if m.split(".")[0] in ("aiohttp", "yarl", "multidict")}
